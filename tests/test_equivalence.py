@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from f5_tts.infer import utils_infer  # the reference extra: a hard dependency of the tests
+from f5_tts.model import DiT as UpstreamDiT
+from f5_tts.model.modules import MelSpec
 
 from wyoming_ishowtts.checkpoints import load_strict, read_dit_state, read_vocos_state
 from wyoming_ishowtts.dit import DiT, DiTConfig
@@ -22,10 +25,6 @@ from wyoming_ishowtts.sampler import draw_noise, sample
 from wyoming_ishowtts.tokenizer import Vocab, text_to_tokens
 from wyoming_ishowtts.tools.random_model import write_random_model
 from wyoming_ishowtts.vocoder import Vocos, VocosConfig
-
-from f5_tts.infer import utils_infer  # the reference extra: a hard dependency of the tests
-from f5_tts.model import DiT as UpstreamDiT
-from f5_tts.model.modules import MelSpec
 
 REF_TEXT = "This is the reference transcript for the test voice. "
 TWO_CHUNKS = "The first sentence is here, and it keeps going for a while. Then a second sentence follows it."
@@ -52,9 +51,15 @@ def tiny_arch(dir_: Path) -> dict[str, Any]:
 def upstream_model(dir_: Path) -> Any:
     arch = tiny_arch(dir_)
     cfg = {
-        "dim": arch["dim"], "depth": arch["depth"], "heads": arch["heads"], "dim_head": arch["dim_head"],
-        "ff_mult": arch["ff_mult"], "text_dim": arch["text_dim"], "conv_layers": arch["conv_layers"],
-        "text_mask_padding": arch["text_mask_padding"], "pe_attn_head": arch["pe_attn_head"],
+        "dim": arch["dim"],
+        "depth": arch["depth"],
+        "heads": arch["heads"],
+        "dim_head": arch["dim_head"],
+        "ff_mult": arch["ff_mult"],
+        "text_dim": arch["text_dim"],
+        "conv_layers": arch["conv_layers"],
+        "text_mask_padding": arch["text_mask_padding"],
+        "pe_attn_head": arch["pe_attn_head"],
         "attn_mask_enabled": False,
     }
     model = utils_infer.load_model(
@@ -127,7 +132,9 @@ def test_one_dit_forward_base(tmp_path_factory: pytest.TempPathFactory) -> None:
     t = torch.tensor([0.61])
     with torch.inference_mode():
         upstream.ema_model.eval()
-        theirs = upstream.ema_model.transformer(x=x, cond=cond, text=text, time=t, cfg_infer=True, cache=False)
+        theirs = upstream.ema_model.transformer(
+            x=x, cond=cond, text=text, time=t, cfg_infer=True, cache=False
+        )
         mine = ours(x, cond, ours.embed_text(text, torch.tensor([n])), t)
     assert report("DiT forward (base)", mine, theirs) < 1e-4
     del upstream
@@ -143,15 +150,27 @@ def test_full_sample_same_seed(tiny_dir: Path, engine: Engine, steps: int) -> No
     seed = 1234
     with torch.inference_mode():
         theirs, _ = upstream.sample(
-            cond=audio, text=[tokens], duration=duration, steps=steps, cfg_strength=2.0,
-            sway_sampling_coef=-1.0, seed=seed,
+            cond=audio,
+            text=[tokens],
+            duration=duration,
+            steps=steps,
+            cfg_strength=2.0,
+            sway_sampling_coef=-1.0,
+            seed=seed,
         )
         cond = engine.mel(audio).transpose(1, 2)
         ids = torch.tensor([engine.vocab.encode(tokens)])
         total = max(max(ids.shape[1], cond.shape[1]) + 1, duration)
         ours = sample(
-            engine.model, cond, torch.tensor([cond.shape[1]]), ids, torch.tensor([total]),
-            draw_noise([total], 100, torch.Generator().manual_seed(seed)), steps=steps, cfg_strength=2.0, sway=-1.0,
+            engine.model,
+            cond,
+            torch.tensor([cond.shape[1]]),
+            ids,
+            torch.tensor([total]),
+            draw_noise([total], 100, torch.Generator().manual_seed(seed)),
+            steps=steps,
+            cfg_strength=2.0,
+            sway=-1.0,
         )
     assert report(f"sample() {steps} steps", ours, theirs) < 1e-4
 
@@ -204,8 +223,17 @@ def test_whole_text_to_waveform_two_chunks(
     torch.manual_seed(99)
     theirs, sr, _ = next(
         utils_infer.infer_batch_process(
-            (torch.from_numpy(clip)[None], 24000), voice.ref_text, chunks, upstream, vocoder,
-            nfe_step=7, cfg_strength=2.0, sway_sampling_coef=-1, speed=1.0, device="cpu", progress=None,
+            (torch.from_numpy(clip)[None], 24000),
+            voice.ref_text,
+            chunks,
+            upstream,
+            vocoder,
+            nfe_step=7,
+            cfg_strength=2.0,
+            sway_sampling_coef=-1,
+            speed=1.0,
+            device="cpu",
+            progress=None,
         )
     )
     assert sr == 24000

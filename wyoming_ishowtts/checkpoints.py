@@ -101,7 +101,9 @@ def resolve_model_files(model: str, model_dir: Path | None, cache_dir: Path | No
         else:
             vocos_config = _hub_file(VOCOS_REPO, "config.yaml", cache_dir)
             vocos_weights = _hub_file(VOCOS_REPO, "pytorch_model.bin", cache_dir)
-        return ModelFiles(_pick_checkpoint(folder), vocab, vocos_config, vocos_weights, _architecture(model, info))
+        return ModelFiles(
+            _pick_checkpoint(folder), vocab, vocos_config, vocos_weights, _architecture(model, info)
+        )
 
     if model.startswith("hf://"):
         parts = model[len("hf://") :].split("/")

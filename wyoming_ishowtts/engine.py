@@ -117,6 +117,8 @@ class Voice:
     """(1, samples) at 24 kHz, on the CPU, after loudness normalization."""
     rms: float
     """Loudness of the trimmed clip before normalization; output is scaled back to it when it was quiet."""
+    source_seconds: float
+    """Length of the trimmed clip at its own sample rate (sizes the text chunks, as upstream does)."""
     mel: torch.Tensor = field(repr=False)
     """(1, frames, 100) on the engine's device in the model's dtype; frames = samples // 256 + 1."""
 
@@ -131,8 +133,14 @@ class Voice:
     def save(self, path: Path) -> None:
         """Write the prepared clip (not the mel: it depends on the device and is cheap to recompute)."""
         torch.save(
-            {"format": VOICE_FORMAT, "name": self.name, "ref_text": self.ref_text, "audio": self.audio.cpu(),
-             "rms": self.rms},
+            {
+                "format": VOICE_FORMAT,
+                "name": self.name,
+                "ref_text": self.ref_text,
+                "audio": self.audio.cpu(),
+                "rms": self.rms,
+                "source_seconds": self.source_seconds,
+            },
             path,
         )
 
@@ -144,10 +152,20 @@ class Voice:
             if not isinstance(data, dict) or data.get("format") != VOICE_FORMAT:
                 raise ValueError("unknown voice cache format")
             audio = data["audio"]
-            if not isinstance(audio, torch.Tensor) or audio.ndim != 2 or audio.shape[0] != 1 or audio.numel() == 0:
+            if (
+                not isinstance(audio, torch.Tensor)
+                or audio.ndim != 2
+                or audio.shape[0] != 1
+                or audio.numel() == 0
+            ):
                 raise ValueError("bad audio tensor")
-            return engine._voice_from_prepared(str(data["name"]), str(data["ref_text"]), audio.float(),
-                                               float(data["rms"]))
+            return engine._voice_from_prepared(
+                str(data["name"]),
+                str(data["ref_text"]),
+                audio.float(),
+                float(data["rms"]),
+                float(data["source_seconds"]),
+            )
         except ReferenceAudioError:
             raise
         except Exception as err:
@@ -220,7 +238,7 @@ class Engine:
 
         model = DiT(dit_config_for(files, vocab.size))
         load_strict(model, read_dit_state(files.checkpoint), files.checkpoint)
-        model = model.to(device=device, dtype=dtype).eval()
+        model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
         try:
             vocos_cfg = VocosConfig.from_yaml(files.vocos_config)
@@ -228,7 +246,7 @@ class Engine:
             raise ModelLoadError(f"Vocoder config {files.vocos_config}: {err}") from err
         vocoder = Vocos(vocos_cfg)
         load_strict(vocoder, read_vocos_state(files.vocos_weights), files.vocos_weights)
-        vocoder = vocoder.to(device).eval()  # float32, as upstream runs it
+        vocoder = vocoder.to(device).eval().requires_grad_(False)  # float32, as upstream runs it
 
         digest = hashlib.sha256()
         for path in (files.checkpoint, files.vocab):
@@ -250,25 +268,31 @@ class Engine:
         up to RMS 0.1 (remembering its loudness), resample to 24 kHz. `trim=False` keeps the clip as given
         (for a clip that was already prepared, and for comparisons with upstream's inner functions)."""
         ref_text = normalize_ref_text(text)
-        mono = to_mono(np.asarray(audio, dtype=np.float32))
-        if trim:
-            mono = trim_reference(mono, sample_rate)
+        clip = np.asarray(audio, dtype=np.float32)
+        if trim:  # on the file's own channels and rate, before mixing down, as upstream does
+            clip = trim_reference(clip, sample_rate).astype(np.float32, copy=False)
+        mono = to_mono(clip)
+        seconds = len(mono) / sample_rate  # upstream sizes text chunks by the clip's length at its own rate
         rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
         if not np.isfinite(rms) or rms <= 0:
             raise ReferenceAudioError("reference clip is silent")
-        wave = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None, :]
+        wave = torch.from_numpy(np.ascontiguousarray(mono))[None, :]
         if rms < TARGET_RMS:
             wave = wave * TARGET_RMS / rms
         if sample_rate != SAMPLE_RATE:
-            wave = torch.from_numpy(resample(wave[0].numpy(), sample_rate, SAMPLE_RATE).astype(np.float32))[None]
-        return self._voice_from_prepared(name, ref_text, wave, rms)
+            wave = torch.from_numpy(resample(wave[0].numpy(), sample_rate, SAMPLE_RATE).astype(np.float32))[
+                None
+            ]
+        return self._voice_from_prepared(name, ref_text, wave, rms, seconds)
 
-    def _voice_from_prepared(self, name: str, ref_text: str, audio: torch.Tensor, rms: float) -> Voice:
+    def _voice_from_prepared(
+        self, name: str, ref_text: str, audio: torch.Tensor, rms: float, seconds: float
+    ) -> Voice:
         if audio.shape[-1] < HOP_LENGTH * 8:
             raise ReferenceAudioError("reference clip is too short")
         with torch.inference_mode():
             mel = self.mel(audio.to(self.device)).transpose(1, 2).to(self.dtype)
-        return Voice(name=name, ref_text=ref_text, audio=audio, rms=rms, mel=mel)
+        return Voice(name=name, ref_text=ref_text, audio=audio, rms=rms, source_seconds=seconds, mel=mel)
 
     # ---------------------------------------------------------------- synthesis
     def plan(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> list[str]:
@@ -277,10 +301,10 @@ class Engine:
         text = " ".join(text.split())
         if not text:
             raise TextError("text is empty")
-        max_chars = opts.max_chars or max_chars_for(voice.ref_text, voice.duration_seconds, opts.speed)
+        max_chars = opts.max_chars or max_chars_for(voice.ref_text, voice.source_seconds, opts.speed)
         chunks = chunk_text(text, max(1, max_chars))
         if opts.first_chunk_max_chars:
-            chunks = shorten_first_chunk(chunks, opts.first_chunk_max_chars)
+            chunks = shorten_first_chunk(chunks, opts.first_chunk_max_chars, max_chars)
         return chunks
 
     def synthesize(
@@ -314,7 +338,14 @@ class Engine:
             step_cost = spent / max(steps, 1) / frames
             _LOGGER.debug(
                 "chunk %d/%d: %d steps, %d frames, %.2fs audio in %.2fs (slack %.2fs): %r",
-                index + 1, len(chunks), steps, frames, len(wave) / SAMPLE_RATE, spent, slack, chunk,
+                index + 1,
+                len(chunks),
+                steps,
+                frames,
+                len(wave) / SAMPLE_RATE,
+                spent,
+                slack,
+                chunk,
             )
             piece = fader.push(wave)
             if index == len(chunks) - 1:
@@ -331,7 +362,9 @@ class Engine:
         """Run the whole path once so the first real request pays no one-time costs (allocations, kernels)."""
         if voice is None:
             t = np.arange(SAMPLE_RATE * 2) / SAMPLE_RATE
-            tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+            tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(
+                np.float32
+            )
             voice = self.prepare_voice(tone, SAMPLE_RATE, "Warm up.")
         started = time.monotonic()
         self.synthesize_all(voice, "Warming up the engine.", SynthesisOptions(nfe=steps, seed=0))
@@ -388,6 +421,8 @@ class Engine:
 
     def _fall_back_to_fp32(self) -> None:
         """Half precision overflowed (some GPUs and checkpoints do): switch to fp32 for good, and say so."""
-        _LOGGER.warning("Non-finite output in %s: switching the model to fp32", str(self.dtype).replace("torch.", ""))
+        _LOGGER.warning(
+            "Non-finite output in %s: switching the model to fp32", str(self.dtype).replace("torch.", "")
+        )
         self.model = self.model.float()
         self.dtype = torch.float32

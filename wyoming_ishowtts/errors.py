@@ -33,7 +33,7 @@ class MissingExtraError(TextError):
     code = "extra-missing"
 
 
-class SynthesisCancelled(IShowTTSError):  # noqa: N818 - a signal, not a failure
+class SynthesisCancelled(IShowTTSError):
     """The caller asked to stop (client gone, server shutting down)."""
 
     code = "cancelled"

@@ -30,7 +30,9 @@ def mel_filterbank(cfg: MelConfig) -> torch.Tensor:
     n_freqs = cfg.n_fft // 2 + 1
     # float32 throughout, in the same order of operations as torchaudio, so the filters match to the bit.
     freqs = torch.linspace(0.0, cfg.sample_rate // 2, n_freqs, dtype=torch.float32)
-    mel_edges = torch.linspace(_hz_to_mel(0.0), _hz_to_mel(cfg.sample_rate / 2), cfg.n_mels + 2, dtype=torch.float32)
+    mel_edges = torch.linspace(
+        _hz_to_mel(0.0), _hz_to_mel(cfg.sample_rate / 2), cfg.n_mels + 2, dtype=torch.float32
+    )
     hz_edges = 700.0 * (torch.pow(10.0, mel_edges / 2595.0) - 1.0)
     widths = hz_edges[1:] - hz_edges[:-1]  # (n_mels + 1,)
     dist = hz_edges[None, :] - freqs[:, None]  # (n_freqs, n_mels + 2)
@@ -41,6 +43,9 @@ def mel_filterbank(cfg: MelConfig) -> torch.Tensor:
 
 class MelSpectrogram(nn.Module):
     """Waveform (B, samples) -> log-mel (B, n_mels, frames), frames = samples // hop + 1."""
+
+    window: torch.Tensor
+    filters: torch.Tensor
 
     def __init__(self, cfg: MelConfig | None = None) -> None:
         super().__init__()

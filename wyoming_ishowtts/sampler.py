@@ -30,11 +30,7 @@ def timesteps(
     """steps + 1 times from 0 to 1: an EPSS grid where one exists, else uniform; then sway sampling,
     which for sway = -1 becomes 1 - cos(pi t / 2) and spends more steps early, where the flow bends most."""
     grid = EPSS_GRIDS.get(steps) if use_epss else None
-    t = (
-        torch.tensor(grid, dtype=dtype) * (1 / 32)
-        if grid
-        else torch.linspace(0, 1, steps + 1, dtype=dtype)
-    )
+    t = torch.tensor(grid, dtype=dtype) * (1 / 32) if grid else torch.linspace(0, 1, steps + 1, dtype=dtype)
     if sway is not None:
         t = t + sway * (torch.cos(torch.pi / 2 * t) - 1 + t)
     return t
@@ -73,7 +69,9 @@ def sample(
     batch = cond.shape[0]
     # Something must be generated: at least one frame past the reference and past the text.
     text_lens = (text_ids != -1).sum(dim=-1)
-    durations = torch.maximum(torch.maximum(text_lens, cond_lens) + 1, durations.to(cond_lens)).clamp(max=65536)
+    durations = torch.maximum(torch.maximum(text_lens, cond_lens) + 1, durations.to(cond_lens)).clamp(
+        max=65536
+    )
     n = int(durations.max())
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)

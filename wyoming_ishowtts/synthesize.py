@@ -1,7 +1,7 @@
 """Try a voice without a server: text in, WAV out.
 
-    python -m wyoming_ishowtts.synthesize --voice-dir voices/NAME --text "Hello." -o out.wav
-    python -m wyoming_ishowtts.synthesize --model-dir DIR --voice-dir voices/NAME --text "Hello." -o out.wav
+python -m wyoming_ishowtts.synthesize --voice-dir voices/NAME --text "Hello." -o out.wav
+python -m wyoming_ishowtts.synthesize --model-dir DIR --voice-dir voices/NAME --text "Hello." -o out.wav
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from .reference import load_audio
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wyoming_ishowtts.synthesize", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m wyoming_ishowtts.synthesize", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--model", default="F5TTS_v1_Base", help="hub model name (default: F5TTS_v1_Base)")
     parser.add_argument("--model-dir", type=Path, help="local model folder (see README)")
-    parser.add_argument("--voice-dir", type=Path, required=True, help="folder with reference.wav + reference.txt")
+    parser.add_argument(
+        "--voice-dir", type=Path, required=True, help="folder with reference.wav + reference.txt"
+    )
     parser.add_argument("--text", help="text to speak (default: read standard input)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -38,13 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(message)s"
+    )
     text = args.text if args.text is not None else sys.stdin.read()
     nfe = None if args.nfe == "auto" else int(args.nfe)
     try:
         engine = Engine.load(
             EngineSettings(
-                model=args.model, model_dir=args.model_dir, device=args.device, precision=args.precision, nfe=nfe
+                model=args.model,
+                model_dir=args.model_dir,
+                device=args.device,
+                precision=args.precision,
+                nfe=nfe,
             )
         )
         transcript = (args.voice_dir / "reference.txt").read_text(encoding="utf-8")
@@ -58,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     sf.write(args.output, np.clip(wave, -1.0, 1.0), engine.sample_rate, subtype="PCM_16")
     seconds = len(wave) / engine.sample_rate
-    print(f"{args.output}: {seconds:.2f} s of audio in {elapsed:.2f} s (RTF {elapsed / max(seconds, 1e-9):.3f})")
+    print(
+        f"{args.output}: {seconds:.2f} s of audio in {elapsed:.2f} s (RTF {elapsed / max(seconds, 1e-9):.3f})"
+    )
     return 0
 
 

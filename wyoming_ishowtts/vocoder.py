@@ -87,6 +87,8 @@ class Backbone(nn.Module):
 
 
 class ISTFT(nn.Module):
+    window: torch.Tensor
+
     def __init__(self, cfg: VocosConfig) -> None:
         super().__init__()
         if cfg.padding != "center":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,10 +36,67 @@ SIZES: dict[str, tuple[str, DiTConfig, VocosConfig, int]] = {
     "base": ("F5TTS_v1_Base", ARCHITECTURES["F5TTS_v1_Base"], VocosConfig(), 2545),
 }
 
-_INITIALS = "b p m f d t n l g k h j q x zh ch sh r z c s y w".split()
-_FINALS = (
-    "a o e i u v ai ei ui ao ou iu ie ve er an en in un vn ang eng ing ong ia iao ian iang iong ua uo uai uan uang"
-).split()
+_INITIALS = [
+    "b",
+    "p",
+    "m",
+    "f",
+    "d",
+    "t",
+    "n",
+    "l",
+    "g",
+    "k",
+    "h",
+    "j",
+    "q",
+    "x",
+    "zh",
+    "ch",
+    "sh",
+    "r",
+    "z",
+    "c",
+    "s",
+    "y",
+    "w",
+]
+_FINALS = [
+    "a",
+    "o",
+    "e",
+    "i",
+    "u",
+    "v",
+    "ai",
+    "ei",
+    "ui",
+    "ao",
+    "ou",
+    "iu",
+    "ie",
+    "ve",
+    "er",
+    "an",
+    "en",
+    "in",
+    "un",
+    "vn",
+    "ang",
+    "eng",
+    "ing",
+    "ong",
+    "ia",
+    "iao",
+    "ian",
+    "iang",
+    "iong",
+    "ua",
+    "uo",
+    "uai",
+    "uan",
+    "uang",
+]
 
 
 def make_vocab(lines: int) -> list[str]:
@@ -109,7 +167,7 @@ def write_random_model(out_dir: Path, size: str = "tiny", seed: int = 0) -> Path
     with open(out_dir / "vocab.txt", "w", encoding="utf-8", newline="\r\n") as f:
         f.writelines(token + "\n" for token in vocab)
 
-    dit_cfg = DiTConfig(**{**arch.to_dict(), "text_num_embeds": len(vocab)})
+    dit_cfg = replace(arch, text_num_embeds=len(vocab))
     dit = DiT(dit_cfg)
     randomize_(dit, generator)
     from safetensors.torch import save_file
@@ -121,7 +179,9 @@ def write_random_model(out_dir: Path, size: str = "tiny", seed: int = 0) -> Path
     randomize_(vocos, generator)
     state = dict(vocos.state_dict())
     # The published file also holds the analysis front end's buffers (torchaudio MelSpectrogram).
-    mel_cfg = MelConfig(vocos_cfg.sample_rate, vocos_cfg.n_fft, vocos_cfg.hop_length, vocos_cfg.input_channels)
+    mel_cfg = MelConfig(
+        vocos_cfg.sample_rate, vocos_cfg.n_fft, vocos_cfg.hop_length, vocos_cfg.input_channels
+    )
     state["feature_extractor.mel_spec.spectrogram.window"] = torch.hann_window(vocos_cfg.n_fft)
     state["feature_extractor.mel_spec.mel_scale.fb"] = mel_filterbank(mel_cfg)
     (out_dir / "vocos").mkdir(exist_ok=True)

@@ -1,0 +1,150 @@
+"""Loading checkpoints: every way a model folder can be wrong gives one clear error."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from wyoming_ishowtts.checkpoints import read_dit_state, resolve_model_files
+from wyoming_ishowtts.engine import Engine, EngineSettings
+from wyoming_ishowtts.errors import ModelLoadError
+from wyoming_ishowtts.tools.random_model import write_random_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_model(tmp_path_factory.mktemp("model"), "tiny", seed=7)
+
+
+def copy_of(model_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def load(folder: Path) -> Engine:
+    return Engine.load(EngineSettings(model_dir=folder, device="cpu", precision="fp32"))
+
+
+def test_written_files_have_upstream_layout(model_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(model_dir / "model.safetensors")))
+    assert all(k.startswith("ema_model.transformer.") for k in keys)
+    assert "ema_model.transformer.transformer_blocks.0.attn.to_q.weight" in keys
+    assert "ema_model.transformer.rotary_embed.inv_freq" in keys
+    vocos = torch.load(model_dir / "vocos" / "pytorch_model.bin", weights_only=True)
+    assert "head.istft.window" in vocos and "feature_extractor.mel_spec.mel_scale.fb" in vocos
+    assert (model_dir / "vocab.txt").read_bytes().startswith(b" \r\n!\r\n")
+
+
+def test_every_parameter_is_random_and_non_zero(model_dir: Path) -> None:
+    engine = load(model_dir)
+    for module in (engine.model, engine.vocoder):
+        for name, param in module.named_parameters():
+            assert bool((param != 0).all()), f"{name} has zeros"
+            assert float(param.detach().std()) > 0 or param.numel() == 1, f"{name} is constant"
+
+
+def test_loads_and_synthesizes(model_dir: Path) -> None:
+    engine = load(model_dir)
+    assert engine.vocab.size == 600
+    assert engine.model.cfg.dim == 64
+
+
+def test_missing_checkpoint(model_dir: Path, tmp_path: Path) -> None:
+    folder = copy_of(model_dir, tmp_path)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="No checkpoint"):
+        load(folder)
+
+
+def test_missing_vocab(model_dir: Path, tmp_path: Path) -> None:
+    folder = copy_of(model_dir, tmp_path)
+    (folder / "vocab.txt").unlink()
+    with pytest.raises(ModelLoadError, match=r"vocab\.txt"):
+        load(folder)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not a folder"):
+        load(tmp_path / "nope")
+
+
+def test_truncated_checkpoint(model_dir: Path, tmp_path: Path) -> None:
+    folder = copy_of(model_dir, tmp_path)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated or not a checkpoint"):
+        load(folder)
+
+
+def test_truncated_vocoder(model_dir: Path, tmp_path: Path) -> None:
+    folder = copy_of(model_dir, tmp_path)
+    path = folder / "vocos" / "pytorch_model.bin"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match=r"pytorch_model\.bin"):
+        load(folder)
+
+
+def test_wrong_keys_are_named(model_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_of(model_dir, tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    del tensors["ema_model.transformer.proj_out.weight"]
+    tensors["ema_model.transformer.surprise.weight"] = torch.ones(3)
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(ModelLoadError) as err:
+        load(folder)
+    assert "proj_out.weight" in str(err.value) and "surprise.weight" in str(err.value)
+
+
+def test_wrong_architecture_shapes_are_named(model_dir: Path, tmp_path: Path) -> None:
+    folder = copy_of(model_dir, tmp_path)
+    (folder / "model.json").write_text('{"architecture": "F5TTS_v1_Base"}')  # says base, holds tiny weights
+    with pytest.raises(ModelLoadError, match=r"wrong shapes|missing keys"):
+        load(folder)
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ModelLoadError, match="truncated or not a checkpoint"):
+        read_dit_state(path)
+
+
+def test_pt_checkpoint_with_ema_container(model_dir: Path, tmp_path: Path) -> None:
+    """The older .pt layout: {"ema_model_state_dict": {"ema_model.transformer.*", "initted", "step"}}."""
+    from safetensors.torch import load_file
+
+    folder = copy_of(model_dir, tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    tensors["initted"] = torch.tensor(True)
+    tensors["step"] = torch.tensor(1200000)
+    torch.save({"ema_model_state_dict": tensors}, folder / "model_1200000.pt")
+    engine = load(folder)
+    reference = load(model_dir)
+    for (name, a), (_, b) in zip(
+        engine.model.state_dict().items(), reference.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_offline_without_local_copy_says_what_to_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as err:
+        resolve_model_files("F5TTS_v1_Base", None, cache_dir=tmp_path)
+    message = str(err.value)
+    assert "--model-dir" in message and "SWivid/F5-TTS" in message
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(ModelLoadError, match="Unknown model"):
+        resolve_model_files("NotAModel", None)
