@@ -44,7 +44,7 @@ def build(layout: list[tuple[str, float]], sr: int, seed: int = 0) -> np.ndarray
 
 
 # Each case: layout, and the kept length in seconds (before the 50 ms pad) computed by hand below.
-CASES = {
+CASES: dict[str, tuple[list[tuple[str, float]], float]] = {
     # 5 s, no 1 s silence anywhere: one part; trim 0.5 s lead and 0.7 s tail -> 3.8 s.
     "short": ([("s", 0.5), ("t", 2), ("s", 0.3), ("t", 1.5), ("s", 0.7)], 3.8),
     # 21.8 s.  Pass 1 silences (>= 1 s): 4.2-5.7, 9.7-12.2, 17.2-18.4.  Parts with 1 s kept each side,

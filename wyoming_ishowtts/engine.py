@@ -51,7 +51,7 @@ _LOGGER = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24000
 HOP_LENGTH = 256
-VOICE_FORMAT = 1
+VOICE_FORMAT = 2
 TARGET_RMS = 0.1
 """Quiet references are brought up to this loudness, and the output scaled back down (upstream's rule)."""
 
@@ -194,7 +194,16 @@ def _pick_dtype(precision: str, device: torch.device) -> torch.dtype:
         # fp16 gives silence or NaN on GPUs before Volta (GTX 16xx and older): fp32 there.
         major, _ = torch.cuda.get_device_capability(device)
         return torch.float16 if major >= 7 else torch.float32
-    return torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 class Engine:

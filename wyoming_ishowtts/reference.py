@@ -44,15 +44,20 @@ _PAD_MS = 50
 
 
 def load_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 in [-1, 1]: shape (n,) for mono, (n, channels) otherwise."""
-    path = Path(path)
-    if not path.is_file():
+    """Read an audio file as float32 in [-1, 1]: shape (n,) for mono, (n, channels) otherwise.
+
+    Messages name the file as `voice-folder/file`, never the full path: they may reach network clients.
+    """
+    full = Path(path)
+    path = Path(full.parent.name) / full.name
+    if not full.is_file():
         raise ReferenceAudioError(f"Reference audio not found: {path}")
     try:
-        audio, sample_rate = sf.read(str(path), dtype="float32", always_2d=False)
+        audio, sample_rate = sf.read(str(full), dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
+        reason = str(exc).replace(str(full), str(path))
         raise ReferenceAudioError(
-            f"Cannot read reference audio {path}: not a supported audio file ({exc})"
+            f"Cannot read reference audio {path}: not a supported audio file ({reason})"
         ) from exc
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 2 and audio.shape[1] == 1:

@@ -84,14 +84,16 @@ def sample(
     guided = cfg_strength >= 1e-5
     text_pair = (text[0], text[1] if guided else None)
 
-    x = torch.nn.utils.rnn.pad_sequence([z.to(device, dtype) for z in noise], batch_first=True)
-    t = timesteps(steps, sway, dtype, use_epss).to(device)
+    # The ODE state and the time grid stay in float32 whatever the model's precision: in fp16/bf16 only the
+    # network runs in half precision, and the Euler sum does not lose bits step after step.
+    x = torch.nn.utils.rnn.pad_sequence([z.to(device, torch.float32) for z in noise], batch_first=True)
+    t = timesteps(steps, sway, torch.float32, use_epss).to(device)
     for i in range(steps):
         if cancelled is not None and cancelled():
             raise SynthesisCancelled("synthesis cancelled")
-        flow = model(x, step_cond, text_pair, t[i].expand(batch), mask)
+        flow = model(x.to(dtype), step_cond, text_pair, t[i].to(dtype).expand(batch), mask).float()
         if guided:
             cond_flow, null_flow = flow.chunk(2, dim=0)
             flow = cond_flow + (cond_flow - null_flow) * cfg_strength
         x = x + (t[i + 1] - t[i]) * flow
-    return torch.where(cond_mask, cond, x)
+    return torch.where(cond_mask, cond.float(), x)

@@ -1,0 +1,167 @@
+"""Every client mistake gets an ``error`` event with a code, and the connection keeps working."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from conftest import ServerProcess, connect, read_until
+from wyoming.client import AsyncClient
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+
+
+async def _then_describe(client: AsyncClient) -> None:
+    await client.write_event(Describe().event())
+    events = await read_until(client, "info")
+    assert events[-1].type == "info"
+
+
+def _raw(client: AsyncClient, data: bytes) -> None:
+    writer = client._writer
+    assert writer is not None
+    writer.write(data)
+
+
+def run_case(server: ServerProcess, events: list[Event | bytes], last: str = "error") -> list[Event]:
+    async def go() -> list[Event]:
+        async with connect(server.uri) as client:
+            for event in events:
+                if isinstance(event, bytes):
+                    _raw(client, event)
+                else:
+                    await client.write_event(event)
+            answer = await read_until(client, last)
+            await _then_describe(client)
+            return answer
+
+    return asyncio.run(go())
+
+
+def first_error(events: list[Event]) -> Event:
+    return next(e for e in events if e.type == "error")
+
+
+@pytest.mark.parametrize(
+    ("events", "code"),
+    [
+        ([Synthesize(text="Hello.", voice=SynthesizeVoice(name="nobody")).event()], "unknown-voice"),
+        ([Synthesize(text="Hello.", voice=SynthesizeVoice(name="../tone")).event()], "unknown-voice"),
+        ([Synthesize(text="").event()], "empty-text"),
+        ([Synthesize(text=" \n\t ").event()], "empty-text"),
+        ([Synthesize(text="x" * 2001).event()], "text-too-long"),
+        ([SynthesizeChunk(text="Hello").event()], "no-stream"),
+        ([SynthesizeStop().event()], "no-stream"),
+        ([Event(type="no-such-event")], "unknown-event"),
+        ([Event(type="synthesize", data={"voice": {"name": "tone"}})], "malformed-event"),
+        ([Event(type="synthesize", data={"text": 5})], "malformed-event"),
+        ([b"this is not json\n"], "malformed-event"),
+        ([b"[1, 2, 3]\n"], "malformed-event"),
+        ([b'{"type": "synthesize", "data_length": 5}\n{oops'], "malformed-event"),
+        (
+            [Synthesize(text="Broken reference audio.", voice=SynthesizeVoice(name="broken")).event()],
+            "voice-invalid",
+        ),
+    ],
+    ids=[
+        "unknown-voice",
+        "voice-name-is-not-a-path",
+        "empty",
+        "whitespace",
+        "too-long",
+        "chunk-without-start",
+        "stop-without-start",
+        "unknown-event",
+        "synthesize-without-text",
+        "text-not-a-string",
+        "not-json",
+        "header-not-an-object",
+        "bad-data-block",
+        "broken-reference-audio",
+    ],
+)
+def test_error_then_connection_still_serves(
+    server: ServerProcess, events: list[Event | bytes], code: str
+) -> None:
+    answer = run_case(server, events)
+    error = first_error(answer)
+    assert error.data["code"] == code
+    assert error.data["text"]
+    assert "audio-start" not in [e.type for e in answer]
+
+
+def test_unknown_voice_in_a_stream_still_ends_the_stream(server: ServerProcess) -> None:
+    """HA's streaming reader ignores errors and waits for synthesize-stopped, so it must come."""
+    answer = run_case(
+        server,
+        [
+            SynthesizeStart(voice=SynthesizeVoice(name="nobody")).event(),
+            SynthesizeChunk(text="Hello there.").event(),
+            SynthesizeStop().event(),
+        ],
+        last="synthesize-stopped",
+    )
+    assert [e.type for e in answer] == ["error", "synthesize-stopped"]
+    assert answer[0].data["code"] == "unknown-voice"
+
+
+def test_empty_stream(server: ServerProcess) -> None:
+    answer = run_case(
+        server,
+        [SynthesizeStart().event(), SynthesizeChunk(text="   ").event(), SynthesizeStop().event()],
+        last="synthesize-stopped",
+    )
+    assert [e.type for e in answer] == ["error", "synthesize-stopped"]
+    assert answer[0].data["code"] == "empty-text"
+
+
+def test_streamed_text_over_the_limit(server: ServerProcess) -> None:
+    answer = run_case(
+        server,
+        [
+            SynthesizeStart(voice=SynthesizeVoice(name="tone")).event(),
+            *[SynthesizeChunk(text="word " * 100).event() for _ in range(5)],
+            SynthesizeStop().event(),
+        ],
+        last="synthesize-stopped",
+    )
+    assert first_error(answer).data["code"] == "text-too-long"
+    assert answer[-1].type == "synthesize-stopped"
+
+
+def test_stream_idle_timeout(server: ServerProcess) -> None:
+    """--stream-idle-timeout 4: a stream that never stops is ended with an error and freed."""
+
+    async def go() -> list[Event]:
+        async with connect(server.uri) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tone")).event())
+            await client.write_event(SynthesizeChunk(text="Waiting for more").event())
+            answer = await read_until(client, "synthesize-stopped")
+            # The stream is gone: a late chunk is an error, and the connection still works.
+            await client.write_event(SynthesizeChunk(text=" text.").event())
+            answer.extend(await read_until(client, "error"))
+            await _then_describe(client)
+            return answer
+
+    answer = asyncio.run(go())
+    errors = [e.data["code"] for e in answer if e.type == "error"]
+    assert errors == ["stream-idle-timeout", "no-stream"]
+
+
+def test_oversized_event_closes_only_that_connection(server: ServerProcess) -> None:
+    async def go() -> tuple[Event | None, Event | None]:
+        async with connect(server.uri) as client:
+            _raw(client, json.dumps({"type": "synthesize", "payload_length": 50_000_000}).encode() + b"\n")
+            error = await client.read_event()
+            closed = await client.read_event()
+        async with connect(server.uri) as client:
+            await client.write_event(Describe().event())
+            info = await client.read_event()
+        assert closed is None
+        return error, info
+
+    error, info = asyncio.run(go())
+    assert error is not None and error.type == "error" and error.data["code"] == "malformed-event"
+    assert info is not None and info.type == "info"

@@ -1,0 +1,108 @@
+"""Start-up and shutdown of the real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import audio_of, connect, expected_seconds, read_until, start_server
+from wyoming.event import Event
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+LONG_TEXT = "A long answer keeps the engine busy while the server is asked to stop. " * 12
+
+
+def test_sigterm_during_synthesis_exits_zero_in_bounded_time(
+    tiny_model_dir: Path, voices_dir: Path, tmp_path: Path
+) -> None:
+    server = start_server(tiny_model_dir, voices_dir, tmp_path, ["--shutdown-timeout", "5", "--no-warmup"])
+    try:
+
+        async def go() -> tuple[float, list[Event | None]]:
+            async with connect(server.uri) as client:
+                await client.write_event(
+                    Synthesize(text=LONG_TEXT, voice=SynthesizeVoice(name="slow")).event()
+                )
+                first = await client.read_event()
+                assert first is not None and first.type == "audio-start"
+                server.proc.send_signal(signal.SIGTERM)
+                sent = time.monotonic()
+                rest: list[Event | None] = []
+                while (event := await client.read_event()) is not None:
+                    rest.append(event)
+                return sent, rest
+
+        sent, rest = asyncio.run(go())
+        status = server.proc.wait(timeout=20)
+        elapsed = time.monotonic() - sent
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+    assert status == 0, server.log()
+    assert elapsed < 15, elapsed
+    assert "audio-stop" not in [e.type for e in rest if e is not None], "synthesis should have been cut short"
+    assert "Stopped" in server.log()
+
+
+def test_model_that_cannot_load_exits_nonzero(voices_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="server exited with 1"):
+        start_server(empty, voices_dir, tmp_path / "work")
+
+
+def test_version_and_help() -> None:
+    from conftest import PYTHON, ROOT
+
+    version = subprocess.run(
+        [PYTHON, "-m", "wyoming_ishowtts", "--version"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert version.stdout.strip()
+    helptext = subprocess.run(
+        [PYTHON, "-m", "wyoming_ishowtts", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for option in (
+        "--uri",
+        "--voices-dir",
+        "--model-dir",
+        "--nfe",
+        "--output-rate",
+        "--zeroconf",
+        "--max-text-chars",
+    ):
+        assert option in helptext
+
+
+def test_output_rate_is_resampled(tiny_model_dir: Path, voices_dir: Path, tmp_path: Path) -> None:
+    server = start_server(
+        tiny_model_dir,
+        voices_dir,
+        tmp_path,
+        ["--output-rate", "16000", "--samples-per-chunk", "512", "--no-warmup"],
+    )
+    text = "The audio of this sentence is sent at sixteen kilohertz."
+    try:
+
+        async def go() -> list[Event]:
+            async with connect(server.uri) as client:
+                await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="tone")).event())
+                return await read_until(client, "audio-stop")
+
+        events = asyncio.run(go())
+    finally:
+        assert server.stop() == 0
+    formats = {
+        (e.data["rate"], e.data["width"], e.data["channels"])
+        for e in events
+        if e.type.startswith("audio-") and e.type != "audio-stop"
+    }
+    assert formats == {(16000, 2, 1)}
+    assert all(len(e.payload or b"") <= 1024 for e in events if e.type == "audio-chunk")
+    seconds = len(audio_of(events)) / 2 / 16000
+    expected = expected_seconds(text)
+    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)

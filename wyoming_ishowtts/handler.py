@@ -1,0 +1,501 @@
+"""One Wyoming event handler per client connection.
+
+The handler reads events and answers ``describe``/``ping`` itself, at once; synthesis is handed to
+the engine worker and its audio is written by a per-connection responder task, so reading never
+waits for audio.  That is what lets the server notice a client that disconnects mid-answer (its work
+is cancelled), answer ``describe`` on a connection that is also receiving audio, and enforce the
+idle timeout of a stream.
+
+Every problem a client can cause is answered with a Wyoming ``error`` event that carries a ``code``,
+and the connection stays usable.  For a stream, the responder still ends with
+``synthesize-stopped``, because Home Assistant's streaming reader ignores ``error`` events and has
+no read timeout: without it, HA would wait forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event, async_write_event
+from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
+from wyoming.ping import Ping, Pong
+from wyoming.server import AsyncEventHandler
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
+
+from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
+from .sentences import SentenceSplitter
+from .settings import NATIVE_SAMPLE_RATE, ServerSettings
+from .voices import VoiceError, VoiceInfo, VoiceRegistry
+from .worker import Abort, BusyError, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
+
+_LOGGER = logging.getLogger(__name__)
+
+# Clients only send small JSON events to a TTS server; anything bigger is a broken or hostile client.
+MAX_EVENT_LINE = 64 * 1024
+MAX_EVENT_DATA = 1024 * 1024
+MAX_EVENT_PAYLOAD = 1024 * 1024
+
+PROGRAM_NAME = "ishowtts"
+F5_ATTRIBUTION = Attribution(name="F5-TTS (SWivid)", url="https://github.com/SWivid/F5-TTS")
+USER_VOICE_ATTRIBUTION = Attribution(name="local voice", url="")
+
+_client_ids = itertools.count(1)
+
+
+class _FramingLost(Exception):
+    """The byte stream can no longer be split into events; the connection must end."""
+
+
+class _BadEvent(Exception):
+    """One event was malformed but the next one can still be read."""
+
+
+@dataclass
+class ServerState:
+    """What all handlers share; built once in ``__main__``."""
+
+    settings: ServerSettings
+    registry: VoiceRegistry
+    worker: EngineWorker
+    version: str
+    connections: int = 0
+    handlers: set[IShowTtsEventHandler] = field(default_factory=set)
+
+
+@dataclass
+class _Stream:
+    """State of an open ``synthesize-start`` … ``synthesize-stop`` stream."""
+
+    request: Request | None  # None: rejected at start; input is swallowed until stop
+    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    chars: int = 0
+    failed: bool = False
+    idle: asyncio.TimerHandle | None = None
+
+
+class IShowTtsEventHandler(AsyncEventHandler):
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: ServerState
+    ) -> None:
+        super().__init__(reader, writer)
+        self.state = state
+        self.settings = state.settings
+        self.client_id = next(_client_ids)
+        self._write_lock = asyncio.Lock()
+        self._pending: asyncio.Queue[Request] = asyncio.Queue()
+        self._open: list[Request] = []
+        self._responder: asyncio.Task[None] | None = None
+        self._stream: _Stream | None = None
+        self._closed = False
+        self._request_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        state.handlers.add(self)
+
+    # -- connection --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Like the base class, but survives malformed events and enforces the connection limit."""
+        state = self.state
+        if state.connections >= self.settings.max_connections:
+            _LOGGER.warning("Refusing connection %d: %d connections open", self.client_id, state.connections)
+            await self._send(
+                Error(
+                    text=f"too many connections (limit {self.settings.max_connections})", code="busy"
+                ).event()
+            )
+            state.handlers.discard(self)
+            self.writer.close()
+            return
+        state.connections += 1
+        self._is_running = True
+        _LOGGER.debug("Client %d connected", self.client_id)
+        try:
+            while self._is_running:
+                try:
+                    event = await self._read_event()
+                except _BadEvent as err:
+                    await self._error("malformed-event", str(err))
+                    continue
+                except _FramingLost as err:
+                    await self._error("malformed-event", f"{err}; closing the connection")
+                    break
+                if event is None:
+                    break
+                if not await self.handle_event(event):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            state.connections -= 1
+            await self.disconnect()
+            self.writer.close()
+
+    async def _read_event(self) -> Event | None:
+        reader = self.reader
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as err:
+            if err.partial.strip():
+                raise _FramingLost("connection ended inside an event") from None
+            return None
+        except asyncio.LimitOverrunError:
+            raise _FramingLost(f"event header longer than {MAX_EVENT_LINE} bytes") from None
+        except ValueError as err:  # older Pythons report an overrun as ValueError
+            raise _FramingLost(str(err)) from None
+        try:
+            header = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise _BadEvent(f"event header is not valid JSON: {err}") from None
+        if not isinstance(header, dict):
+            raise _BadEvent("event header must be a JSON object")
+        data_length = header.get("data_length") or 0
+        payload_length = header.get("payload_length") or 0
+        for name, value, limit in (
+            ("data_length", data_length, MAX_EVENT_DATA),
+            ("payload_length", payload_length, MAX_EVENT_PAYLOAD),
+        ):
+            if not isinstance(value, int) or value < 0:
+                raise _FramingLost(f"{name} must be a non-negative integer")
+            if value > limit:
+                raise _FramingLost(f"{name} {value} exceeds the limit of {limit} bytes")
+        data = header.get("data") or {}
+        extra = await reader.readexactly(data_length) if data_length else b""
+        payload = await reader.readexactly(payload_length) if payload_length else None
+        event_type = header.get("type")
+        if not isinstance(event_type, str) or not isinstance(data, dict):
+            raise _BadEvent("event needs a string 'type' and an object 'data'")
+        if extra:
+            try:
+                more = json.loads(extra)
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise _BadEvent(f"event data is not valid JSON: {err}") from None
+            if not isinstance(more, dict):
+                raise _BadEvent("event data must be a JSON object")
+            data.update(more)
+        return Event(type=event_type, data=data, payload=payload)
+
+    async def disconnect(self) -> None:
+        """Cancel everything this client asked for; other clients are not affected."""
+        if self._closed:
+            return
+        self._closed = True
+        self.state.handlers.discard(self)
+        self._clear_stream()
+        worker = self.state.worker
+        worker.cancel_client(self.client_id)
+        for request in list(self._open):
+            worker.finish_request(request)
+        self._open.clear()
+        if self._responder is not None:
+            self._responder.cancel()
+        _LOGGER.debug("Client %d disconnected", self.client_id)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) until queued answers are written; used for stdio at end of input."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._open and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    # -- events ------------------------------------------------------------------------------------
+
+    async def handle_event(self, event: Event) -> bool:
+        try:
+            await self._dispatch(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            await self._error("malformed-event", f"malformed {event.type!r} event: {err!r}")
+        return True
+
+    async def _dispatch(self, event: Event) -> None:
+        if Describe.is_type(event.type):
+            await self._send((await self._info()).event())
+            _LOGGER.debug("Client %d: describe answered", self.client_id)
+        elif Ping.is_type(event.type):
+            await self._send(Pong(text=Ping.from_event(event).text).event())
+        elif Synthesize.is_type(event.type):
+            await self._on_synthesize(Synthesize.from_event(event))
+        elif SynthesizeStart.is_type(event.type):
+            await self._on_stream_start(SynthesizeStart.from_event(event))
+        elif SynthesizeChunk.is_type(event.type):
+            await self._on_stream_chunk(SynthesizeChunk.from_event(event))
+        elif SynthesizeStop.is_type(event.type):
+            await self._on_stream_stop()
+        else:
+            await self._error("unknown-event", f"unexpected event type {event.type!r}")
+
+    async def _info(self) -> Info:
+        voices = await asyncio.to_thread(self.state.registry.scan)
+        tts_voices = [
+            TtsVoice(
+                name=info.name,
+                attribution=(
+                    Attribution(name=info.builtin.attribution_name, url=info.builtin.attribution_url)
+                    if info.builtin is not None
+                    else USER_VOICE_ATTRIBUTION
+                ),
+                installed=True,
+                description=info.description or info.name,
+                version=None,
+                languages=list(info.languages),
+            )
+            for info in voices.values()
+        ]
+        program = TtsProgram(
+            name=PROGRAM_NAME,
+            attribution=F5_ATTRIBUTION,
+            installed=True,
+            description="F5-TTS voice cloning, streamed per text chunk",
+            version=self.state.version,
+            voices=tts_voices,
+            supports_synthesize_streaming=self.settings.streaming,
+        )
+        return Info(tts=[program])
+
+    async def _resolve_voice(self, voice: SynthesizeVoice | None) -> VoiceInfo:
+        registry = self.state.registry
+        name = voice.name if voice is not None else None
+        language = voice.language if voice is not None else None
+        if name is not None and not isinstance(name, str):
+            raise ValueError("voice name must be a string")
+        if language is not None and not isinstance(language, str):
+            raise ValueError("voice language must be a string")
+        try:
+            return registry.resolve(name, language)
+        except VoiceError:
+            await asyncio.to_thread(registry.scan)  # maybe added since the last describe
+            return registry.resolve(name, language)
+
+    def _open_request(self, voice: VoiceInfo, streaming: bool) -> Request:
+        if len(self._open) >= self.settings.max_queued_per_client:
+            raise BusyError(
+                f"too many requests queued on this connection (limit {self.settings.max_queued_per_client})"
+            )
+        request = self.state.worker.open_request(self.client_id, voice, streaming)
+        request.label = f"client {self.client_id} request {next(self._request_ids)}"
+        self._open.append(request)
+        self._pending.put_nowait(request)
+        if self._responder is None or self._responder.done():
+            self._responder = asyncio.create_task(self._respond_all(), name=f"responder-{self.client_id}")
+        return request
+
+    async def _on_synthesize(self, synthesize: Synthesize) -> None:
+        if self._stream is not None:
+            # The backward-compatibility copy of a streamed text: already being spoken.
+            self._touch_stream()
+            return
+        text = synthesize.text
+        if not isinstance(text, str):
+            raise ValueError("'text' must be a string")
+        if not text.strip():
+            await self._error("empty-text", "nothing to synthesize: the text is empty")
+            return
+        if len(text) > self.settings.max_text_chars:
+            await self._error(
+                "text-too-long",
+                f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
+            )
+            return
+        try:
+            voice = await self._resolve_voice(synthesize.voice)
+            request = self._open_request(voice, streaming=False)
+        except (VoiceError, BusyError) as err:
+            await self._error(err.code, str(err))
+            return
+        _LOGGER.info("%s: synthesize %d characters with voice %s", request.label, len(text), voice.name)
+        self.state.worker.submit(request, text.strip())
+        request.results.put_nowait(Close())
+
+    async def _on_stream_start(self, start: SynthesizeStart) -> None:
+        if self._stream is not None:
+            self._touch_stream()
+            await self._error("stream-already-started", "synthesize-start received while a stream is open")
+            return
+        try:
+            voice = await self._resolve_voice(start.voice)
+            request: Request | None = self._open_request(voice, streaming=True)
+        except (VoiceError, BusyError) as err:
+            self._stream = _Stream(request=None, failed=True)
+            self._touch_stream()
+            await self._error(err.code, str(err))
+            return
+        assert request is not None
+        _LOGGER.info("%s: stream started with voice %s", request.label, voice.name)
+        self._stream = _Stream(request=request)
+        self._touch_stream()
+
+    async def _on_stream_chunk(self, chunk: SynthesizeChunk) -> None:
+        stream = self._stream
+        if stream is None:
+            await self._error("no-stream", "synthesize-chunk received without synthesize-start")
+            return
+        if not isinstance(chunk.text, str):
+            raise ValueError("'text' must be a string")
+        self._touch_stream()
+        if stream.failed or stream.request is None:
+            return
+        stream.chars += len(chunk.text)
+        if stream.chars > self.settings.max_text_chars:
+            stream.failed = True
+            self.state.worker.cancel_request(stream.request)
+            stream.request.results.put_nowait(
+                Abort(
+                    "text-too-long",
+                    f"streamed text exceeds the limit of {self.settings.max_text_chars} characters",
+                    close=False,
+                )
+            )
+            return
+        for sentence in stream.splitter.add(chunk.text):
+            _LOGGER.debug("%s: sentence %r", stream.request.label, sentence[:80])
+            self.state.worker.submit(stream.request, sentence)
+
+    async def _on_stream_stop(self) -> None:
+        stream = self._stream
+        if stream is None:
+            await self._error("no-stream", "synthesize-stop received without synthesize-start")
+            return
+        self._clear_stream()
+        request = stream.request
+        if request is None:
+            await self._send(SynthesizeStopped().event())
+            return
+        if not stream.failed:
+            rest = stream.splitter.finish()
+            if rest:
+                self.state.worker.submit(request, rest)
+            if request.submitted == 0:
+                request.results.put_nowait(
+                    Abort("empty-text", "nothing to synthesize: the text is empty", True)
+                )
+                return
+        request.results.put_nowait(Close())
+
+    def _touch_stream(self) -> None:
+        """(Re)arm the idle timer so an abandoned stream cannot hold a queue slot forever."""
+        stream = self._stream
+        if stream is None:
+            return
+        if stream.idle is not None:
+            stream.idle.cancel()
+        stream.idle = asyncio.get_running_loop().call_later(
+            self.settings.stream_idle_timeout, self._stream_timed_out, stream
+        )
+
+    def _stream_timed_out(self, stream: _Stream) -> None:
+        if self._stream is not stream:
+            return
+        self._stream = None
+        message = f"stream idle for {self.settings.stream_idle_timeout:g} s without synthesize-stop"
+        _LOGGER.warning("Client %d: %s", self.client_id, message)
+        if stream.request is None:
+            task = asyncio.create_task(self._error("stream-idle-timeout", message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self.state.worker.cancel_request(stream.request)
+        stream.request.results.put_nowait(Abort("stream-idle-timeout", message, close=True))
+
+    def _clear_stream(self) -> None:
+        if self._stream is not None and self._stream.idle is not None:
+            self._stream.idle.cancel()
+        self._stream = None
+
+    # -- responses ---------------------------------------------------------------------------------
+
+    async def _respond_all(self) -> None:
+        while self._open:
+            request = await self._pending.get()
+            try:
+                await self._respond(request)
+            except (ConnectionError, RuntimeError) as err:
+                _LOGGER.debug("%s: client went away (%s)", request.label, err)
+                self.state.worker.cancel_client(self.client_id)
+                return
+            finally:
+                self.state.worker.finish_request(request)
+                if request in self._open:
+                    self._open.remove(request)
+
+    async def _respond(self, request: Request) -> None:
+        """Write one response: audio as each piece arrives, one audio-start, one audio-stop."""
+        settings = self.settings
+        worker = self.state.worker
+        rate = settings.output_rate
+        resampler = StreamResampler(NATIVE_SAMPLE_RATE, rate)
+        started = False
+        failed = False
+        closed = False
+        done = 0
+        sent_samples = 0
+
+        async def send_audio(audio: Any) -> None:
+            nonlocal started, sent_samples
+            pcm = float_to_int16_bytes(audio)
+            if not pcm:
+                return
+            if not started:
+                started = True
+                _LOGGER.debug("%s: audio-start", request.label)
+                await self._send(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
+            for payload in split_pcm(pcm, settings.samples_per_chunk):
+                chunk = AudioChunk(
+                    rate=rate,
+                    width=SAMPLE_WIDTH,
+                    channels=CHANNELS,
+                    audio=payload,
+                    timestamp=sent_samples * 1000 // rate,
+                )
+                await self._send(chunk.event())
+                sent_samples += len(payload) // SAMPLE_WIDTH
+
+        while not (closed and (failed or done >= request.submitted)):
+            item = await request.results.get()
+            if isinstance(item, Piece):
+                worker.taken(request)
+                if not failed:
+                    await send_audio(resampler.process(item.audio))
+            elif isinstance(item, SegmentDone):
+                done += 1
+            elif isinstance(item, (SegmentFailed, Abort)):
+                if isinstance(item, Abort) and item.close:
+                    closed = True
+                if not failed:
+                    failed = True
+                    worker.cancel_request(request)
+                    _LOGGER.info("%s failed: %s (%s)", request.label, item.text, item.code)
+                    await self._error(item.code, item.text)
+            elif isinstance(item, Close):
+                closed = True
+        if started:
+            if not failed:
+                await send_audio(resampler.flush())
+            await self._send(AudioStop().event())
+        if request.streaming:
+            await self._send(SynthesizeStopped().event())
+        _LOGGER.info(
+            "%s: %s, %.2f s of audio", request.label, "failed" if failed else "done", sent_samples / rate
+        )
+
+    async def _error(self, code: str, text: str) -> None:
+        _LOGGER.debug("Client %d: error %s: %s", self.client_id, code, text)
+        await self._send(Error(text=text, code=code).event())
+
+    async def _send(self, event: Event) -> None:
+        """Serialize writes (responder and reader both write) and wait for the socket to drain."""
+        if self._closed:
+            return
+        async with self._write_lock:
+            await async_write_event(event, self.writer)

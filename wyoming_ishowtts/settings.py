@@ -1,0 +1,74 @@
+"""Server-side settings.
+
+Everything the Wyoming server needs is decided once on the command line and frozen here, so no
+part of the server can change configuration behind another part's back.  Engine settings live in
+``engine.py`` (``EngineSettings``) because the engine is usable without the server.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NATIVE_SAMPLE_RATE = 24000
+
+DEFAULT_URI = "tcp://127.0.0.1:10200"
+DEFAULT_SAMPLES_PER_CHUNK = 1024
+DEFAULT_MAX_TEXT_CHARS = 5000
+DEFAULT_MAX_QUEUED_PER_CLIENT = 4
+DEFAULT_MAX_QUEUED_TOTAL = 32
+DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+DEFAULT_MAX_BUFFERED_PIECES = 2
+
+
+def default_cache_dir() -> Path:
+    """Follow XDG so the cache lands where users and container images expect it."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "wyoming-ishowtts"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and behaviour of the Wyoming server (not of the engine)."""
+
+    uri: str = DEFAULT_URI
+    voices_dirs: tuple[Path, ...] = ()
+    default_voice: str | None = None
+    builtin_voice: bool = True
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    samples_per_chunk: int = DEFAULT_SAMPLES_PER_CHUNK
+    output_rate: int = NATIVE_SAMPLE_RATE
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    max_queued_per_client: int = DEFAULT_MAX_QUEUED_PER_CLIENT
+    max_queued_total: int = DEFAULT_MAX_QUEUED_TOTAL
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    # Engine pieces computed for one request but not yet written to its client.  Keeps a client
+    # that stops reading from making the server hold its whole answer in memory.
+    max_buffered_pieces: int = DEFAULT_MAX_BUFFERED_PIECES
+    streaming: bool = True
+    zeroconf_name: str | None = None
+    zeroconf_host: str | None = None
+
+    def __post_init__(self) -> None:
+        positive = {
+            "samples_per_chunk": self.samples_per_chunk,
+            "output_rate": self.output_rate,
+            "max_text_chars": self.max_text_chars,
+            "max_queued_per_client": self.max_queued_per_client,
+            "max_queued_total": self.max_queued_total,
+            "max_connections": self.max_connections,
+            "max_buffered_pieces": self.max_buffered_pieces,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
+        if self.stream_idle_timeout <= 0:
+            raise ValueError("stream_idle_timeout must be positive")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must not be negative")

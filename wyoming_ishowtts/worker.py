@@ -1,0 +1,359 @@
+"""The one thread that owns the engine, and the fair scheduler in front of it.
+
+Why one thread: the model is large and not safe to call from several threads at once, and the event
+loop must never block (Home Assistant gives ``describe`` one second).  Why a scheduler instead of a
+lock: with a lock, one long answer makes every other client wait for all of it.  Here each client
+connection has a FIFO of text segments, and the worker takes one engine step (one text chunk,
+which is what ``Engine.synthesize`` yields) from each client in turn.  A client whose audio is not
+being consumed (it stopped reading) is skipped until it catches up, so the server never buffers more
+than ``max_buffered_pieces`` pieces per request.
+
+Results travel to the event loop with ``call_soon_threadsafe`` into the request's asyncio queue;
+nothing on the loop side ever waits on a thread primitive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
+
+if TYPE_CHECKING:
+    from .engine import Engine, EngineSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class BusyError(Exception):
+    code = "busy"
+
+
+# Items a request's result queue carries ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Audio for one engine text chunk (float32, 24 kHz mono)."""
+
+    segment: int
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    segment: int
+
+
+@dataclass(frozen=True)
+class SegmentFailed:
+    segment: int
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Posted by the handler: stop the request with an error; ``close`` when no more input comes."""
+
+    code: str
+    text: str
+    close: bool
+
+
+@dataclass(frozen=True)
+class Close:
+    """Posted by the handler: all segments of the request have been submitted."""
+
+
+ResultItem = Piece | SegmentDone | SegmentFailed | Abort | Close
+
+
+@dataclass(eq=False)
+class Request:
+    """One response (one audio-start … audio-stop).  Created and read on the event loop."""
+
+    client_id: int
+    voice: VoiceInfo
+    streaming: bool
+    results: asyncio.Queue[ResultItem] = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted: int = 0
+    # Pieces posted but not yet taken by the responder; guarded by the worker's lock.
+    backlog: int = 0
+    finished: bool = False
+    label: str = ""
+
+
+@dataclass(eq=False)
+class _Segment:
+    request: Request
+    index: int
+    text: str
+    generator: Iterator[np.ndarray] | None = None
+    pieces: int = 0
+
+
+class EngineWorker:
+    """Owns the engine thread.  Public methods are called from the event loop and never block."""
+
+    def __init__(
+        self,
+        engine_settings: EngineSettings,
+        registry: VoiceRegistry,
+        prepared: PreparedVoices,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_queued_per_client: int,
+        max_queued_total: int,
+        max_buffered_pieces: int,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._engine_settings = engine_settings
+        self._registry = registry
+        self._prepared = prepared
+        self._loop = loop
+        self._max_per_client = max_queued_per_client
+        self._max_total = max_queued_total
+        self._max_backlog = max_buffered_pieces
+        self._on_fatal = on_fatal
+
+        self._cond = threading.Condition()
+        # client id -> its segments in order; OrderedDict order is the round-robin order.
+        self._queues: OrderedDict[int, deque[_Segment]] = OrderedDict()
+        self._open: dict[int, int] = {}  # client id -> requests not yet finished
+        self._stopping = False
+        self._abort_all = threading.Event()
+        self.ready = threading.Event()
+        self.engine: Engine | None = None
+        self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, cancel: bool = True) -> None:
+        """Ask the thread to end; with ``cancel`` running syntheses stop at their next sampler step."""
+        with self._cond:
+            self._stopping = True
+            if cancel:
+                self._abort_all.set()
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- requests (event-loop side) ----------------------------------------------------------------
+
+    def open_request(self, client_id: int, voice: VoiceInfo, streaming: bool) -> Request:
+        with self._cond:
+            if self._stopping:
+                raise BusyError("the server is shutting down")
+            if self._open.get(client_id, 0) >= self._max_per_client:
+                raise BusyError(f"too many requests queued on this connection (limit {self._max_per_client})")
+            if sum(self._open.values()) >= self._max_total:
+                raise BusyError(f"server busy: {self._max_total} requests already queued")
+            self._open[client_id] = self._open.get(client_id, 0) + 1
+        return Request(client_id=client_id, voice=voice, streaming=streaming)
+
+    def submit(self, request: Request, text: str) -> None:
+        with self._cond:
+            if request.finished or request.cancelled.is_set():
+                return
+            segment = _Segment(request=request, index=request.submitted, text=text)
+            request.submitted += 1
+            self._queues.setdefault(request.client_id, deque()).append(segment)
+            self._cond.notify_all()
+
+    def taken(self, request: Request) -> None:
+        """The responder has consumed one piece: the request may be scheduled again."""
+        with self._cond:
+            request.backlog = max(0, request.backlog - 1)
+            self._cond.notify_all()
+
+    def cancel_request(self, request: Request) -> None:
+        with self._cond:
+            request.cancelled.set()
+            self._cond.notify_all()
+
+    def finish_request(self, request: Request) -> None:
+        """Release the request's queue slot (idempotent); unfinished work is cancelled."""
+        with self._cond:
+            request.cancelled.set()
+            if request.finished:
+                return
+            request.finished = True
+            left = self._open.get(request.client_id, 0) - 1
+            if left > 0:
+                self._open[request.client_id] = left
+            else:
+                self._open.pop(request.client_id, None)
+            self._cond.notify_all()
+
+    def cancel_client(self, client_id: int) -> None:
+        with self._cond:
+            for segment in self._queues.get(client_id, ()):
+                segment.request.cancelled.set()
+            self._cond.notify_all()
+
+    # -- worker thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        from .engine import Engine
+
+        try:
+            _LOGGER.info("Loading model %s", self._engine_settings.model)
+            engine = Engine.load(self._engine_settings)
+            self.engine = engine
+            self._prepare_default(engine)
+        except BaseException as err:
+            _LOGGER.exception("Model could not be loaded")
+            if self._on_fatal is not None:
+                self._loop.call_soon_threadsafe(self._on_fatal, err)
+            return
+        self.ready.set()
+        _LOGGER.info("Model ready")
+
+        while True:
+            segment = self._next_segment()
+            if segment is None:
+                break
+            self._step(engine, segment)
+        _LOGGER.debug("Engine worker stopped")
+
+    def _prepare_default(self, engine: Engine) -> None:
+        """Prepare and warm up with the default voice so the first request is not the slow one."""
+        voice = None
+        try:
+            self._registry.scan()
+            voice = self._prepared.get(engine, self._registry.default())
+        except Exception as err:
+            _LOGGER.warning("Default voice not prepared at start-up: %s", err)
+        if not self._engine_settings.warmup:
+            return
+        try:
+            engine.warm_up(voice)
+        except Exception as err:
+            _LOGGER.warning("Warm-up failed: %s", err)
+
+    def _next_segment(self) -> _Segment | None:
+        """Pick the next client's head segment round-robin; wait while nothing is runnable."""
+        to_close: list[_Segment] = []
+        with self._cond:
+            while True:
+                if self._stopping and (self._abort_all.is_set() or not self._queues):
+                    chosen = None
+                    break
+                chosen = None
+                for client_id in list(self._queues):
+                    queue = self._queues[client_id]
+                    while queue and queue[0].request.cancelled.is_set():
+                        to_close.append(queue.popleft())
+                    if not queue:
+                        del self._queues[client_id]
+                        continue
+                    head = queue[0]
+                    if head.request.backlog >= self._max_backlog:
+                        continue  # its client is not reading; do not run ahead of it
+                    chosen = head
+                    self._queues.move_to_end(client_id)  # everyone else goes first next time
+                    break
+                if chosen is not None or to_close:
+                    break
+                self._cond.wait()
+        for segment in to_close:
+            self._close(segment)
+        if chosen is None and to_close and not self._stopping:
+            return self._next_segment()
+        return chosen
+
+    def _close(self, segment: _Segment) -> None:
+        if segment.generator is not None:
+            _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
+            close = getattr(segment.generator, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    _LOGGER.debug("Error while closing a cancelled synthesis", exc_info=True)
+            segment.generator = None
+
+    def _remove(self, segment: _Segment) -> None:
+        with self._cond:
+            queue = self._queues.get(segment.request.client_id)
+            if queue and queue[0] is segment:
+                queue.popleft()
+                if not queue:
+                    del self._queues[segment.request.client_id]
+
+    def _post(self, request: Request, item: ResultItem) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed during shutdown
+            self._loop.call_soon_threadsafe(request.results.put_nowait, item)
+
+    def _step(self, engine: Engine, segment: _Segment) -> None:
+        from .errors import SynthesisCancelled
+
+        request = segment.request
+        abort_all = self._abort_all
+
+        def cancelled() -> bool:
+            return request.cancelled.is_set() or abort_all.is_set()
+
+        try:
+            if segment.generator is None:
+                voice = self._prepared.get(engine, request.voice)
+                options = synthesis_options(request.voice)
+                _LOGGER.debug("%s segment %d: start %r", request.label, segment.index, segment.text[:80])
+                segment.generator = iter(engine.synthesize(voice, segment.text, options, cancelled=cancelled))
+            audio = next(segment.generator)
+        except StopIteration:
+            self._remove(segment)
+            _LOGGER.debug("%s segment %d: done after %d pieces", request.label, segment.index, segment.pieces)
+            self._post(request, SegmentDone(segment.index))
+            return
+        except SynthesisCancelled:
+            self._remove(segment)
+            segment.generator = None
+            _LOGGER.info("Cancelled %s segment %d", request.label, segment.index)
+            return
+        except Exception as err:
+            self._remove(segment)
+            self._close(segment)
+            code = getattr(err, "code", None)
+            if not isinstance(code, str):
+                code = "synthesis-failed"
+                _LOGGER.exception("Synthesis failed for %s", request.label)
+            else:
+                _LOGGER.warning("Synthesis failed for %s: %s", request.label, err)
+            self._post(request, SegmentFailed(segment.index, code, str(err) or type(err).__name__))
+            return
+        if cancelled():
+            return  # picked up and closed on the next scheduling pass
+        segment.pieces += 1
+        with self._cond:
+            request.backlog += 1
+        _LOGGER.debug(
+            "%s segment %d: piece %d synthesized (%d samples)",
+            request.label,
+            segment.index,
+            segment.pieces,
+            len(audio),
+        )
+        self._post(request, Piece(segment.index, np.asarray(audio, dtype=np.float32)))
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "open_requests": dict(self._open),
+                "queued_segments": {k: len(v) for k, v in self._queues.items()},
+            }
