@@ -217,7 +217,12 @@ class EngineWorker:
             self.engine = engine
             self._prepare_default(engine)
         except BaseException as err:
-            _LOGGER.exception("Model could not be loaded")
+            from .errors import IShowTTSError
+
+            if isinstance(err, IShowTTSError):  # a message for the user, not a bug: no traceback
+                _LOGGER.error("Model could not be loaded: %s", err)
+            else:
+                _LOGGER.exception("Model could not be loaded")
             if self._on_fatal is not None:
                 self._loop.call_soon_threadsafe(self._on_fatal, err)
             return
