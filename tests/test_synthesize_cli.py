@@ -58,4 +58,5 @@ def test_missing_voice_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path) ->
         str(tmp_path / "out.wav"),
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    assert "error:" in result.stderr and "reference.txt" in result.stderr
+    assert "Traceback" not in result.stderr
