@@ -247,7 +247,7 @@ class Engine:
 
         model = DiT(dit_config_for(files, vocab.size))
         load_strict(model, read_dit_state(files.checkpoint), files.checkpoint)
-        model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        model = model.to(device=device, dtype=dtype).eval().requires_grad_(False).fuse_projections()
 
         try:
             vocos_cfg = VocosConfig.from_yaml(files.vocos_config)
