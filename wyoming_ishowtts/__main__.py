@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engine.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the engine")
     engine.add_argument("--no-warmup", action="store_true", help="skip the warm-up synthesis at start-up")
+    engine.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (slow start-up; measure before using)"
+    )
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-text-chars", type=_positive_int, default=DEFAULT_MAX_TEXT_CHARS)
@@ -285,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         nfe=args.nfe,
         warmup=not args.no_warmup,
         threads=args.threads,
+        compile=args.compile,
         cache_dir=args.data_dir / "models" if args.data_dir else None,
     )
     _LOGGER.debug("Server settings: %s", settings)

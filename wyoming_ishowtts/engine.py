@@ -86,6 +86,9 @@ class EngineSettings:
     warmup: bool = True
     threads: int | None = None
     """torch intra-op threads on CPU (None: torch's default)."""
+    compile: bool = False
+    """torch.compile the DiT (dynamic shapes, compiled during warm-up). Off by default: on this project's
+    2-core CPU it cost ~90 s at start-up for a gain within noise; measure it on your GPU with script/bench."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,9 @@ class Engine:
         model = DiT(dit_config_for(files, vocab.size))
         load_strict(model, read_dit_state(files.checkpoint), files.checkpoint)
         model = model.to(device=device, dtype=dtype).eval().requires_grad_(False).fuse_projections()
+        if settings.compile:
+            # Only the per-step forward: the text features run once per chunk and gain nothing.
+            model.forward = torch.compile(model.forward, dynamic=True)  # type: ignore[method-assign]
 
         try:
             vocos_cfg = VocosConfig.from_yaml(files.vocos_config)

@@ -1,0 +1,94 @@
+"""Engine options that change how, not what, it computes: the step policy, precision choice, torch.compile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, _pick_dtype
+from wyoming_ishowtts.errors import ModelLoadError
+from wyoming_ishowtts.nfe import NfePolicy
+from wyoming_ishowtts.tools.random_model import write_random_model
+
+TEXT = "This is a compile test, with two parts. And then a little more text here."
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_model(tmp_path_factory.mktemp("tiny"), "tiny", seed=4)
+
+
+def clip() -> np.ndarray:
+    t = np.arange(48000) / 24000
+    return (0.2 * np.sin(2 * np.pi * 200 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_policy_first_chunk_is_short_grid() -> None:
+    assert NfePolicy().choose(0, slack_seconds=100.0, seconds_per_step=0.001) == 7
+
+
+def test_policy_uses_slack_for_later_chunks() -> None:
+    policy = NfePolicy()
+    assert policy.choose(1, slack_seconds=10.0, seconds_per_step=0.1) == 16  # 1.6 s fits in 7 s
+    assert (
+        policy.choose(1, slack_seconds=1.6, seconds_per_step=0.1) == 10
+    )  # 1.0 s fits in 1.12 s, 1.2 does not
+    assert policy.choose(1, slack_seconds=0.2, seconds_per_step=0.1) == 7  # nothing fits: the fewest
+    assert policy.choose(1, slack_seconds=-3.0, seconds_per_step=0.1) == 7  # already behind
+    assert policy.choose(1, slack_seconds=10.0, seconds_per_step=None) == 7  # nothing measured yet
+
+
+def test_policy_is_deterministic_and_fixed_overrides() -> None:
+    policy = NfePolicy()
+    assert {policy.choose(2, 3.0, 0.2) for _ in range(10)} == {policy.choose(2, 3.0, 0.2)}
+    assert NfePolicy(fixed=32).choose(0, 0.0, None) == 32
+    assert NfePolicy(fixed=5).choose(3, 100.0, 0.0001) == 5
+
+
+def test_engine_logs_each_choice(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision="fp32"))
+    voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+    with caplog.at_level("DEBUG", logger="wyoming_ishowtts.engine"):
+        engine.synthesize_all(voice, TEXT, SynthesisOptions(seed=1, first_chunk_max_chars=30))
+    choices = [r.getMessage() for r in caplog.records if " steps, " in r.getMessage()]
+    assert len(choices) == len(engine.plan(voice, TEXT, SynthesisOptions(first_chunk_max_chars=30))) >= 2
+    assert choices[0].startswith("chunk 1/") and ": 7 steps" in choices[0]
+
+
+def test_precision_choice() -> None:
+    cpu = torch.device("cpu")
+    assert _pick_dtype("fp32", cpu) == torch.float32
+    assert _pick_dtype("bf16", cpu) == torch.bfloat16
+    assert _pick_dtype("fp16", cpu) == torch.float16
+    assert _pick_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
+    with pytest.raises(ModelLoadError):
+        _pick_dtype("fp8", cpu)
+
+
+def test_half_precision_stays_close_to_fp32(model_dir: Path) -> None:
+    """bf16 runs only the network in half precision; the result must stay near fp32 (SNR well above 10 dB)."""
+    waves = {}
+    for precision in ("fp32", "bf16"):
+        engine = Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision=precision))
+        voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+        waves[precision] = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=4, seed=2))
+    ref, half = waves["fp32"], waves["bf16"]
+    assert len(ref) == len(half)
+    snr = 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref - half).astype(np.float64) ** 2))
+    assert 10 < snr < 200, snr  # close, but not identical: bf16 really ran
+
+
+def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:
+    outputs = []
+    for compile_model in (False, True):
+        engine = Engine.load(
+            EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", compile=compile_model)
+        )
+        voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+        outputs.append(engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1)))
+    eager, compiled = outputs
+    assert eager.shape == compiled.shape
+    assert np.abs(eager - compiled).max() < 1e-4 * np.abs(eager).max()
