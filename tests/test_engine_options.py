@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,32 @@ def test_half_precision_stays_close_to_fp32(model_dir: Path) -> None:
     assert len(ref) == len(half)
     snr = 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref - half).astype(np.float64) ** 2))
     assert 10 < snr < 200, snr  # close, but not identical: bf16 really ran
+
+
+@pytest.mark.parametrize("variant", ["v1", "v0"])
+def test_batched_later_chunks_equal_one_at_a_time(model_dir: Path, tmp_path: Path, variant: str) -> None:
+    """Chunks of different lengths in one batch: padding is masked, so each equals its own run."""
+    folder = model_dir
+    if variant == "v0":  # same weights, F5TTS_Base behaviour: RoPE on one head, no filler masking
+        folder = tmp_path / "v0"
+        shutil.copytree(model_dir, folder)
+        info = json.loads((folder / "model.json").read_text())
+        info["dit"].update(text_mask_padding=False, pe_attn_head=1)
+        (folder / "model.json").write_text(json.dumps(info))
+    text = "First a short one. Then a much longer second sentence that goes on for quite a while. Third!"
+    opts = SynthesisOptions(nfe=3, seed=7, max_chars=40, first_chunk_max_chars=None)
+    outputs = []
+    for batch in (1, 3):
+        engine = Engine.load(
+            EngineSettings(model_dir=folder, device="cpu", precision="fp32", batch_chunks=batch)
+        )
+        voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+        assert len(engine.plan(voice, text, opts)) == 3
+        outputs.append([p.copy() for p in engine.synthesize(voice, text, opts)])
+    one_at_a_time, batched = outputs
+    assert [len(p) for p in one_at_a_time] == [len(p) for p in batched]
+    for a, b in zip(one_at_a_time, batched, strict=True):
+        assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()
 
 
 def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:

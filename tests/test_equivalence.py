@@ -96,7 +96,27 @@ def test_mel_features_match_torchaudio() -> None:
     assert torch.equal(MelSpectrogram()(wave), MelSpec()(wave))
 
 
-def test_one_dit_forward_tiny(tiny_dir: Path, engine: Engine) -> None:
+@pytest.fixture(scope="module")
+def tiny_v0_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same weights with F5TTS_Base behaviour: RoPE on the first head only, no filler masking."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny_v0") / "model"
+    shutil.copytree(tiny_dir, folder)
+    info = json.loads((folder / "model.json").read_text())
+    info["dit"].update(text_mask_padding=False, pe_attn_head=1)
+    (folder / "model.json").write_text(json.dumps(info))
+    return folder
+
+
+def test_one_dit_forward_tiny_v0(tiny_v0_dir: Path) -> None:
+    engine = Engine.load(EngineSettings(model_dir=tiny_v0_dir, device="cpu", precision="fp32", warmup=False))
+    assert engine.model.cfg.pe_attn_head == 1 and not engine.model.cfg.text_mask_padding
+    test_one_dit_forward_tiny(tiny_v0_dir, engine, label="DiT forward (tiny, F5TTS_Base variant)")
+
+
+def test_one_dit_forward_tiny(tiny_dir: Path, engine: Engine, label: str = "DiT forward (tiny)") -> None:
     upstream = upstream_model(tiny_dir)
     torch.manual_seed(0)
     n = 90
@@ -106,7 +126,7 @@ def test_one_dit_forward_tiny(tiny_dir: Path, engine: Engine) -> None:
     with torch.inference_mode():
         theirs = upstream.transformer(x=x, cond=cond, text=text, time=t, cfg_infer=True, cache=False)
         ours = engine.model(x, cond, engine.model.embed_text(text, torch.tensor([n])), t)
-    assert report("DiT forward (tiny)", ours, theirs) < 1e-4
+    assert report(label, ours, theirs) < 1e-4
 
 
 @pytest.mark.slow

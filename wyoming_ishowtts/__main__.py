@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the engine")
     engine.add_argument("--no-warmup", action="store_true", help="skip the warm-up synthesis at start-up")
     engine.add_argument(
+        "--batch-chunks",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="sample up to N later text chunks of a request in one batch (same audio; for GPUs; default 1)",
+    )
+    engine.add_argument(
         "--compile", action="store_true", help="torch.compile the model (slow start-up; measure before using)"
     )
 
@@ -289,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         warmup=not args.no_warmup,
         threads=args.threads,
         compile=args.compile,
+        batch_chunks=args.batch_chunks,
         cache_dir=args.data_dir / "models" if args.data_dir else None,
     )
     _LOGGER.debug("Server settings: %s", settings)

@@ -72,8 +72,9 @@ class GRN(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, 1, dim))
         self.beta = nn.Parameter(torch.zeros(1, 1, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.norm(x, p=2, dim=1, keepdim=True)
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """valid (B, N): in a batch, an item's norm must not include the padding past its own length."""
+        gx = torch.norm(x if valid is None else x * valid[..., None], p=2, dim=1, keepdim=True)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
         return self.gamma * (x * nx) + self.beta + x
 
@@ -87,9 +88,9 @@ class ConvNeXtV2Block(nn.Module):
         self.grn = GRN(hidden)
         self.pwconv2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, T)
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:  # (B, N, T)
         h = self.dwconv(x.transpose(1, 2)).transpose(1, 2)
-        h = self.pwconv2(self.grn(F.gelu(self.pwconv1(self.norm(h)))))
+        h = self.pwconv2(self.grn(F.gelu(self.pwconv1(self.norm(h))), valid))
         return x + h
 
 
@@ -122,12 +123,15 @@ class TextEmbedding(nn.Module):
             ids = torch.zeros_like(ids)
         x = self.text_embed(ids).masked_fill(~valid[..., None], 0.0)
         x = x + self.freqs_cis[:n] * valid[..., None].to(x.dtype)
-        if self.mask_padding:
-            x = x.masked_fill(filler[..., None], 0.0)
-            for block in self.text_blocks:
-                x = block(x).masked_fill(filler[..., None], 0.0)
-        else:
-            x = self.text_blocks(x)
+        # v1 zeroes filler positions between blocks. v0 does not, but a batch's padding past an item's own
+        # length must still stay zero, or it would leak into that item through the convolutions and GRN.
+        hidden = filler if self.mask_padding else ~valid
+        ragged = (
+            None if bool(valid.all()) else valid
+        )  # a single item (or equal lengths) takes upstream's path
+        x = x.masked_fill(hidden[..., None], 0.0)
+        for block in self.text_blocks:
+            x = block(x, ragged).masked_fill(hidden[..., None], 0.0)
         return x
 
 
