@@ -64,6 +64,30 @@ class _BadEvent(Exception):
     """One event was malformed but the next one can still be read."""
 
 
+def _parse_json(raw: bytes, what: str) -> Any:
+    """Decode one JSON document from a client, turning every way it can be bad into ``_BadEvent``.
+
+    ``json.loads`` raises more than ``JSONDecodeError`` on hostile input: ``RecursionError`` for
+    deeply nested arrays (a 64 KiB header of ``[`` is enough) and a plain ``ValueError`` for an
+    integer longer than Python's 4300-digit limit.  Those used to escape the read loop and end the
+    connection without an ``error`` event.  JSON's ``\\ud800`` escapes also let a client send lone
+    surrogates, which are not Unicode text: they cannot be encoded as UTF-8, so they would fail
+    later deep inside the engine (``synthesis-failed``) or when the server writes its answer.
+    """
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise _BadEvent(f"{what} is not valid JSON: {type(err).__name__}: {str(err)[:200]}") from None
+
+
+def _check_unicode(value: Any, what: str) -> None:
+    """Refuse lone surrogates (see ``_parse_json``); called once the whole event has been read."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadEvent(f"{what} contains text that is not valid Unicode (a lone surrogate)") from None
+
+
 @dataclass
 class ServerState:
     """What all handlers share; built once in ``__main__``."""
@@ -156,10 +180,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             raise _FramingLost(f"event header longer than {MAX_EVENT_LINE} bytes") from None
         except ValueError as err:  # older Pythons report an overrun as ValueError
             raise _FramingLost(str(err)) from None
-        try:
-            header = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise _BadEvent(f"event header is not valid JSON: {err}") from None
+        header = _parse_json(line, "event header")
         if not isinstance(header, dict):
             raise _BadEvent("event header must be a JSON object")
         data_length = header.get("data_length") or 0
@@ -168,7 +189,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             ("data_length", data_length, MAX_EVENT_DATA),
             ("payload_length", payload_length, MAX_EVENT_PAYLOAD),
         ):
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise _FramingLost(f"{name} must be a non-negative integer")
             if value > limit:
                 raise _FramingLost(f"{name} {value} exceeds the limit of {limit} bytes")
@@ -179,13 +200,12 @@ class IShowTtsEventHandler(AsyncEventHandler):
         if not isinstance(event_type, str) or not isinstance(data, dict):
             raise _BadEvent("event needs a string 'type' and an object 'data'")
         if extra:
-            try:
-                more = json.loads(extra)
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise _BadEvent(f"event data is not valid JSON: {err}") from None
+            more = _parse_json(extra, "event data")
             if not isinstance(more, dict):
                 raise _BadEvent("event data must be a JSON object")
             data.update(more)
+        _check_unicode(header, "event header")
+        _check_unicode(data, "event data")
         return Event(type=event_type, data=data, payload=payload)
 
     async def disconnect(self) -> None:

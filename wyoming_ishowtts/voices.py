@@ -379,6 +379,41 @@ class PreparedVoices:
         self._dir = cache_dir / "voices"
         self._memory: OrderedDict[str, Voice] = OrderedDict()
         self._max = max_in_memory
+        # Temporary files being written right now (see ``_save`` and ``discard_partial``).
+        self._writing: set[Path] = set()
+        self._writing_lock = threading.Lock()
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete half-written cache files left by a process that was killed while saving one.
+
+        Their names carry the writer's pid (``.KEY.PID.UUID.tmp.voice``); a file is stale when that
+        process is gone, or is this one (a previous container run reusing the same pid, typically 1).
+        """
+        if not self._dir.is_dir():
+            return
+        for path in self._dir.glob(".*.tmp.voice"):
+            parts = path.name.split(".")
+            try:
+                pid = int(parts[2])
+            except (IndexError, ValueError):
+                continue
+            if pid != os.getpid() and _process_exists(pid):
+                continue  # another server sharing this cache is writing it now
+            _LOGGER.info("Removing a half-written voice cache file %s", path)
+            path.unlink(missing_ok=True)
+
+    def discard_partial(self) -> None:
+        """Remove cache files still being written; called at shutdown when the worker did not stop in time.
+
+        The writer may still be running: then its ``os.replace`` fails (logged) and the real name never
+        points at a partial file, and the process exits without leaving the temporary one behind.
+        """
+        with self._writing_lock:
+            writing = list(self._writing)
+        for tmp in writing:
+            _LOGGER.warning("Shutting down while %s was being written: removing it", tmp.name)
+            tmp.unlink(missing_ok=True)
 
     def get(self, engine: Engine, info: VoiceInfo) -> Voice:
         from .engine import Voice
@@ -417,10 +452,11 @@ class PreparedVoices:
             self._memory.popitem(last=False)
         return voice
 
-    @staticmethod
-    def _save(voice: Voice, path: Path) -> None:
+    def _save(self, voice: Voice, path: Path) -> None:
         """Write atomically so a crash mid-write never leaves a truncated file under the real name."""
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp{path.suffix}")
+        with self._writing_lock:
+            self._writing.add(tmp)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             voice.save(tmp)
@@ -429,6 +465,18 @@ class PreparedVoices:
             _LOGGER.warning("Could not cache prepared voice at %s: %s", path, err)
         finally:
             tmp.unlink(missing_ok=True)
+            with self._writing_lock:
+                self._writing.discard(tmp)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to another user
+        return True
+    return True
 
 
 def synthesis_options(info: VoiceInfo) -> SynthesisOptions:

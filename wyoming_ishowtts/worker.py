@@ -150,8 +150,13 @@ class EngineWorker:
             self._cond.notify_all()
 
     def join(self, timeout: float | None) -> bool:
+        """Wait for the thread; if it is still busy (e.g. writing a voice cache file on a slow disk),
+        remove what it was half-way through writing, since the process is about to exit under it."""
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            self._prepared.discard_partial()
+            return False
+        return True
 
     # -- requests (event-loop side) ----------------------------------------------------------------
 

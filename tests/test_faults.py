@@ -1,0 +1,398 @@
+"""Fault injection (issue 6, item 3): every fault gives a clear error or log line and the server goes on.
+
+Faults inside the engine (an exception, CUDA out-of-memory, a NaN) are injected into a real tiny
+engine that the real server (``serve()``, in-process: see ``inprocess.py``) drives over loopback
+TCP.  Out-of-memory is simulated on the CPU by raising ``torch.cuda.OutOfMemoryError`` from the
+sampler, which is where PyTorch raises it on a GPU.  Voice faults use real files: a reference clip
+that vanished, is silent, too short or not audio, and a prepared-voice cache file that is garbage,
+truncated, or a pickle that would run code.  After each fault the same connection gets full audio,
+and the voice prepared before the faults is neither re-prepared nor rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import (
+    TONE_TRANSCRIPT,
+    audio_of,
+    connect,
+    expected_seconds,
+    make_voice,
+    read_until,
+    write_tone_clip,
+)
+from inprocess import InProcessServer, run_server
+from wyoming.event import Event
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+
+from wyoming_ishowtts import engine as engine_module
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice
+from wyoming_ishowtts.errors import EngineFailure
+from wyoming_ishowtts.reference import load_audio
+from wyoming_ishowtts.voices import VoiceRegistry, voice_cache_key
+
+GOOD_TEXT = "The server is still speaking."
+
+
+def load_engine(model_dir: Path, precision: str = "fp32") -> Engine:
+    return Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision=precision, nfe=2))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path) -> Engine:
+    return load_engine(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def fault_voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fault-voices")
+    make_voice(root, "tone")
+    make_voice(root, "vanishing")
+    silent = root / "silent"
+    write_tone_clip(silent / "reference.wav", silent=True)
+    (silent / "reference.txt").write_text("Nothing at all.\n", encoding="utf-8")
+    make_voice(root, "short", seconds=0.05)
+    not_audio = root / "not-audio"
+    not_audio.mkdir()
+    (not_audio / "reference.wav").write_bytes(b"this is a text file, not a wave file\n" * 50)
+    (not_audio / "reference.txt").write_text("Not audio.\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(
+    engine: Engine, fault_voices: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessServer]:
+    with run_server(engine, fault_voices, tmp_path_factory.mktemp("fault-cache")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tone_cache(server: InProcessServer, engine: Engine, fault_voices: Path) -> tuple[Path, bytes, int]:
+    """The good voice, prepared and cached before any fault: (file, its bytes, its mtime)."""
+    check_audio(speak(server), GOOD_TEXT)
+    path = cache_file(server, engine, fault_voices, "tone")
+    assert path.is_file()
+    return path, path.read_bytes(), path.stat().st_mtime_ns
+
+
+def cache_file(server: InProcessServer, engine: Engine, voices: Path, name: str) -> Path:
+    info = VoiceRegistry([voices], builtin=None).scan()[name]
+    key = voice_cache_key(info.reference_audio.read_bytes(), info.transcript, engine.voice_cache_key)
+    return Path(server.worker._prepared._dir) / f"{key}.voice"
+
+
+def synth(text: str, voice: str = "tone") -> Event:
+    return Synthesize(text=text, voice=SynthesizeVoice(name=voice)).event()
+
+
+def speak(server: InProcessServer, text: str = GOOD_TEXT, voice: str = "tone") -> list[Event]:
+    """One well-formed request on a fresh connection, read to its end."""
+
+    async def go() -> list[Event]:
+        async with connect(server.uri) as client:
+            await client.write_event(synth(text, voice))
+            return await read_until(client, "audio-stop")
+
+    return asyncio.run(go())
+
+
+def _read_through_error(server: InProcessServer, events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """Send ``events`` (one failing request), read its error, then a good request on the same connection."""
+
+    async def go() -> tuple[list[Event], list[Event]]:
+        async with connect(server.uri) as client:
+            for event in events:
+                await client.write_event(event)
+            failed = await read_until(client, "error")
+            if events[0].type == "synthesize-start":
+                failed += await read_until(client, "synthesize-stopped")
+            elif "audio-start" in [e.type for e in failed]:
+                failed += await read_until(client, "audio-stop")
+            await client.write_event(synth(GOOD_TEXT))
+            return failed, await read_until(client, "audio-stop")
+
+    return asyncio.run(go())
+
+
+def check_audio(events: list[Event], text: str) -> None:
+    types = [e.type for e in events]
+    assert "error" not in types, [e.data for e in events if e.type == "error"]
+    assert types[-1] == "audio-stop" and types.count("audio-start") == 1, types
+    seconds = len(audio_of(events)) / 2 / 24000
+    expected = expected_seconds(text)
+    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
+
+
+def error_of(events: list[Event]) -> dict[str, Any]:
+    errors = [e.data for e in events if e.type == "error"]
+    assert len(errors) == 1, [e.type for e in events]
+    return errors[0]
+
+
+def assert_tone_cache_intact(tone_cache: tuple[Path, bytes, int]) -> None:
+    path, data, mtime = tone_cache
+    assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime, "the cached voice was rewritten"
+
+
+# -- faults inside the engine, over the wire -----------------------------------------------------------
+
+
+def test_engine_exception(
+    server: InProcessServer, engine: Engine, tone_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="wyoming_ishowtts")
+    original = engine._synthesize_chunks
+    calls: list[int] = []
+
+    def broken_once(*args: Any, **kwargs: Any) -> list[np.ndarray]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("injected engine fault")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_synthesize_chunks", broken_once)
+    failed, good = _read_through_error(server, [synth("This request meets a broken engine.")])
+    assert error_of(failed)["code"] == "synthesis-failed"
+    assert "injected engine fault" in caplog.text and "Traceback" in caplog.text  # the log has the cause
+    check_audio(good, GOOD_TEXT)
+    assert_tone_cache_intact(tone_cache)
+
+
+def test_cuda_out_of_memory(
+    server: InProcessServer, tone_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="wyoming_ishowtts")
+    original = engine_module.sample
+    calls: list[int] = []
+
+    def oom_once(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "sample", oom_once)
+    failed, good = _read_through_error(server, [synth("This request runs out of GPU memory.")])
+    error = error_of(failed)
+    assert error["code"] == "synthesis-failed"
+    assert "out of memory" in error["text"] and "shorter text" in error["text"]
+    check_audio(good, GOOD_TEXT)
+    assert_tone_cache_intact(tone_cache)
+
+
+def _nan_forward_once(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    original = model.forward
+    calls: list[int] = []
+
+    def nan_once(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(*args, **kwargs)
+        calls.append(1)
+        return torch.full_like(out, float("nan")) if len(calls) == 1 else out
+
+    monkeypatch.setattr(model, "forward", nan_once)
+    return calls
+
+
+def test_nan_in_fp32_is_reported(
+    server: InProcessServer, engine: Engine, tone_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fp32 has nothing to fall back to: a non-finite result is an error, never noise sent as audio."""
+    _nan_forward_once(engine.model, monkeypatch)
+    failed, good = _read_through_error(server, [synth("This request gets a NaN.")])
+    error = error_of(failed)
+    assert error["code"] == "synthesis-failed" and "non-finite" in error["text"]
+    assert "audio-chunk" not in [e.type for e in failed]
+    check_audio(good, GOOD_TEXT)
+    assert engine.dtype == torch.float32
+    assert_tone_cache_intact(tone_cache)
+
+
+def test_engine_failure_in_a_stream_still_ends_the_stream(
+    server: InProcessServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home Assistant waits for synthesize-stopped whatever happens: it must come after the error."""
+    _nan_forward_once(engine.model, monkeypatch)
+    events = [
+        SynthesizeStart(voice=SynthesizeVoice(name="tone")).event(),
+        SynthesizeChunk(text="A stream that fails.").event(),
+        SynthesizeStop().event(),
+    ]
+    failed, good = _read_through_error(server, events)
+    assert error_of(failed)["code"] == "synthesis-failed"
+    assert failed[-1].type == "synthesize-stopped"
+    check_audio(good, GOOD_TEXT)
+
+
+# -- faults inside the engine, in-process ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tone_clip(fault_voices: Path) -> tuple[np.ndarray, int]:
+    return load_audio(fault_voices / "tone" / "reference.wav")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_nan_in_half_precision_falls_back_to_fp32(
+    tiny_model_dir: Path,
+    tone_clip: tuple[np.ndarray, int],
+    precision: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: Any,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="wyoming_ishowtts")
+    engine = load_engine(tiny_model_dir, precision)
+    voice = engine.prepare_voice(*tone_clip, text=TONE_TRANSCRIPT)
+    calls = _nan_forward_once(engine.model, monkeypatch)
+    audio = engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))
+    assert len(calls) > 2, "the chunk was not synthesized again after the NaN"
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    assert "switching the model to fp32" in caplog.text
+    assert engine.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in engine.model.parameters())
+    # And it stays usable for the next request.
+    assert np.isfinite(engine.synthesize_all(voice, "Again.", SynthesisOptions(nfe=2, seed=2))).all()
+
+
+def test_nan_in_fp32_raises_engine_failure(
+    engine: Engine, tone_clip: tuple[np.ndarray, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    voice = engine.prepare_voice(*tone_clip, text=TONE_TRANSCRIPT)
+    _nan_forward_once(engine.model, monkeypatch)
+    with pytest.raises(EngineFailure, match="non-finite") as err:
+        engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))
+    assert err.value.code == "synthesis-failed"
+    assert np.isfinite(engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))).all()
+
+
+def test_out_of_memory_raises_engine_failure(
+    engine: Engine, tone_clip: tuple[np.ndarray, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    voice = engine.prepare_voice(*tone_clip, text=TONE_TRANSCRIPT)
+
+    def oom(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine_module, "sample", oom)
+        with pytest.raises(EngineFailure, match="out of memory") as err:
+            engine.synthesize_all(voice, GOOD_TEXT)
+    assert err.value.code == "synthesis-failed"
+    assert len(engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))) > 0
+
+
+# -- faults in the voices --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("voice", "code", "words"),
+    [
+        ("silent", "voice-invalid", "silent"),
+        ("short", "voice-invalid", "at least"),
+        ("not-audio", "voice-invalid", "not-audio"),
+    ],
+)
+def test_unusable_reference_clip(
+    server: InProcessServer, tone_cache: Any, voice: str, code: str, words: str
+) -> None:
+    failed, good = _read_through_error(server, [synth("Say this in a broken voice.", voice)])
+    error = error_of(failed)
+    assert error["code"] == code and words in error["text"].lower(), error
+    check_audio(good, GOOD_TEXT)
+    assert_tone_cache_intact(tone_cache)
+
+
+def test_reference_clip_missing(server: InProcessServer, fault_voices: Path, tone_cache: Any) -> None:
+    """The clip was there when the voices were scanned and is gone when the voice is first used."""
+    server.worker._registry.scan()
+    assert "vanishing" in server.worker._registry.voices
+    (fault_voices / "vanishing" / "reference.wav").unlink()
+    failed, good = _read_through_error(
+        server, [synth("Say this in a voice whose clip is gone.", "vanishing")]
+    )
+    error = error_of(failed)
+    assert error["code"] == "voice-unavailable" and "vanishing" in error["text"], error
+    check_audio(good, GOOD_TEXT)
+    assert_tone_cache_intact(tone_cache)
+
+
+class _RunsCode:
+    """A pickle that calls os.mkdir(marker) when it is unpickled with weights_only=False."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def _garbage(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
+    path.write_bytes(b"\x00garbage, not a voice cache" * 10)
+
+
+def _truncated(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
+    audio, rate = load_audio(clip)
+    engine.prepare_voice(audio, rate, TONE_TRANSCRIPT).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _malicious(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
+    torch.save({"format": 1, "audio": torch.zeros(1, 5000), "payload": _RunsCode(marker)}, path)
+
+
+@pytest.mark.parametrize(
+    "corrupt", [_garbage, _truncated, _malicious], ids=["garbage", "truncated", "pickle"]
+)
+def test_corrupt_voice_cache_is_rebuilt_from_the_clip(
+    server: InProcessServer,
+    engine: Engine,
+    fault_voices: Path,
+    tone_cache: Any,
+    tmp_path: Path,
+    corrupt: Any,
+    caplog: Any,
+) -> None:
+    caplog.set_level(logging.INFO, logger="wyoming_ishowtts")
+    kinds = [_garbage, _truncated, _malicious]
+    name = f"cached-{corrupt.__name__.strip('_')}"
+    # A clip of its own length, so its cache key differs from every other voice's.
+    make_voice(fault_voices, name, seconds=2.0 + 0.1 * kinds.index(corrupt))
+    path = cache_file(server, engine, fault_voices, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    marker = tmp_path / "code-ran"
+    corrupt(path, engine, fault_voices / name / "reference.wav", marker)
+    bad = path.read_bytes()
+
+    check_audio(speak(server, GOOD_TEXT, name), GOOD_TEXT)
+    assert "Rebuilding voice cache" in caplog.text
+    assert not marker.exists(), "the cache file's pickle ran code"
+    assert path.read_bytes() != bad
+    assert isinstance(Voice.load(path, engine), Voice), "the rebuilt cache file does not load"
+    assert not list(path.parent.glob(".*tmp*")), "a temporary file was left behind"
+    assert_tone_cache_intact(tone_cache)
+
+
+def test_the_malicious_pickle_would_run_code_without_weights_only(tmp_path: Path) -> None:
+    """Keeps the pickle test honest: the payload really executes when loaded without weights_only."""
+    marker = tmp_path / "code-ran"
+    torch.save({"payload": _RunsCode(marker)}, tmp_path / "evil.voice")
+    torch.load(tmp_path / "evil.voice", weights_only=False)
+    assert marker.is_dir()
+
+
+def test_nothing_cached_was_lost(server: InProcessServer, tone_cache: Any, caplog: Any) -> None:
+    """After every fault above, the good voice is served from memory: not prepared or read again."""
+    caplog.set_level(logging.DEBUG, logger="wyoming_ishowtts")
+    check_audio(speak(server), GOOD_TEXT)
+    assert "Prepared voice tone" not in caplog.text and "Loaded prepared voice tone" not in caplog.text
+    assert_tone_cache_intact(tone_cache)
