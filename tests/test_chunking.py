@@ -157,16 +157,25 @@ def test_shorten_first_chunk_properties() -> None:
         # Deterministic, and nothing lost, added or cut inside a word.
         assert out == shorten_first_chunk(chunks, limit)
         assert " ".join(out).split() == " ".join(chunks).split()
+        first = chunks[0]
         if out != chunks:
-            head = out[0]
-            assert 10 <= len(head.encode()) <= limit
-            assert len(head.split()) >= 2
+            head, rest = out[0], out[1]
             assert len(out) == len(chunks) + 1
-        elif len(chunks[0].encode()) > limit:
-            # Unchanged only when no word gap gives an acceptable first piece.
-            words_0 = chunks[0].split()
-            prefixes = [" ".join(words_0[:k]) for k in range(2, len(words_0))]
-            assert not any(10 <= len(p.encode()) <= limit for p in prefixes)
+            assert len(head.split()) >= 2 and len(head.encode()) >= 10
+            assert len(rest.split()) >= 3 and len(rest.encode()) >= 20  # never a scrap left over
+            if len(head.encode()) > limit:  # a whole clause, up to twice the limit
+                assert head[-1] in ",;:.!?" and len(head.encode()) <= 2 * limit
+            elif head[-1] not in ",;:.!?":  # a cut between words: only in text over twice the limit
+                assert len(first.encode()) > 2 * limit
+        elif len(first.encode()) > limit:
+            # Unchanged only when no cut leaves a head and a rest that are both acceptable.
+            words_0 = first.split()
+            for k in range(2, len(words_0) - 2):
+                head, rest = " ".join(words_0[:k]), " ".join(words_0[k:])
+                clause = head[-1] in ",;:.!?"
+                fits = 10 <= len(head.encode()) <= (2 * limit if clause else limit)
+                allowed = clause or len(first.encode()) > 2 * limit
+                assert not (fits and allowed and len(rest.encode()) >= 20), (first, limit, head)
 
 
 # --------------------------------------------------------------------------- cross-fade

@@ -101,6 +101,10 @@ def estimate_total_frames(ref_frames: int, ref_text: str, gen_text: str, speed: 
 _CLAUSE_END = re.compile(r"[,;:.!?，；：。！？](?=\s|[\u3000-\u9fff\uf900-\ufaff])")
 _MIN_FIRST_BYTES = SHORT_TEXT_BYTES  # shorter text would fall under upstream's slow short-text rule
 _MIN_FIRST_WORDS = 2
+# The rest of a cut sentence must not be a scrap either: "locked." alone would be spoken at upstream's slow
+# short-text rate, and a scrap costs a whole extra pass over the reference for little audio.
+_MIN_REST_BYTES = 20
+_MIN_REST_WORDS = 3
 
 
 def _word_count(text: str) -> int:
@@ -115,15 +119,34 @@ def _acceptable_first(piece: str, limit: int) -> bool:
     return _MIN_FIRST_BYTES <= _n_bytes(piece) <= limit and _word_count(piece) >= _MIN_FIRST_WORDS
 
 
+def _acceptable_rest(piece: str) -> bool:
+    return _n_bytes(piece) >= _MIN_REST_BYTES and _word_count(piece) >= _MIN_REST_WORDS
+
+
 def _best_split(text: str, limit: int) -> int | None:
-    """Where to cut: after the last clause end, else at the last word gap, that gives an acceptable head."""
-    clause_ends = [m.end() for m in _CLAUSE_END.finditer(text)]
+    """Where to cut: after the last clause end, else at the last word gap, that leaves an acceptable head
+    and an acceptable rest."""
+
+    def acceptable(at: int) -> bool:
+        return _acceptable_first(text[:at].strip(), limit) and _acceptable_rest(text[at:].strip())
+
+    def acceptable_long(at: int) -> bool:  # a whole first clause up to twice the limit beats a cut phrase
+        return _acceptable_first(text[:at].strip(), 2 * limit) and _acceptable_rest(text[at:].strip())
+
+    clause_ends = [m.end() for m in _CLAUSE_END.finditer(text) if m.end() < len(text)]
     for end in reversed(clause_ends):
-        if end < len(text) and _acceptable_first(text[:end].strip(), limit):
+        if acceptable(end):
             return end
+    for end in clause_ends:
+        if acceptable_long(end):
+            return end
+    # Only text longer than twice the limit is cut between words: a phrase cut mid-way is spoken as if
+    # it ended there, so it is the last resort.
+    if _n_bytes(text) <= 2 * limit:
+        return None
     word_gaps = [m.start() for m in re.finditer(r"\s+", text)]
     for gap in reversed(word_gaps):
-        if _acceptable_first(text[:gap].strip(), limit):
+        if acceptable(gap):
             return gap
     return None
 
@@ -136,8 +159,9 @@ def shorten_first_chunk(chunks: list[str], first_max_chars: int, max_chars: int 
     than `first_max_chars` UTF-8 bytes it is cut at the last clause or sentence end
     (punctuation followed by a space or a CJK character) that keeps the first piece
     within the limit with at least two words and 10 bytes (shorter text would hit
-    upstream's slow short-text duration rule); failing that at the last word gap;
-    never inside a word.  The remainder follows as one chunk, or re-packed with
+    upstream's slow short-text duration rule) and leaves at least three words and
+    20 bytes after it; failing that at the first clause end within twice the limit;
+    failing that at the last word gap within the limit; never inside a word.  The remainder follows as one chunk, or re-packed with
     `chunk_text` when `max_chars` is given.  If no cut point qualifies, the chunks
     are returned unchanged.
     """

@@ -1,0 +1,1 @@
+"""Benchmark and load run: our Wyoming server against upstream f5-tts (``script/bench``, see __main__)."""
