@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import IShowTTSError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
@@ -49,7 +51,7 @@ MAX_CLIP_SECONDS_WARN = 12.0
 MIN_CLIP_SECONDS = 1.0
 
 
-class VoiceError(Exception):
+class VoiceError(IShowTTSError):
     """A voice problem the client should hear about; ``code`` is the Wyoming error code."""
 
     code = "voice-error"
