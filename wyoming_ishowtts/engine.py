@@ -133,10 +133,6 @@ class Voice:
     def ref_frames(self) -> int:
         return int(self.audio.shape[-1]) // HOP_LENGTH
 
-    @property
-    def duration_seconds(self) -> float:
-        return float(self.audio.shape[-1]) / SAMPLE_RATE
-
     def save(self, path: Path) -> None:
         """Write the prepared clip (not the mel: it depends on the device and is cheap to recompute)."""
         torch.save(
