@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample up to N later text chunks of a request in one batch (same audio; for GPUs; default 1)",
     )
     engine.add_argument(
+        "--batch-requests",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="sample the next chunks of up to N clients' requests in one batch (same audio; default 1)",
+    )
+    engine.add_argument(
         "--compile", action="store_true", help="torch.compile the model (slow start-up; measure before using)"
     )
 
@@ -193,6 +200,7 @@ def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
         max_queued_total=args.max_queued_total,
         max_connections=args.max_connections,
         max_buffered_pieces=args.max_buffered_pieces,
+        batch_requests=args.batch_requests,
         stream_idle_timeout=args.stream_idle_timeout,
         shutdown_timeout=args.shutdown_timeout,
         streaming=not args.no_streaming,
@@ -233,6 +241,7 @@ async def serve(settings: ServerSettings, engine_settings: EngineSettings) -> in
         max_queued_per_client=settings.max_queued_per_client,
         max_queued_total=settings.max_queued_total,
         max_buffered_pieces=settings.max_buffered_pieces,
+        max_batch=settings.batch_requests,
         on_fatal=on_fatal,
     )
     state = ServerState(settings=settings, registry=registry, worker=worker, version=package_version())

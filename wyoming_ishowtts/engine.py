@@ -14,7 +14,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,10 @@ CancelCheck = Callable[[], bool]
 
 __all__ = [
     "SAMPLE_RATE",
+    "ChunkJob",
     "Engine",
     "EngineSettings",
+    "Synthesis",
     "SynthesisCancelled",
     "SynthesisOptions",
     "Voice",
@@ -322,6 +324,39 @@ class Engine:
             chunks = shorten_first_chunk(chunks, opts.first_chunk_max_chars, max_chars)
         return chunks
 
+    def begin(
+        self,
+        voice: Voice,
+        text: str,
+        options: SynthesisOptions | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> Synthesis:
+        """Start speaking `text`: plans the chunks now (so bad text fails here), samples nothing yet."""
+        return Synthesis(self, voice, text, options or SynthesisOptions(), cancelled)
+
+    def run(self, jobs: Sequence[ChunkJob]) -> list[list[np.ndarray]]:
+        """Sample and vocode `jobs` in one batch (they must share a `batch_key`; they may come from different
+        requests and voices); returns each job's waves, one per chunk, before the cross-fade.
+
+        Each item keeps its own text, length, reference and noise and padding is masked, so a job's audio
+        is the same (to float rounding) whatever else shares the batch.  Raises SynthesisCancelled when
+        every job's request was cancelled.
+        """
+        if not jobs:
+            return []
+        if any(job.batch_key != jobs[0].batch_key for job in jobs):
+            raise ValueError("jobs with different steps or guidance cannot share a batch")
+
+        def cancelled() -> bool:
+            return all(job.synthesis.cancelled() for job in jobs)
+
+        waves = self._synthesize_chunks(list(jobs), cancelled)
+        out: list[list[np.ndarray]] = []
+        for job in jobs:
+            out.append(waves[: len(job.texts)])
+            waves = waves[len(job.texts) :]
+        return out
+
     def synthesize(
         self,
         voice: Voice,
@@ -334,44 +369,11 @@ class Engine:
         Each piece leaves as soon as its chunk is vocoded; the last cross-fade tail is held back until the
         next chunk, so the concatenation equals upstream's joined waveform.
         """
-        opts = options or SynthesisOptions()
-        chunks = self.plan(voice, text, opts)
-        seed = opts.seed if opts.seed is not None else random.randrange(2**63)
-        generator = torch.Generator().manual_seed(seed)
-        fader = CrossFader(int(opts.cross_fade_seconds * SAMPLE_RATE))
-        started = time.monotonic()
-        delivered = 0.0
-        step_cost: float | None = None  # seconds per step per frame, measured on this request
-        index = 0
-        while index < len(chunks):
-            group = chunks[index : index + (1 if index == 0 else max(1, self.settings.batch_chunks))]
-            frames = sum(self._total_frames(voice, chunk, opts) for chunk in group)
-            predicted = None if step_cost is None else step_cost * frames
-            slack = delivered - (time.monotonic() - started)
-            steps = opts.nfe or self.policy.choose(index, slack, predicted)
-            t0 = time.monotonic()
-            waves = self._synthesize_chunks(voice, group, steps, generator, opts, cancelled)
-            spent = time.monotonic() - t0
-            step_cost = spent / max(steps, 1) / frames
-            _LOGGER.debug(
-                "chunk %d/%d: %d steps, %d frames, %.2fs audio in %.2fs (slack %.2fs): %r",
-                index + 1,
-                len(chunks),
-                steps,
-                frames,
-                sum(len(w) for w in waves) / SAMPLE_RATE,
-                spent,
-                slack,
-                group,
-            )
-            for wave in waves:
-                index += 1
-                piece = fader.push(wave)
-                if index == len(chunks):
-                    piece = np.concatenate([piece, fader.flush()])
-                delivered += len(piece) / SAMPLE_RATE
-                if len(piece):
-                    yield piece
+        synthesis = self.begin(voice, text, options, cancelled)
+        while (job := synthesis.next_job()) is not None:
+            started = time.monotonic()
+            (waves,) = self.run([job])
+            yield from synthesis.deliver(job, waves, time.monotonic() - started)
 
     def synthesize_all(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> np.ndarray:
         pieces = list(self.synthesize(voice, text, options))
@@ -389,57 +391,63 @@ class Engine:
         self.synthesize_all(voice, "Warming up the engine.", SynthesisOptions(nfe=steps, seed=0))
         _LOGGER.info("Warm-up took %.2fs", time.monotonic() - started)
 
-    def _total_frames(self, voice: Voice, chunk: str, opts: SynthesisOptions) -> int:
-        return estimate_total_frames(voice.ref_frames, model_ref_text(voice.ref_text), chunk, opts.speed)
-
-    def _synthesize_chunks(
-        self,
-        voice: Voice,
-        chunks: list[str],
-        steps: int,
-        generator: torch.Generator,
-        opts: SynthesisOptions,
-        cancelled: CancelCheck | None,
-    ) -> list[np.ndarray]:
-        """Sample one or more chunks in one batch (each with its own text, length and noise), vocode each."""
+    def _chunk_shapes(
+        self, voice: Voice, chunks: list[str], speed: float
+    ) -> tuple[list[list[int]], list[int]]:
+        """Token ids (reference transcript + chunk) and total frames (reference + new) of each chunk."""
         ref_text = model_ref_text(voice.ref_text)
-        ref_frames = voice.ref_frames
         cond_frames = int(voice.mel.shape[1])
         token_ids = [self.vocab.encode(text_to_tokens(ref_text + chunk)) for chunk in chunks]
         totals = [
             min(
                 max(
-                    len(ids) + 1, cond_frames + 1, estimate_total_frames(ref_frames, ref_text, c, opts.speed)
+                    len(ids) + 1, cond_frames + 1, estimate_total_frames(voice.ref_frames, ref_text, c, speed)
                 ),
                 65536,
             )
             for ids, c in zip(token_ids, chunks, strict=True)
         ]
-        noise = draw_noise(
-            totals, self.model.cfg.mel_dim, generator
-        )  # in chunk order, as one at a time would
-        batch = len(chunks)
+        return token_ids, totals
+
+    def _synthesize_chunks(self, jobs: list[ChunkJob], cancelled: CancelCheck | None) -> list[np.ndarray]:
+        """Sample every chunk of `jobs` in one batch (each with its own reference, text, length and noise),
+        vocode each; the waves come back flat, in job and chunk order."""
+        items = [(job.synthesis.voice, i, job) for job in jobs for i in range(len(job.texts))]
+        voices = [voice for voice, _, _ in items]
+        steps, cfg_strength, sway = jobs[0].batch_key
+        totals = [job.totals[i] for _, i, job in items]
+        noise = [job.noise[i] for _, i, job in items]
+        batch = len(items)
         text_ids = torch.nn.utils.rnn.pad_sequence(
-            [torch.tensor(ids, dtype=torch.long) for ids in token_ids], batch_first=True, padding_value=-1
+            [torch.tensor(job.token_ids[i], dtype=torch.long) for _, i, job in items],
+            batch_first=True,
+            padding_value=-1,
         ).to(self.device)
+        cond_lens = torch.tensor([int(v.mel.shape[1]) for v in voices], device=self.device)
         while True:
+            if len({id(v) for v in voices}) == 1:
+                cond = voices[0].mel.expand(batch, -1, -1)
+            else:  # different references: padded, and the padding is outside every item's cond_lens
+                cond = torch.nn.utils.rnn.pad_sequence(
+                    [v.mel[0].to(self.dtype) for v in voices], batch_first=True
+                )
             try:
                 mel = sample(
                     self.model,
-                    voice.mel.expand(batch, -1, -1),
-                    torch.full((batch,), cond_frames, device=self.device),
+                    cond,
+                    cond_lens,
                     text_ids,
                     torch.tensor(totals, device=self.device),
                     noise,
                     steps=steps,
-                    cfg_strength=opts.cfg_strength,
-                    sway=opts.sway_sampling_coef,
+                    cfg_strength=cfg_strength,
+                    sway=sway,
                     cancelled=cancelled,
                 )
                 # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
                 waves = [
-                    self.vocoder.decode(mel[i : i + 1, ref_frames:total].float().transpose(1, 2))[0]
-                    for i, total in enumerate(totals)
+                    self.vocoder.decode(mel[i : i + 1, v.ref_frames : total].float().transpose(1, 2))[0]
+                    for i, (v, total) in enumerate(zip(voices, totals, strict=True))
                 ]
             except torch.cuda.OutOfMemoryError as err:
                 if self.device.type == "cuda":
@@ -450,8 +458,10 @@ class Engine:
             if self.dtype == torch.float32:
                 raise EngineFailure("the model produced non-finite audio")
             self._fall_back_to_fp32()  # then the same chunks again, with the same noise
-        if voice.rms < TARGET_RMS:  # back to the reference's own loudness, in upstream's order of operations
-            waves = [w * voice.rms / TARGET_RMS for w in waves]
+        # Back to each reference's own loudness where it was quiet, in upstream's order of operations.
+        waves = [
+            w * v.rms / TARGET_RMS if v.rms < TARGET_RMS else w for w, v in zip(waves, voices, strict=True)
+        ]
         return [w.cpu().numpy().astype(np.float32, copy=False) for w in waves]
 
     def _fall_back_to_fp32(self) -> None:
@@ -461,3 +471,123 @@ class Engine:
         )
         self.model = self.model.float()
         self.dtype = torch.float32
+
+
+@dataclass(eq=False)
+class ChunkJob:
+    """One or more text chunks of one request, with their step count chosen and their noise drawn.
+
+    The unit of work `Engine.run` samples: jobs with the same `batch_key` may share one batch, even when
+    they come from different requests and voices.
+    """
+
+    synthesis: Synthesis
+    first_index: int
+    """Index of the first of `texts` in the request's plan."""
+    texts: list[str]
+    token_ids: list[list[int]]
+    totals: list[int]
+    """Total frames (reference + new) of each chunk."""
+    noise: list[torch.Tensor]
+    steps: int
+
+    @property
+    def batch_key(self) -> tuple[int, float, float]:
+        """What must be equal for jobs to share a batch: the time grid and the guidance."""
+        options = self.synthesis.options
+        return (self.steps, options.cfg_strength, options.sway_sampling_coef)
+
+    @property
+    def frames(self) -> int:
+        return sum(self.totals)
+
+
+class Synthesis:
+    """One request's way through its text chunks: the plan, the seeded noise, each chunk's step count and
+    the cross-fade that joins the pieces.
+
+    `Engine.synthesize` drives one on its own; the server's worker drives several at once and may sample
+    their jobs together.  Jobs must be delivered in the order they were made.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        voice: Voice,
+        text: str,
+        options: SynthesisOptions,
+        cancelled: CancelCheck | None = None,
+    ) -> None:
+        self.engine = engine
+        self.voice = voice
+        self.options = options
+        self.chunks = engine.plan(voice, text, options)
+        seed = options.seed if options.seed is not None else random.randrange(2**63)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._fader = CrossFader(int(options.cross_fade_seconds * SAMPLE_RATE))
+        self._cancelled = cancelled
+        self._started = time.monotonic()
+        self._delivered = 0.0  # seconds of audio handed out so far
+        self._step_cost: float | None = None  # seconds per step per frame, measured on this request
+        self._next = 0  # the next chunk to put in a job
+        self._done = 0  # chunks delivered
+
+    @property
+    def finished(self) -> bool:
+        """Every chunk has been delivered."""
+        return self._done >= len(self.chunks)
+
+    def cancelled(self) -> bool:
+        return self._cancelled is not None and self._cancelled()
+
+    def next_job(self) -> ChunkJob | None:
+        """The next chunk (or, after the first, up to `batch_chunks` chunks), None when all were handed out.
+
+        The step count is chosen here, from the slack the audio delivered so far leaves (nfe.py).
+        """
+        index = self._next
+        if index >= len(self.chunks):
+            return None
+        engine, opts = self.engine, self.options
+        size = 1 if index == 0 else max(1, engine.settings.batch_chunks)
+        texts = self.chunks[index : index + size]
+        token_ids, totals = engine._chunk_shapes(self.voice, texts, opts.speed)
+        predicted = None if self._step_cost is None else self._step_cost * sum(totals)
+        slack = self._delivered - (time.monotonic() - self._started)
+        steps = opts.nfe or engine.policy.choose(index, slack, predicted)
+        noise = draw_noise(totals, engine.model.cfg.mel_dim, self._generator)  # in chunk order, always
+        self._next += len(texts)
+        _LOGGER.debug(
+            "chunk %d/%d: %d steps, %d frames (slack %.2fs): %r",
+            index + 1,
+            len(self.chunks),
+            steps,
+            sum(totals),
+            slack,
+            texts,
+        )
+        return ChunkJob(self, index, texts, token_ids, totals, noise, steps)
+
+    def deliver(self, job: ChunkJob, waves: list[np.ndarray], spent: float) -> list[np.ndarray]:
+        """Take the waves `Engine.run` made for `job` (which took `spent` seconds, batch included) and return
+        the audio pieces to play now, cross-faded; the last chunk's piece carries the held-back tail."""
+        if job.first_index != self._done:
+            raise ValueError("jobs must be delivered in order")
+        self._step_cost = spent / max(job.steps, 1) / max(job.frames, 1)
+        _LOGGER.debug(
+            "chunk %d/%d: %.2fs audio in %.2fs",
+            job.first_index + 1,
+            len(self.chunks),
+            sum(len(w) for w in waves) / SAMPLE_RATE,
+            spent,
+        )
+        pieces = []
+        for wave in waves:
+            self._done += 1
+            piece = self._fader.push(wave)
+            if self._done == len(self.chunks):
+                piece = np.concatenate([piece, self._fader.flush()])
+            self._delivered += len(piece) / SAMPLE_RATE
+            if len(piece):
+                pieces.append(piece)
+        return pieces

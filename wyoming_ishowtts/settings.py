@@ -51,6 +51,8 @@ class ServerSettings:
     # Engine pieces computed for one request but not yet written to its client.  Keeps a client
     # that stops reading from making the server hold its whole answer in memory.
     max_buffered_pieces: int = DEFAULT_MAX_BUFFERED_PIECES
+    # Clients whose next text chunks the worker may sample in one batch (1: strictly one at a time).
+    batch_requests: int = 1
     streaming: bool = True
     zeroconf_name: str | None = None
     zeroconf_host: str | None = None
@@ -64,6 +66,7 @@ class ServerSettings:
             "max_queued_total": self.max_queued_total,
             "max_connections": self.max_connections,
             "max_buffered_pieces": self.max_buffered_pieces,
+            "batch_requests": self.batch_requests,
         }
         for name, value in positive.items():
             if value < 1:

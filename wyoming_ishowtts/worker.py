@@ -3,10 +3,12 @@
 Why one thread: the model is large and not safe to call from several threads at once, and the event
 loop must never block (Home Assistant gives ``describe`` one second).  Why a scheduler instead of a
 lock: with a lock, one long answer makes every other client wait for all of it.  Here each client
-connection has a FIFO of text segments, and the worker takes one engine step (one text chunk,
-which is what ``Engine.synthesize`` yields) from each client in turn.  A client whose audio is not
-being consumed (it stopped reading) is skipped until it catches up, so the server never buffers more
-than ``max_buffered_pieces`` pieces per request.
+connection has a FIFO of text segments, and the worker takes one engine step (one text chunk, a
+``ChunkJob``) from each client in turn.  With ``max_batch`` > 1 it takes the next job of up to that
+many clients at once and samples those with the same step count in one batch (``Engine.run``): the
+same audio as one at a time, and more audio per second where one job leaves the hardware idle.  A
+client whose audio is not being consumed (it stopped reading) is skipped until it catches up, so the
+server never buffers more than ``max_buffered_pieces`` pieces per request.
 
 Results travel to the event loop with ``call_soon_threadsafe`` into the request's asyncio queue;
 nothing on the loop side ever waits on a thread primitive.
@@ -18,8 +20,9 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +31,7 @@ import numpy as np
 from .voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
 
 if TYPE_CHECKING:
-    from .engine import Engine, EngineSettings
+    from .engine import ChunkJob, Engine, EngineSettings, Synthesis
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class _Segment:
     request: Request
     index: int
     text: str
-    generator: Iterator[np.ndarray] | None = None
+    synthesis: Synthesis | None = None
     pieces: int = 0
 
 
@@ -115,6 +118,7 @@ class EngineWorker:
         max_queued_per_client: int,
         max_queued_total: int,
         max_buffered_pieces: int,
+        max_batch: int = 1,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._engine_settings = engine_settings
@@ -124,6 +128,7 @@ class EngineWorker:
         self._max_per_client = max_queued_per_client
         self._max_total = max_queued_total
         self._max_backlog = max_buffered_pieces
+        self._max_batch = max(1, max_batch)
         self._on_fatal = on_fatal
 
         self._cond = threading.Condition()
@@ -235,10 +240,10 @@ class EngineWorker:
         _LOGGER.info("Model ready")
 
         while True:
-            segment = self._next_segment()
-            if segment is None:
+            segments = self._next_segments()
+            if segments is None:
                 break
-            self._step(engine, segment)
+            self._round(engine, segments)
         _LOGGER.debug("Engine worker stopped")
 
     def _prepare_default(self, engine: Engine) -> None:
@@ -256,15 +261,16 @@ class EngineWorker:
         except Exception as err:
             _LOGGER.warning("Warm-up failed: %s", err)
 
-    def _next_segment(self) -> _Segment | None:
-        """Pick the next client's head segment round-robin; wait while nothing is runnable."""
+    def _next_segments(self) -> list[_Segment] | None:
+        """The head segments of up to ``max_batch`` clients, round-robin; wait while nothing is runnable.
+        None when the worker should stop."""
         to_close: list[_Segment] = []
         with self._cond:
             while True:
                 if self._stopping and (self._abort_all.is_set() or not self._queues):
-                    chosen = None
+                    chosen: list[_Segment] | None = None
                     break
-                chosen = None
+                chosen = []
                 for client_id in list(self._queues):
                     queue = self._queues[client_id]
                     while queue and queue[0].request.cancelled.is_set():
@@ -275,28 +281,23 @@ class EngineWorker:
                     head = queue[0]
                     if head.request.backlog >= self._max_backlog:
                         continue  # its client is not reading; do not run ahead of it
-                    chosen = head
+                    chosen.append(head)
                     self._queues.move_to_end(client_id)  # everyone else goes first next time
-                    break
-                if chosen is not None or to_close:
+                    if len(chosen) >= self._max_batch:
+                        break
+                if chosen or to_close:
                     break
                 self._cond.wait()
         for segment in to_close:
             self._close(segment)
-        if chosen is None and to_close and not self._stopping:
-            return self._next_segment()
+        if not chosen and to_close and not self._stopping:
+            return self._next_segments()
         return chosen
 
     def _close(self, segment: _Segment) -> None:
-        if segment.generator is not None:
+        if segment.synthesis is not None:
             _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
-            close = getattr(segment.generator, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    _LOGGER.debug("Error while closing a cancelled synthesis", exc_info=True)
-            segment.generator = None
+            segment.synthesis = None
 
     def _remove(self, segment: _Segment) -> None:
         with self._cond:
@@ -310,56 +311,104 @@ class EngineWorker:
         with contextlib.suppress(RuntimeError):  # the loop is closed during shutdown
             self._loop.call_soon_threadsafe(request.results.put_nowait, item)
 
-    def _step(self, engine: Engine, segment: _Segment) -> None:
-        from .errors import SynthesisCancelled
+    def _cancelled(self, request: Request) -> bool:
+        return request.cancelled.is_set() or self._abort_all.is_set()
 
+    def _fail(self, segment: _Segment, err: Exception) -> None:
         request = segment.request
-        abort_all = self._abort_all
+        self._remove(segment)
+        segment.synthesis = None
+        code = getattr(err, "code", None)
+        if not isinstance(code, str):
+            code = "synthesis-failed"
+            _LOGGER.error("Synthesis failed for %s", request.label, exc_info=err)
+        else:
+            _LOGGER.warning("Synthesis failed for %s: %s", request.label, err)
+        self._post(request, SegmentFailed(segment.index, code, str(err) or type(err).__name__))
 
-        def cancelled() -> bool:
-            return request.cancelled.is_set() or abort_all.is_set()
-
+    def _job(self, engine: Engine, segment: _Segment) -> ChunkJob | None:
+        """The segment's next chunk job, starting its synthesis first if needed; None if it failed."""
+        request = segment.request
         try:
-            if segment.generator is None:
+            if segment.synthesis is None:
                 voice = self._prepared.get(engine, request.voice)
                 options = synthesis_options(request.voice)
                 _LOGGER.debug("%s segment %d: start %r", request.label, segment.index, segment.text[:80])
-                segment.generator = iter(engine.synthesize(voice, segment.text, options, cancelled=cancelled))
-            audio = next(segment.generator)
-        except StopIteration:
-            self._remove(segment)
-            _LOGGER.debug("%s segment %d: done after %d pieces", request.label, segment.index, segment.pieces)
-            self._post(request, SegmentDone(segment.index))
-            return
+                segment.synthesis = engine.begin(
+                    voice, segment.text, options, cancelled=lambda: self._cancelled(request)
+                )
+            job = segment.synthesis.next_job()
+        except Exception as err:
+            self._fail(segment, err)
+            return None
+        if job is None:  # nothing left to sample (not reached: finished segments leave in _deliver)
+            self._finish(segment)
+        return job
+
+    def _finish(self, segment: _Segment) -> None:
+        self._remove(segment)
+        segment.synthesis = None
+        _LOGGER.debug(
+            "%s segment %d: done after %d pieces", segment.request.label, segment.index, segment.pieces
+        )
+        self._post(segment.request, SegmentDone(segment.index))
+
+    def _round(self, engine: Engine, segments: list[_Segment]) -> None:
+        """One chunk job for each chosen segment; jobs with the same step count and guidance share a batch."""
+        groups: dict[tuple[int, float, float], list[tuple[_Segment, ChunkJob]]] = {}
+        for segment in segments:
+            job = self._job(engine, segment)
+            if job is not None:
+                groups.setdefault(job.batch_key, []).append((segment, job))
+        for group in groups.values():
+            self._run_group(engine, group)
+
+    def _run_group(self, engine: Engine, group: list[tuple[_Segment, ChunkJob]]) -> None:
+        from .errors import SynthesisCancelled
+
+        started = time.monotonic()
+        try:
+            results = engine.run([job for _, job in group])
         except SynthesisCancelled:
-            self._remove(segment)
-            segment.generator = None
-            _LOGGER.info("Cancelled %s segment %d", request.label, segment.index)
+            for segment, _ in group:
+                self._remove(segment)
+                segment.synthesis = None
+                _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
             return
         except Exception as err:
-            self._remove(segment)
-            self._close(segment)
-            code = getattr(err, "code", None)
-            if not isinstance(code, str):
-                code = "synthesis-failed"
-                _LOGGER.exception("Synthesis failed for %s", request.label)
-            else:
-                _LOGGER.warning("Synthesis failed for %s: %s", request.label, err)
-            self._post(request, SegmentFailed(segment.index, code, str(err) or type(err).__name__))
+            if len(group) > 1:
+                # One request's trouble (a text too long for the GPU's memory, say) must not fail the
+                # others: each runs alone, with the noise it already has, so its audio is unchanged.
+                _LOGGER.warning("A batch of %d failed (%s); running its requests one by one", len(group), err)
+                for item in group:
+                    self._run_group(engine, [item])
+                return
+            self._fail(group[0][0], err)
             return
-        if cancelled():
+        spent = time.monotonic() - started
+        if len(group) > 1:
+            _LOGGER.debug("Batch of %d requests (%d steps) in %.2fs", len(group), group[0][1].steps, spent)
+        for (segment, job), waves in zip(group, results, strict=True):
+            self._deliver(segment, job, waves, spent)
+
+    def _deliver(self, segment: _Segment, job: ChunkJob, waves: list[np.ndarray], spent: float) -> None:
+        request = segment.request
+        if self._cancelled(request) or segment.synthesis is None:
             return  # picked up and closed on the next scheduling pass
-        segment.pieces += 1
-        with self._cond:
-            request.backlog += 1
-        _LOGGER.debug(
-            "%s segment %d: piece %d synthesized (%d samples)",
-            request.label,
-            segment.index,
-            segment.pieces,
-            len(audio),
-        )
-        self._post(request, Piece(segment.index, np.asarray(audio, dtype=np.float32)))
+        for audio in segment.synthesis.deliver(job, waves, spent):
+            segment.pieces += 1
+            with self._cond:
+                request.backlog += 1
+            _LOGGER.debug(
+                "%s segment %d: piece %d synthesized (%d samples)",
+                request.label,
+                segment.index,
+                segment.pieces,
+                len(audio),
+            )
+            self._post(request, Piece(segment.index, np.asarray(audio, dtype=np.float32)))
+        if segment.synthesis.finished:
+            self._finish(segment)
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
