@@ -93,15 +93,20 @@ def test_quick_run_rows_are_complete_and_positive(quick_run: tuple[dict[str, Any
 
 
 def test_quick_run_load_levels(quick_run: tuple[dict[str, Any], Path, str]) -> None:
-    result, _, _ = quick_run
-    load = result["load"]
-    assert _positive(load["describe_idle_ms"])
-    assert [lv["clients"] for lv in load["levels"]] == [1, 2]
-    for level in load["levels"]:
-        assert len(level["ttfa_s"]) == len(level["total_s"]) == level["clients"]
-        assert all(_positive(t) for t in level["ttfa_s"] + level["total_s"] + level["audio_s"])
-        assert _positive(level["throughput_audio_s_per_s"]) and _positive(level["wall_s"])
-        assert level["describe_ms"]["n"] >= 1 and _positive(level["describe_ms"]["max"])
+    result, out, stdout = quick_run
+    load, *batched = [result["load"], *result["load_batched"]]
+    assert load["batch_requests"] == 1
+    # --quick repeats the load run on a server started with --batch-requests 2.
+    assert [b["batch_requests"] for b in batched] == [2] and "--batch-requests 2" in batched[0]["command"]
+    for run in (load, *batched):
+        assert _positive(run["describe_idle_ms"])
+        assert [lv["clients"] for lv in run["levels"]] == [1, 2]
+        for level in run["levels"]:
+            assert len(level["ttfa_s"]) == len(level["total_s"]) == level["clients"]
+            assert all(_positive(t) for t in level["ttfa_s"] + level["total_s"] + level["audio_s"])
+            assert _positive(level["throughput_audio_s_per_s"]) and _positive(level["wall_s"])
+            assert level["describe_ms"]["n"] >= 1 and _positive(level["describe_ms"]["max"])
+    assert "with `--batch-requests 2`" in (out / "table.txt").read_text()
     servers = result["servers"]
     assert set(servers) == {"equal", "defaults"}
     assert all(s["exit_code"] == 0 for s in servers.values()), servers

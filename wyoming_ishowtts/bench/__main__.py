@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--load-text", choices=sorted(TEXTS), default="short")
     parser.add_argument(
+        "--load-batch",
+        type=_levels,
+        default=None,
+        help="also run the load run on a server started with --batch-requests N, for each N here "
+        "(default: 4 on GPU, none on CPU; --quick: 2)",
+    )
+    parser.add_argument(
         "--load-config",
         choices=("equal", "defaults"),
         default=None,
@@ -165,6 +172,13 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "defaults_repeats": args.defaults_repeats or (repeats if gpu or quick else 1),
         "load": load,
         "load_text": args.load_text,
+        "load_batch": [
+            n
+            for n in (
+                args.load_batch if args.load_batch is not None else [2] if quick else [4] if gpu else []
+            )
+            if n > 1
+        ],
         "load_config": args.load_config or ("defaults" if gpu else "equal"),
         "threads": args.threads,
         "skip_upstream": args.skip_upstream,
@@ -233,7 +247,7 @@ def run_upstream(cfg: dict[str, Any], ref_wav: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- our server
-def server_args(cfg: dict[str, Any], config: str, voices_dir: Path) -> list[str]:
+def server_args(cfg: dict[str, Any], config: str, voices_dir: Path, batch_requests: int = 1) -> list[str]:
     nfe = str(cfg["nfe_equal"]) if config == "equal" else "auto"
     precision = cfg["equal_precision"] if config == "equal" else "auto"
     args = [
@@ -255,6 +269,8 @@ def server_args(cfg: dict[str, Any], config: str, voices_dir: Path) -> list[str]
     ]
     if cfg["threads"]:
         args += ["--threads", str(cfg["threads"])]
+    if batch_requests > 1:
+        args += ["--batch-requests", str(batch_requests)]
     return args
 
 
@@ -300,6 +316,26 @@ async def run_server_config(
         finally:
             record["exit_code"] = server.stop()
     return record
+
+
+async def run_batched_load(
+    cfg: dict[str, Any], config: str, voices_dir: Path, batch_requests: int
+) -> dict[str, Any]:
+    """The load run again, on a server that samples up to `batch_requests` clients' chunks together."""
+    args = server_args(cfg, config, voices_dir, batch_requests)
+    with ServerProcess(args, cfg["out"], f"{config}-batch{batch_requests}", cfg["device"]) as server:
+        command = shlex.join(["python", "-m", "wyoming_ishowtts", *server.args])
+        print(f"Server ({config}, batch {batch_requests}): {command}", flush=True)
+        try:
+            await server.wait_listening()
+            await wy.synthesize(server.host, server.port, TEXTS[cfg["load_text"]], VOICE)  # warm-up
+            load = await load_run(server, cfg)
+        except BaseException:
+            print(f"Server log tail ({server.log_path}):\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+    return {"config": config, "batch_requests": batch_requests, "command": command, **load}
 
 
 async def load_run(server: ServerProcess, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -547,7 +583,11 @@ def main(argv: list[str] | None = None) -> None:
         for config, rec in ours.items()
     }
     load = ours[cfg["load_config"]].get("load")
-    result["load"] = None if load is None else {"config": cfg["load_config"], **load}
+    result["load"] = None if load is None else {"config": cfg["load_config"], "batch_requests": 1, **load}
+    result["load_batched"] = [
+        asyncio.run(run_batched_load(cfg, cfg["load_config"], voices_dir, n))
+        for n in (cfg["load_batch"] if cfg["load"] else [])
+    ]
     if upstream is not None:
         result["upstream"] = {k: v for k, v in upstream.items() if k != "results"}
     meta["elapsed_s"] = time.perf_counter() - started

@@ -115,12 +115,11 @@ def format_table(result: dict[str, Any]) -> str:
             f"{check['measured_total_s']:.2f}s vs extrapolated {check['extrapolated_total_s']:.2f}s; "
             f"TTFA {check['measured_ttfa_s']:.2f}s vs {check['extrapolated_ttfa_s']:.2f}s"
         )
-    load = result.get("load")
-    if load:
+    for load in load_runs(result):
         lines += [
             "",
-            f"Load run: server '{load['config']}' configuration, text '{load['text']}', every client "
-            f"released at once; describe idle median {load['describe_idle_ms']:.1f} ms",
+            f"Load run: server '{load['config']}' configuration{_batch_label(load)}, text '{load['text']}', "
+            f"every client released at once; describe idle median {load['describe_idle_ms']:.1f} ms",
         ]
         header = (
             f"{'clients':>7} {'TTFA med s':>10} {'TTFA max s':>10} {'total max s':>11} "
@@ -137,6 +136,17 @@ def format_table(result: dict[str, Any]) -> str:
             )
             lines.append(f"{'':>7} per-client TTFA s: {', '.join(f'{t:.2f}' for t in sorted(lv['ttfa_s']))}")
     return "\n".join(lines) + "\n"
+
+
+def load_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The load run, then its repeats on servers that batch requests (``--load-batch``)."""
+    first = result.get("load")
+    return ([first] if first else []) + list(result.get("load_batched") or [])
+
+
+def _batch_label(load: dict[str, Any]) -> str:
+    n = load.get("batch_requests", 1)
+    return f" with `--batch-requests {n}`" if n > 1 else ""
 
 
 def write_chart(result: dict[str, Any], path: Path) -> None:
@@ -180,29 +190,37 @@ def write_chart(result: dict[str, Any], path: Path) -> None:
             ax.legend(fontsize=7)
     if load:
         ax = next(ax_iter)
-        levels = load["levels"]
-        xs = [lv["clients"] for lv in levels]
-        for lv in levels:
-            ax.scatter([lv["clients"]] * len(lv["ttfa_s"]), lv["ttfa_s"], color=COLORS["ours"], s=12)
-        ax.plot(xs, [median(lv["ttfa_s"]) for lv in levels], color=COLORS["ours"], label="TTFA per client")
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("time to first audio, s")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs, [str(x) for x in xs])
         twin = ax.twinx()
-        twin.plot(
-            xs,
-            [lv["throughput_audio_s_per_s"] for lv in levels],
-            color="#2ca02c",
-            marker="o",
-            label="throughput",
-        )
+        shades = ["#1f77b4", "#9467bd", "#8c564b", "#e377c2"]
+        for k, run in enumerate(load_runs(result)):
+            levels = run["levels"]
+            xs = [lv["clients"] for lv in levels]
+            n = run.get("batch_requests", 1)
+            tag = "" if n == 1 else f", batch {n}"
+            color = shades[k % len(shades)]
+            for lv in levels:
+                ax.scatter([lv["clients"]] * len(lv["ttfa_s"]), lv["ttfa_s"], color=color, s=12)
+            ax.plot(xs, [median(lv["ttfa_s"]) for lv in levels], color=color, label=f"TTFA per client{tag}")
+            twin.plot(
+                xs,
+                [lv["throughput_audio_s_per_s"] for lv in levels],
+                color=color,
+                linestyle="--",
+                marker="o",
+                label=f"throughput{tag}",
+            )
+            ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("time to first audio, s (solid)")
+        ax.set_xscale("log", base=2)
         twin.set_ylim(bottom=0)  # a zoomed axis would make noise look like a trend
         ax.set_ylim(bottom=0)
-        twin.set_ylabel("audio seconds per second", color="#2ca02c")
+        twin.set_ylabel("audio seconds per second (dashed)")
+        ax.legend(fontsize=6, loc="upper left")
+        twin.legend(fontsize=6, loc="lower right")
         ax.set_title(
             f"load run ({load['config']}, '{load['text']}')\np95 describe: "
-            + ", ".join(f"{lv['describe_ms']['p95']:.0f}" for lv in levels)
+            + ", ".join(f"{lv['describe_ms']['p95']:.0f}" for lv in load["levels"])
             + " ms",
             fontsize=9,
         )
@@ -289,12 +307,11 @@ def format_markdown(result: dict[str, Any]) -> str:
                 f"{q['ttfa_vs_upstream_best']:.3f} | "
                 f"{q['total_vs_upstream_best']:.3f} | {'; '.join(targets)} |"
             )
-    load = result.get("load")
-    if load:
+    for load in load_runs(result):
         lines += [
             "",
-            f"Load run: server `{load['config']}` configuration, text `{load['text']}`; `describe` on an idle "
-            f"server: {load['describe_idle_ms']:.1f} ms (median).",
+            f"Load run: server `{load['config']}` configuration{_batch_label(load)}, text `{load['text']}`; "
+            f"`describe` on an idle server: {load['describe_idle_ms']:.1f} ms (median).",
             "",
             "| clients | TTFA median s | TTFA max s | slowest total s | audio s per s | describe median / p95 / max ms |",
             "|---:|---:|---:|---:|---:|---|",
