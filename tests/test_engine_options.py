@@ -120,3 +120,13 @@ def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:
     eager, compiled = outputs
     assert eager.shape == compiled.shape
     assert np.abs(eager - compiled).max() < 1e-4 * np.abs(eager).max()
+
+
+def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
+    """tools.precision --vocoder: the vocoder alone in bf16 runs, stays close to fp32, and is not fp32."""
+    from wyoming_ishowtts.tools.precision import vocoder_run
+
+    found = vocoder_run(model_dir, "cpu", ["bf16"], seconds=1.0, repeats=1)
+    assert found["fp32"]["snr_db"] is None and found["fp32"]["seconds"] > 0
+    snr = found["bf16"]["snr_db"]
+    assert snr is not None and 5 < snr < 200, snr

@@ -97,7 +97,7 @@ class ISTFT(nn.Module):
         self.register_buffer("window", torch.hann_window(cfg.n_fft))
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:  # complex (B, n_fft/2+1, T) -> (B, (T-1)*hop)
-        return torch.istft(spec, self.n_fft, self.hop, self.n_fft, self.window, center=True)
+        return torch.istft(spec, self.n_fft, self.hop, self.n_fft, self.window.float(), center=True)
 
 
 class ISTFTHead(nn.Module):
@@ -122,5 +122,8 @@ class Vocos(nn.Module):
 
     @torch.inference_mode()
     def decode(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel (B, 100, T) log-mel -> waveform (B, (T - 1) * 256) float32."""
-        return self.head(self.backbone(mel))
+        """mel (B, 100, T) log-mel -> waveform (B, (T - 1) * 256) float32.
+
+        The backbone runs in the module's dtype (float32 as published; tools.precision measures half);
+        the ISTFT always in float32."""
+        return self.head(self.backbone(mel.to(self.backbone.embed.weight.dtype)))
