@@ -130,3 +130,37 @@ def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
     assert found["fp32"]["snr_db"] is None and found["fp32"]["seconds"] > 0
     snr = found["bf16"]["snr_db"]
     assert snr is not None and 5 < snr < 200, snr
+
+
+def test_length_buckets_give_the_same_audio(model_dir: Path) -> None:
+    """Padding every batch to a multiple of 64 frames (masked) changes no number beyond float rounding."""
+    outputs = []
+    for bucket in (0, 64):
+        engine = Engine.load(
+            EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", length_bucket=bucket)
+        )
+        voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+        outputs.append(engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1)))
+    plain, bucketed = outputs
+    assert plain.shape == bucketed.shape
+    assert np.abs(plain - bucketed).max() < 1e-4 * np.abs(plain).max()
+
+
+def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
+    """With --compile and buckets the warm-up compiles each length the voice can reach; a request after it
+    compiles nothing new (dynamo is told to fail on any recompilation)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    engine = Engine.load(
+        EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", compile=True, length_bucket=1024)
+    )
+    voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+    buckets = engine.bucket_lengths(voice)
+    assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
+    engine.warm_up(voice)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
+        for text in ("Short.", long_text):
+            assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
+    torch._dynamo.reset()

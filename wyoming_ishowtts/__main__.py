@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--compile", action="store_true", help="torch.compile the model (slow start-up; measure before using)"
     )
+    engine.add_argument(
+        "--length-bucket",
+        type=_positive_int,
+        default=None,
+        metavar="FRAMES",
+        help="pad each batch to a multiple of FRAMES (same audio); with --compile: fixed-length graphs, "
+        "CUDA graphs on a GPU, all compiled at warm-up (try 256)",
+    )
 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-text-chars", type=_positive_int, default=DEFAULT_MAX_TEXT_CHARS)
@@ -306,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
         compile=args.compile,
         batch_chunks=args.batch_chunks,
+        length_bucket=args.length_bucket or 0,
         cache_dir=args.data_dir / "models" if args.data_dir else None,
     )
     _LOGGER.debug("Server settings: %s", settings)

@@ -95,6 +95,10 @@ class EngineSettings:
     compile: bool = False
     """torch.compile the DiT (dynamic shapes, compiled during warm-up). Off by default: on this project's
     2-core CPU it cost ~90 s at start-up for a gain within noise; measure it on your GPU with script/bench."""
+    length_bucket: int = 0
+    """Round every batch's length up to a multiple of this many frames (masked: the same audio); 0: off.
+    With `compile` the model is then compiled for fixed lengths, as CUDA graphs on a GPU (torch.compile's
+    "reduce-overhead" mode), and the warm-up runs every length the default voice's chunks can reach."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +258,17 @@ class Engine:
         load_strict(model, read_dit_state(files.checkpoint), files.checkpoint)
         model = model.to(device=device, dtype=dtype).eval().requires_grad_(False).fuse_projections()
         if settings.compile:
-            # Only the per-step forward: the text features run once per chunk and gain nothing.
-            model.forward = torch.compile(model.forward, dynamic=True)  # type: ignore[method-assign]
+            # Only the per-step forward: the text features run once per chunk and gain nothing. Fixed
+            # lengths (buckets) allow CUDA graphs, which replay a whole step without per-kernel launches.
+            bucketed = settings.length_bucket > 0
+            mode = "reduce-overhead" if bucketed and device.type == "cuda" else None
+            if bucketed:  # one graph per (length, batch size): more than dynamo's default limit of 8
+                from torch._dynamo import config as dynamo_config
+
+                dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 256)
+            model.forward = torch.compile(  # type: ignore[method-assign]
+                model.forward, dynamic=not bucketed, mode=mode
+            )
 
         try:
             vocos_cfg = VocosConfig.from_yaml(files.vocos_config)
@@ -389,7 +402,40 @@ class Engine:
             voice = self.prepare_voice(tone, SAMPLE_RATE, "Warm up.")
         started = time.monotonic()
         self.synthesize_all(voice, "Warming up the engine.", SynthesisOptions(nfe=steps, seed=0))
+        if self.settings.length_bucket > 0:
+            self._warm_buckets(voice)
         _LOGGER.info("Warm-up took %.2fs", time.monotonic() - started)
+
+    def bucket_lengths(self, voice: Voice) -> list[int]:
+        """The padded lengths `voice`'s chunks can reach: from just past the reference to the longest chunk
+        upstream's budget allows (a first sentence cut for latency is shorter, never longer)."""
+        bucket = self.settings.length_bucket
+        if bucket <= 0:
+            return []
+        ref_text = model_ref_text(voice.ref_text)
+        budget = max_chars_for(voice.ref_text, voice.source_seconds, 1.0)
+        longest = estimate_total_frames(voice.ref_frames, ref_text, "x" * max(budget, 1), 1.0)
+        shortest = int(voice.mel.shape[1]) + 1
+        top = min(-(-longest // bucket) * bucket, 65536)
+        return list(range(-(-shortest // bucket) * bucket, top + 1, bucket))
+
+    def _warm_buckets(self, voice: Voice) -> None:
+        """One sampler step at every padded length, so no request waits for a compilation."""
+        ids = torch.tensor([self.vocab.encode(text_to_tokens(model_ref_text(voice.ref_text) + "Warm."))])
+        cond_frames = int(voice.mel.shape[1])
+        generator = torch.Generator().manual_seed(0)
+        for n in self.bucket_lengths(voice):
+            sample(
+                self.model,
+                voice.mel,
+                torch.tensor([cond_frames], device=self.device),
+                ids.to(self.device),
+                torch.tensor([n], device=self.device),
+                draw_noise([n], self.model.cfg.mel_dim, generator),
+                steps=1,
+                pad_to=self.settings.length_bucket,
+            )
+            _LOGGER.debug("Warmed up length %d", n)
 
     def _chunk_shapes(
         self, voice: Voice, chunks: list[str], speed: float
@@ -443,6 +489,7 @@ class Engine:
                     cfg_strength=cfg_strength,
                     sway=sway,
                     cancelled=cancelled,
+                    pad_to=max(1, self.settings.length_bucket),
                 )
                 # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
                 waves = [

@@ -45,6 +45,11 @@ def draw_noise(durations: Sequence[int], mel_dim: int, generator: torch.Generato
     return [torch.randn(d, mel_dim, generator=generator) for d in durations]
 
 
+def pad_frames(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Zero-pad (B, frames, C) to n frames."""
+    return torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1]))
+
+
 @torch.inference_mode()
 def sample(
     model: DiT,
@@ -58,12 +63,15 @@ def sample(
     sway: float | None = -1.0,
     use_epss: bool = True,
     cancelled: Callable[[], bool] | None = None,
+    pad_to: int = 1,
 ) -> torch.Tensor:
     """Generate mel frames after a reference.
 
     cond: (B, Nc, mel) reference mel; cond_lens: (B,) valid reference frames; text_ids: (B, Nt) with -1
     padding; durations: (B,) total frames (reference + new); noise: per item (duration, mel).
-    Returns (B, max(durations), mel), the reference region copied back from `cond`.
+    pad_to > 1 rounds the sequence length up to a multiple of it (masked padding: the same numbers), so
+    that a compiled model or a CUDA graph sees a few fixed lengths instead of a new one per chunk.
+    Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
     """
     device, dtype = cond.device, next(model.parameters()).dtype
     batch = cond.shape[0]
@@ -72,21 +80,27 @@ def sample(
     durations = torch.maximum(torch.maximum(text_lens, cond_lens) + 1, durations.to(cond_lens)).clamp(
         max=65536
     )
-    n = int(durations.max())
+    longest = int(durations.max())
+    n = min(-(-longest // pad_to) * pad_to, 65536) if pad_to > 1 else longest
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
     cond = torch.nn.functional.pad(cond.to(dtype), (0, 0, 0, n - cond.shape[1]))
     step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
-    # A single item needs no mask (upstream skips it too, and it is faster); a batch hides its padding.
-    mask = (frames[None, :] < durations[:, None]) if batch > 1 else None
+    # A single item needs no mask (upstream skips it too, and it is faster); a batch hides its padding, and
+    # so does a padded length (always, then, so that the model sees one input layout per length).
+    mask = (frames[None, :] < durations[:, None]) if batch > 1 or pad_to > 1 else None
 
     text = model.embed_text(text_ids, durations if mask is not None else torch.full_like(durations, n))
+    if text[0].shape[1] < n:  # features end at the longest item; the padding past it is masked anyway
+        text = (pad_frames(text[0], n), pad_frames(text[1], n))
     guided = cfg_strength >= 1e-5
     text_pair = (text[0], text[1] if guided else None)
 
     # The ODE state and the time grid stay in float32 whatever the model's precision: in fp16/bf16 only the
     # network runs in half precision, and the Euler sum does not lose bits step after step.
-    x = torch.nn.utils.rnn.pad_sequence([z.to(device, torch.float32) for z in noise], batch_first=True)
+    x = pad_frames(
+        torch.nn.utils.rnn.pad_sequence([z.to(device, torch.float32) for z in noise], batch_first=True), n
+    )
     t = timesteps(steps, sway, torch.float32, use_epss).to(device)
     for i in range(steps):
         if cancelled is not None and cancelled():
