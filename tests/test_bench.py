@@ -155,3 +155,13 @@ def test_statistics_and_timeline() -> None:
     pieces = timeline.pieces()
     assert [round(t, 2) for t, _ in pieces] == [0.5, 1.4]
     assert [round(a, 2) for _, a in pieces] == [0.1, 0.08]
+
+
+def test_server_args_reach_every_configuration() -> None:
+    from wyoming_ishowtts.bench.__main__ import build_parser, resolve, server_args
+
+    args = build_parser().parse_args(["--server-args", "--compile --length-bucket 256", "--device", "cpu"])
+    cfg = resolve(args)
+    for config in ("equal", "defaults"):
+        assert server_args(cfg, config, Path("voices"))[-3:] == ["--compile", "--length-bucket", "256"]
+    assert server_args(cfg, "equal", Path("voices"), batch_requests=4)[-5:-3] == ["--batch-requests", "4"]

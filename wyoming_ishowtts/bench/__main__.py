@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for both (default: torch's)"
     )
+    parser.add_argument(
+        "--server-args",
+        type=shlex.split,
+        default=[],
+        help="extra options for our server in every configuration, e.g. '--compile --length-bucket 256'",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument(
         "--quick",
@@ -181,6 +187,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         ],
         "load_config": args.load_config or ("defaults" if gpu else "equal"),
         "threads": args.threads,
+        "server_args": args.server_args,
         "skip_upstream": args.skip_upstream,
         "out": args.out,
     }
@@ -271,7 +278,7 @@ def server_args(cfg: dict[str, Any], config: str, voices_dir: Path, batch_reques
         args += ["--threads", str(cfg["threads"])]
     if batch_requests > 1:
         args += ["--batch-requests", str(batch_requests)]
-    return args
+    return args + list(cfg.get("server_args", []))
 
 
 async def run_server_config(
