@@ -94,7 +94,8 @@ def test_quick_run_rows_are_complete_and_positive(quick_run: tuple[dict[str, Any
 
 def test_quick_run_load_levels(quick_run: tuple[dict[str, Any], Path, str]) -> None:
     result, out, _ = quick_run
-    load, *batched = [result["load"], *result["load_batched"]]
+    load: dict[str, Any] = result["load"]
+    batched: list[dict[str, Any]] = result["load_batched"]
     assert load["batch_requests"] == 1
     # --quick repeats the load run on a server started with --batch-requests 2.
     assert [b["batch_requests"] for b in batched] == [2] and "--batch-requests 2" in batched[0]["command"]

@@ -127,7 +127,8 @@ def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
     from wyoming_ishowtts.tools.precision import vocoder_run
 
     found = vocoder_run(model_dir, "cpu", ["bf16"], seconds=1.0, repeats=1)
-    assert found["fp32"]["snr_db"] is None and found["fp32"]["seconds"] > 0
+    seconds = found["fp32"]["seconds"]
+    assert found["fp32"]["snr_db"] is None and seconds is not None and seconds > 0
     snr = found["bf16"]["snr_db"]
     assert snr is not None and 5 < snr < 200, snr
 

@@ -282,7 +282,6 @@ class EngineWorker:
                     if head.request.backlog >= self._max_backlog:
                         continue  # its client is not reading; do not run ahead of it
                     chosen.append(head)
-                    self._queues.move_to_end(client_id)  # everyone else goes first next time
                     if len(chosen) >= self._max_batch:
                         break
                 if chosen or to_close:
@@ -362,6 +361,12 @@ class EngineWorker:
                 groups.setdefault(job.batch_key, []).append((segment, job))
         for group in groups.values():
             self._run_group(engine, group)
+        # Everyone else goes first next time, including clients that arrived while this round ran: moving
+        # the served clients to the back only now keeps a newcomer from queueing behind them.
+        with self._cond:
+            for segment in segments:
+                if segment.request.client_id in self._queues:
+                    self._queues.move_to_end(segment.request.client_id)
 
     def _run_group(self, engine: Engine, group: list[tuple[_Segment, ChunkJob]]) -> None:
         from .errors import SynthesisCancelled
