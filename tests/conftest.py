@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +20,9 @@ import soundfile
 from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.info import Describe
+
+from wyoming_ishowtts.launcher import ServerProcess as ServerProcess
+from wyoming_ishowtts.launcher import free_port as free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -89,80 +88,27 @@ def voices_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def describe(uri: str, timeout: float = 5.0) -> Event | None:
     async with AsyncClient.from_uri(uri, connect_timeout=timeout, read_timeout=timeout) as client:
         await client.write_event(Describe().event())
         return await client.read_event()
 
 
-@dataclass
-class ServerProcess:
-    proc: subprocess.Popen[bytes]
-    uri: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
-
-
 def start_server(
     model_dir: Path, voices: Path, workdir: Path, extra: list[str] | None = None, wait_ready: bool = True
 ) -> ServerProcess:
     """Start the server and return once it answers ``describe`` (and, by default, has loaded the model)."""
-    port = free_port()
-    uri = f"tcp://127.0.0.1:{port}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "server.log"
-    cmd = [
-        PYTHON,
-        "-m",
-        "wyoming_ishowtts",
-        "--uri",
-        uri,
-        "--model-dir",
-        str(model_dir),
-        "--device",
-        "cpu",
-        "--nfe",
-        "4",
-        "--voices-dir",
-        str(voices),
-        "--voice",
-        "tone",
-        "--cache-dir",
-        str(workdir / "cache"),
-        "--no-builtin-voice",
-        "--debug",
-        *(extra or []),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = ServerProcess(proc=proc, uri=uri, log_path=log_path)
+    args = ["--model-dir", str(model_dir), "--device", "cpu", "--nfe", "4", "--voices-dir", str(voices)]
+    args += ["--voice", "tone", "--cache-dir", str(workdir / "cache"), "--no-builtin-voice", "--debug"]
+    server = ServerProcess([*args, *(extra or [])], workdir / "server.log", cwd=ROOT).start()
     deadline = time.monotonic() + START_TIMEOUT
     answered = False
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+        if not server.alive():
+            raise RuntimeError(f"server exited with {server.stop()}:\n{server.log()}")
         if not answered:
             with contextlib.suppress(OSError, asyncio.TimeoutError):
-                event = asyncio.run(describe(uri, timeout=2.0))
+                event = asyncio.run(describe(server.uri, timeout=2.0))
                 answered = event is not None and event.type == "info"
         if answered and (not wait_ready or "Model ready" in server.log()):
             return server

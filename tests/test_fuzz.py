@@ -194,7 +194,7 @@ def target(
 ) -> Iterator[FuzzTarget]:
     server = start_server(tiny_model_dir, voices_dir, tmp_path_factory.mktemp("fuzz"), FUZZ_ARGS)
     try:
-        pid = server.proc.pid
+        pid = server.pid
 
         async def warm_up() -> None:
             # One synthesis starts PyTorch's threads; a burst of describes starts the thread pool
@@ -547,14 +547,14 @@ def test_any_unicode_text_is_spoken_or_refused_with_a_reason(target: FuzzTarget,
 def test_server_survived_the_fuzzing(target: FuzzTarget) -> None:
     """Runs last (file order): the server is alive, leaked nothing, and serves at full capacity."""
     server = target.server
-    assert server.proc.poll() is None, server.log()[-5000:]
+    assert server.alive(), server.log()[-5000:]
     target.good.stop()
     good = target.good
     assert not good.failures, good.failures[:5]
     assert good.rounds >= 3, f"the good client completed only {good.rounds} rounds"
     assert good.slowest_describe < 2.0, good.slowest_describe
 
-    pid = server.proc.pid
+    pid = server.pid
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if socket_count(pid) <= target.baseline_sockets and thread_count(pid) <= target.baseline_threads:

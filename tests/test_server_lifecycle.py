@@ -20,6 +20,8 @@ def test_sigterm_during_synthesis_exits_zero_in_bounded_time(
     tiny_model_dir: Path, voices_dir: Path, tmp_path: Path
 ) -> None:
     server = start_server(tiny_model_dir, voices_dir, tmp_path, ["--shutdown-timeout", "5", "--no-warmup"])
+    proc = server.proc
+    assert proc is not None
     try:
 
         async def go() -> tuple[float, list[Event | None]]:
@@ -29,7 +31,7 @@ def test_sigterm_during_synthesis_exits_zero_in_bounded_time(
                 )
                 first = await client.read_event()
                 assert first is not None and first.type == "audio-start"
-                server.proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
                 sent = time.monotonic()
                 rest: list[Event | None] = []
                 while (event := await client.read_event()) is not None:
@@ -37,12 +39,12 @@ def test_sigterm_during_synthesis_exits_zero_in_bounded_time(
                 return sent, rest
 
         sent, rest = asyncio.run(go())
-        status = server.proc.wait(timeout=20)
+        status = proc.wait(timeout=20)
         elapsed = time.monotonic() - sent
     finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert status == 0, server.log()
     assert elapsed < 15, elapsed
     assert "audio-stop" not in [e.type for e in rest if e is not None], "synthesis should have been cut short"

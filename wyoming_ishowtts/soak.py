@@ -18,11 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .launcher import ServerProcess
 
 VOICE = "tone"
 TRANSCRIPT = "This is a short test voice."
@@ -133,12 +131,6 @@ def expected_seconds(text: str) -> float:
     return CLIP_SECONDS * len(text.encode("utf-8")) / (len(TRANSCRIPT.encode("utf-8")) + 2)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -178,51 +170,34 @@ class RssSampler:
             self.sample()
 
 
-def start_server(
-    args: argparse.Namespace, work: Path, model_dir: Path
-) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(args: argparse.Namespace, work: Path, model_dir: Path) -> ServerProcess:
     voices = work / "voices"
     write_voice(voices)
-    uri = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "wyoming_ishowtts",
-        "--uri",
-        uri,
-        "--model-dir",
-        str(model_dir),
-        "--device",
-        args.device,
-        "--nfe",
-        str(args.nfe),
-        "--voices-dir",
-        str(voices),
-        "--voice",
-        VOICE,
-        "--cache-dir",
-        str(work / "cache"),
-        "--no-builtin-voice",
-        "--max-text-chars",
-        str(MAX_TEXT_CHARS),
-        "--stream-idle-timeout",
-        "10",
-        *(["--threads", str(args.threads)] if args.threads else []),
-    ]
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
-    log.close()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{(work / 'server.log').read_text()}")
-        if "Model ready" in (work / "server.log").read_text(errors="replace"):
-            return proc, uri
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not get ready in 300 s")
+    server = ServerProcess(
+        [
+            "--model-dir",
+            str(model_dir),
+            "--device",
+            args.device,
+            "--nfe",
+            str(args.nfe),
+            "--voices-dir",
+            str(voices),
+            "--voice",
+            VOICE,
+            "--cache-dir",
+            str(work / "cache"),
+            "--no-builtin-voice",
+            "--max-text-chars",
+            str(MAX_TEXT_CHARS),
+            "--stream-idle-timeout",
+            "10",
+            *(["--threads", str(args.threads)] if args.threads else []),
+        ],
+        work / "server.log",
+    ).start()
+    server.wait_for_log("Model ready", 300)
+    return server
 
 
 # -- the clients -----------------------------------------------------------------------------------
@@ -381,9 +356,9 @@ def soak(args: argparse.Namespace) -> Report:
             from .tools.random_model import write_random_model
 
             model_dir = write_random_model(work / "model", "tiny", seed=0)
-        proc, uri = start_server(args, work, model_dir)
-        port = int(uri.rsplit(":", 1)[1])
-        sampler = RssSampler(proc.pid)
+        server = start_server(args, work, model_dir)
+        port = server.port
+        sampler = RssSampler(server.pid)
         start_rss = sampler.sample() or 0.0
         sampler.start()
         warm_mark: list[float] = []
@@ -399,16 +374,10 @@ def soak(args: argparse.Namespace) -> Report:
             wall = time.monotonic() - began
             time.sleep(2.0)  # let cancelled work and closed connections settle
             final_rss = sampler.sample() or 0.0
-            alive = proc.poll() is None
+            alive = server.alive()
         finally:
             sampler.stop()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                exit_code: int | None = proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                exit_code = None
+            exit_code = server.stop(60)
         if args.keep_log:
             Path(args.keep_log).write_bytes((work / "server.log").read_bytes())
 

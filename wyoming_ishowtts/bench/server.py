@@ -12,17 +12,13 @@ exactly the server.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+from .. import launcher
 from .client import wait_until_listening
 from .measure import peak_rss_mb, reset_peak_rss
 
@@ -68,76 +64,31 @@ def serve_main(argv: list[str] | None = None) -> None:
     main(argv)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_Bench = TypeVar("_Bench", bound="ServerProcess")
 
 
-class ServerProcess:
-    """One server on a free loopback port, its log in `log_path`; stopped with SIGTERM on exit."""
-
-    host = "127.0.0.1"
+class ServerProcess(launcher.ServerProcess):
+    """The server started through this module's entry point, so that it can report peak GPU memory."""
 
     def __init__(self, server_args: list[str], work_dir: Path, name: str, device: str) -> None:
-        self.port = free_port()
-        self.work_dir = work_dir
-        self.name = name
-        self.device = device
-        self.log_path = work_dir / f"server-{name}.log"
         self.stats_path = work_dir / f"server-{name}.gpu.json"
-        self.args = ["--uri", f"tcp://{self.host}:{self.port}", *server_args]
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            server_args,
+            work_dir / f"server-{name}.log",
+            module="wyoming_ishowtts.bench.server",
+            module_args=[str(self.stats_path), "--"],
+        )
+        self.device = device
         self.listening_s: float | None = None
         self._token = 0
 
-    @property
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "wyoming_ishowtts.bench.server", str(self.stats_path), "--", *self.args]
-
-    def __enter__(self) -> ServerProcess:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+    def start(self: _Bench) -> _Bench:
         self.stats_path.unlink(missing_ok=True)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
-            )
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return super().start()
 
     async def wait_listening(self, deadline_s: float = 300.0) -> float:
         self.listening_s = await wait_until_listening(self.host, self.port, deadline_s, self.alive)
         return self.listening_s
-
-    def stop(self, timeout: float = 60.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     # ---------------------------------------------------------------- memory
     def reset_peaks(self) -> bool:
