@@ -166,3 +166,16 @@ def test_server_args_reach_every_configuration() -> None:
     for config in ("equal", "defaults"):
         assert server_args(cfg, config, Path("voices"))[-3:] == ["--compile", "--length-bucket", "256"]
     assert server_args(cfg, "equal", Path("voices"), batch_requests=4)[-5:-3] == ["--batch-requests", "4"]
+
+
+def test_step_ab_runs_both_models_interleaved(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """bench.step times ours and upstream's step on the same weights; only structure is asserted."""
+    from wyoming_ishowtts.bench.step import main as step_main
+
+    out = tmp_path / "step.json"
+    step_main(["--model-dir", str(tiny_model_dir), "--frames", "64,128", "--repeats", "2", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["frames"] for r in rows] == [64, 128]
+    for row in rows:
+        assert len(row["runs"]["ours"]) == len(row["runs"]["upstream"]) == 2
+        assert _positive(row["ours_s"]) and _positive(row["upstream_s"]) and _positive(row["ratio"])
