@@ -470,13 +470,13 @@ class Engine:
             padding_value=-1,
         ).to(self.device)
         cond_lens = torch.tensor([int(v.mel.shape[1]) for v in voices], device=self.device)
+        if all(v is voices[0] for v in voices):
+            cond = voices[0].mel.expand(batch, -1, -1)
+        else:  # different references: padded, and the padding is outside every item's cond_lens
+            cond = torch.nn.utils.rnn.pad_sequence(
+                [v.mel[0].to(self.dtype) for v in voices], batch_first=True
+            )
         while True:
-            if len({id(v) for v in voices}) == 1:
-                cond = voices[0].mel.expand(batch, -1, -1)
-            else:  # different references: padded, and the padding is outside every item's cond_lens
-                cond = torch.nn.utils.rnn.pad_sequence(
-                    [v.mel[0].to(self.dtype) for v in voices], batch_first=True
-                )
             try:
                 mel = sample(
                     self.model,

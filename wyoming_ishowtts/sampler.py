@@ -46,8 +46,8 @@ def draw_noise(durations: Sequence[int], mel_dim: int, generator: torch.Generato
 
 
 def pad_frames(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Zero-pad (B, frames, C) to n frames."""
-    return torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1]))
+    """Zero-pad (B, frames, C) to n frames (no copy when it has them already)."""
+    return x if x.shape[1] == n else torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1]))
 
 
 @torch.inference_mode()
@@ -84,17 +84,18 @@ def sample(
     n = min(-(-longest // pad_to) * pad_to, 65536) if pad_to > 1 else longest
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
-    cond = torch.nn.functional.pad(cond.to(dtype), (0, 0, 0, n - cond.shape[1]))
+    cond = pad_frames(cond.to(dtype), n)
     step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
     # A single item needs no mask (upstream skips it too, and it is faster); a batch hides its padding, and
     # so does a padded length (always, then, so that the model sees one input layout per length).
     mask = (frames[None, :] < durations[:, None]) if batch > 1 or pad_to > 1 else None
 
-    text = model.embed_text(text_ids, durations if mask is not None else torch.full_like(durations, n))
-    if text[0].shape[1] < n:  # features end at the longest item; the padding past it is masked anyway
-        text = (pad_frames(text[0], n), pad_frames(text[1], n))
+    # With padding the features end at the longest item; the frames past it are masked anyway.
+    text_cond, text_null = model.embed_text(
+        text_ids, durations if mask is not None else torch.full_like(durations, n)
+    )
     guided = cfg_strength >= 1e-5
-    text_pair = (text[0], text[1] if guided else None)
+    text_pair = (pad_frames(text_cond, n), pad_frames(text_null, n) if guided else None)
 
     # The ODE state and the time grid stay in float32 whatever the model's precision: in fp16/bf16 only the
     # network runs in half precision, and the Euler sum does not lose bits step after step.
