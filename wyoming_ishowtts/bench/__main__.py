@@ -166,6 +166,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     else:
         equal_precision = "fp32"
     load = args.load if args.load is not None else ([1, 2] if quick else [1, 2, 4, 8])
+    default_batch = [2] if quick else [4] if gpu else []
+    load_batch = args.load_batch if args.load_batch is not None else default_batch
     return {
         "device": device,
         "size": size,
@@ -178,13 +180,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "defaults_repeats": args.defaults_repeats or (repeats if gpu or quick else 1),
         "load": load,
         "load_text": args.load_text,
-        "load_batch": [
-            n
-            for n in (
-                args.load_batch if args.load_batch is not None else [2] if quick else [4] if gpu else []
-            )
-            if n > 1
-        ],
+        "load_batch": [n for n in load_batch if n > 1],
         "load_config": args.load_config or ("defaults" if gpu else "equal"),
         "threads": args.threads,
         "server_args": args.server_args,
@@ -288,7 +284,7 @@ async def run_server_config(
     args = server_args(cfg, config, voices_dir)
     record: dict[str, Any] = {"config": config, "args": args, "texts": {}, "events": {}}
     with ServerProcess(args, cfg["out"], config, cfg["device"]) as server:
-        record["command"] = shlex.join(["python", "-m", "wyoming_ishowtts", *server.args])
+        record["command"] = server.display_command
         print(f"Server ({config}): {record['command']}", flush=True)
         try:
             record["listening_s"] = await server.wait_listening()
@@ -318,11 +314,15 @@ async def run_server_config(
             if with_load and cfg["load"]:
                 record["load"] = await load_run(server, cfg)
         except BaseException:
-            print(f"Server log tail ({server.log_path}):\n{server.log_tail()}", file=sys.stderr)
+            _print_log_tail(server)
             raise
         finally:
             record["exit_code"] = server.stop()
     return record
+
+
+def _print_log_tail(server: ServerProcess) -> None:
+    print(f"Server log tail ({server.log_path}):\n{server.log_tail()}", file=sys.stderr)
 
 
 async def run_batched_load(
@@ -331,18 +331,15 @@ async def run_batched_load(
     """The load run again, on a server that samples up to `batch_requests` clients' chunks together."""
     args = server_args(cfg, config, voices_dir, batch_requests)
     with ServerProcess(args, cfg["out"], f"{config}-batch{batch_requests}", cfg["device"]) as server:
-        command = shlex.join(["python", "-m", "wyoming_ishowtts", *server.args])
-        print(f"Server ({config}, batch {batch_requests}): {command}", flush=True)
+        print(f"Server ({config}, batch {batch_requests}): {server.display_command}", flush=True)
         try:
             await server.wait_listening()
             await wy.synthesize(server.host, server.port, TEXTS[cfg["load_text"]], VOICE)  # warm-up
             load = await load_run(server, cfg)
         except BaseException:
-            print(f"Server log tail ({server.log_path}):\n{server.log_tail()}", file=sys.stderr)
+            _print_log_tail(server)
             raise
-        finally:
-            server.stop()
-    return {"config": config, "batch_requests": batch_requests, "command": command, **load}
+    return {"config": config, "batch_requests": batch_requests, "command": server.display_command, **load}
 
 
 async def load_run(server: ServerProcess, cfg: dict[str, Any]) -> dict[str, Any]:

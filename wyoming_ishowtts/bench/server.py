@@ -12,6 +12,7 @@ exactly the server.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import threading
 import time
@@ -85,6 +86,11 @@ class ServerProcess(launcher.ServerProcess):
     def start(self: _Bench) -> _Bench:
         self.stats_path.unlink(missing_ok=True)
         return super().start()
+
+    @property
+    def display_command(self) -> str:
+        """The server's command line as a user would type it (without the reporter wrapper)."""
+        return shlex.join(["python", "-m", "wyoming_ishowtts", *self.args])
 
     async def wait_listening(self, deadline_s: float = 300.0) -> float:
         self.listening_s = await wait_until_listening(self.host, self.port, deadline_s, self.alive)
