@@ -172,3 +172,15 @@ def test_a_request_that_breaks_its_batch_fails_alone(
     for events, expected in zip(good, one_at_a_time, strict=True):
         assert "error" not in [e.type for e in events]
         assert np.abs(_pcm(audio_of(events)) - _pcm(expected)).max() <= 2
+
+
+@pytest.mark.parametrize("flag", ["--batch-requests", "--length-bucket"])
+def test_batch_flags_refuse_non_positive_values(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from wyoming_ishowtts.__main__ import build_parser
+    from wyoming_ishowtts.settings import ServerSettings
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([flag, "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="batch_requests must be at least 1"):
+        ServerSettings(batch_requests=0)
