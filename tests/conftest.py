@@ -100,7 +100,8 @@ def start_server(
     """Start the server and return once it answers ``describe`` (and, by default, has loaded the model)."""
     args = ["--model-dir", str(model_dir), "--device", "cpu", "--nfe", "4", "--voices-dir", str(voices)]
     args += ["--voice", "tone", "--cache-dir", str(workdir / "cache"), "--no-builtin-voice", "--debug"]
-    server = ServerProcess([*args, *(extra or [])], workdir / "server.log", cwd=ROOT).start()
+    server = ServerProcess([*args, *(extra or [])], workdir / "server.log", cwd=ROOT, stop_timeout=30.0)
+    server.start()
     deadline = time.monotonic() + START_TIMEOUT
     answered = False
     while time.monotonic() < deadline:

@@ -41,6 +41,7 @@ class ServerProcess:
         module: str = "wyoming_ishowtts",
         module_args: Sequence[str] = (),
         cwd: Path | None = None,
+        stop_timeout: float = 60.0,
     ) -> None:
         self.port = free_port()
         self.uri = f"tcp://{self.host}:{self.port}"
@@ -49,6 +50,7 @@ class ServerProcess:
         self._module = module
         self._module_args = list(module_args)
         self._cwd = cwd
+        self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,14 +105,15 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not log {text!r} within {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self, timeout: float = 60.0) -> int | None:
-        """SIGTERM, then a kill after `timeout` seconds; the exit status (None if never started)."""
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM, then a kill after `timeout` seconds (default: `stop_timeout`); the exit status (None if
+        never started)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
