@@ -107,7 +107,12 @@ def speak(server: InProcessServer, text: str = GOOD_TEXT, voice: str = "tone") -
 
 
 def _read_through_error(server: InProcessServer, events: list[Event]) -> tuple[list[Event], list[Event]]:
-    """Send ``events`` (one failing request), read its error, then a good request on the same connection."""
+    """Send ``events`` (one failing request) and read how it ends, then a good request.
+
+    A failed stream ends with ``synthesize-stopped`` and its connection serves the good request; a failed
+    plain ``synthesize`` ends with the server closing the connection (what Home Assistant's reader needs),
+    so the good request goes on a new connection.
+    """
 
     async def go() -> tuple[list[Event], list[Event]]:
         async with connect(server.uri) as client:
@@ -116,8 +121,11 @@ def _read_through_error(server: InProcessServer, events: list[Event]) -> tuple[l
             failed = await read_until(client, "error")
             if events[0].type == "synthesize-start":
                 failed += await read_until(client, "synthesize-stopped")
-            elif "audio-start" in [e.type for e in failed]:
-                failed += await read_until(client, "audio-stop")
+                await client.write_event(synth(GOOD_TEXT))
+                return failed, await read_until(client, "audio-stop")
+            while (event := await asyncio.wait_for(client.read_event(), 10)) is not None:
+                failed.append(event)  # audio-stop when audio had started, then the close
+        async with connect(server.uri) as client:
             await client.write_event(synth(GOOD_TEXT))
             return failed, await read_until(client, "audio-stop")
 
@@ -166,6 +174,30 @@ def test_engine_exception(
     assert "injected engine fault" in caplog.text and "Traceback" in caplog.text  # the log has the cause
     check_audio(good, GOOD_TEXT)
     assert_tone_cache_intact(tone_cache)
+
+
+def test_engine_failure_after_audio_ends_with_audio_stop_then_the_close(
+    server: InProcessServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain request that fails on its second chunk: the audio already sent, the error, audio-stop (a
+    reader that ignores errors ends there), then the connection closes."""
+    original = engine._synthesize_chunks
+    calls: list[int] = []
+
+    def broken_second(*args: Any, **kwargs: Any) -> list[np.ndarray]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected engine fault on the second chunk")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_synthesize_chunks", broken_second)
+    text = "The first part is here. " + "Then comes a second sentence, long enough to be its own chunk. " * 2
+    failed, good = _read_through_error(server, [synth(text)])
+    types = [e.type for e in failed]
+    assert types[0] == "audio-start" and "audio-chunk" in types, types
+    assert types[-2:] == ["error", "audio-stop"], types
+    assert failed[-2].data["code"] == "synthesis-failed"
+    check_audio(good, GOOD_TEXT)
 
 
 def test_cuda_out_of_memory(

@@ -459,13 +459,19 @@ def test_valid_events_in_any_order_keep_the_connection_usable(
     target: FuzzTarget, events: list[bytes]
 ) -> None:
     """Well-framed events in any order (chunk before start, stop twice, audio sent to a TTS server...)
-    never break framing: a ping sent after them is still answered on the same connection."""
+    never break framing: a ping sent after them is still answered on the same connection, unless a plain
+    `synthesize` among them failed: that request ends with its error and the connection closes (what
+    Home Assistant's non-streaming reader needs), never with lost framing."""
     sentinel = frame("ping", {"text": SENTINEL}, None, False)
     answer = asyncio.run(
         exchange(target.port, b"".join(events) + sentinel, close_write=False, until=is_sentinel)
     )
-    assert answer and is_sentinel(answer[-1]), [e.type for e in answer]
     check_answer(answer)
+    if answer and is_sentinel(answer[-1]):
+        return
+    assert any(b'"type": "synthesize"' in event for event in events), [e.type for e in answer]
+    assert answer and answer[-1].type == "error", [e.type for e in answer]
+    assert "closing the connection" not in answer[-1].data["text"], answer[-1].data
 
 
 not_event_headers = st.one_of(
@@ -490,13 +496,15 @@ def test_a_line_that_is_not_an_event_gets_one_error_and_the_connection_goes_on(
     assert answer and is_sentinel(answer[-1])
 
 
+# Found by this file: each used to end the connection with no `error` event and an unhandled
+# exception in the server log (RecursionError, ValueError), or to reach the engine and fail
+# there as `synthesis-failed` (a lone surrogate cannot be encoded as UTF-8).
 HOSTILE_LINES = {
-    # Found by this file: each used to end the connection with no `error` event and an unhandled
-    # exception in the server log (RecursionError, ValueError), or to reach the engine and fail
-    # there as `synthesis-failed` (a lone surrogate cannot be encoded as UTF-8).
     "deep-header": b'{"type": "ping", "data": ' + b"[" * 20000 + b"\n",
     "deep-data-block": b'{"type": "ping", "data_length": 20000}\n' + b"[" * 20000,
     "integer-over-digit-limit": b'{"type": "ping", "n": ' + b"9" * 5000 + b"}\n",
+}
+HOSTILE_SYNTHESIZE = {
     "lone-surrogate-in-text": b'{"type": "synthesize", "data": {"text": "Hi \\ud800 there."}}\n',
     "lone-surrogate-in-data-block": b'{"type": "synthesize", "data_length": 19}\n{"text": "\\udfff."}',
     "nan-as-text": b'{"type": "synthesize", "data": {"text": NaN}}\n',
@@ -516,6 +524,15 @@ def test_hostile_json_gets_an_error_and_the_connection_goes_on(target: FuzzTarge
     answer = asyncio.run(exchange(target.port, line + sentinel, close_write=False, until=is_sentinel))
     assert [(e.type, e.data.get("code")) for e in answer[:-1]] == [("error", "malformed-event")], answer
     assert answer and is_sentinel(answer[-1])
+
+
+@pytest.mark.parametrize("line", HOSTILE_SYNTHESIZE.values(), ids=HOSTILE_SYNTHESIZE.keys())
+def test_hostile_synthesize_gets_an_error_then_the_connection_closes(target: FuzzTarget, line: bytes) -> None:
+    """A `synthesize` that cannot be read asked for audio: its error ends the request, and the close
+    tells a reader that ignores errors (Home Assistant's) that nothing more comes."""
+    sentinel = frame("ping", {"text": SENTINEL}, None, False)
+    answer = asyncio.run(exchange(target.port, line + sentinel, close_write=False))
+    assert [(e.type, e.data.get("code")) for e in answer] == [("error", "malformed-event")], answer
 
 
 @pytest.mark.parametrize("line", FRAMING_BREAKERS.values(), ids=FRAMING_BREAKERS.keys())

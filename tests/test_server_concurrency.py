@@ -138,22 +138,28 @@ def test_client_disconnecting_mid_stream_does_not_disturb_others(server: ServerP
 
 
 def test_queue_bound_per_client(server: ServerProcess) -> None:
-    """--max-queued-per-client 2: a third request queued on one connection is refused with busy."""
+    """--max-queued-per-client 2: a third request queued on one connection is refused with busy.
+
+    The refusal answers a plain synthesize, so it ends the connection; the two answers asked for before it
+    are written whole first, then the error, then the close.
+    """
 
     async def go() -> list[Event]:
         async with connect(server.uri) as client:
             for _ in range(3):
                 await client.write_event(
-                    Synthesize(text=LONG_TEXT, voice=SynthesizeVoice(name="slow")).event()
+                    Synthesize(text="First answer.", voice=SynthesizeVoice(name="tone")).event()
                 )
-            error = await read_until(client, "error")
-            await client.write_event(Describe().event())
-            error.extend(await read_until(client, "info"))
-            return error
+            events = []
+            while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
+                events.append(event)
+            return events
 
     events = asyncio.run(go())
-    errors = [e for e in events if e.type == "error"]
-    assert errors[0].data["code"] == "busy"
+    types = [e.type for e in events]
+    assert types[-1] == "error" and events[-1].data["code"] == "busy", types
+    assert types.count("audio-start") == 2 and types.count("audio-stop") == 2, types
+    assert types.index("error") > max(i for i, t in enumerate(types) if t == "audio-stop"), types
 
 
 def test_queue_bound_in_total(server: ServerProcess) -> None:
@@ -177,6 +183,7 @@ def test_queue_bound_in_total(server: ServerProcess) -> None:
                 assert "error" not in [e.type for e in events]
             await clients[3].write_event(Synthesize(text="One more.").event())
             events = await read_until(clients[3], "error")
+            assert await asyncio.wait_for(clients[3].read_event(), 10) is None  # then the close
             return events[-1]
         finally:
             for client in clients:

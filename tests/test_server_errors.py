@@ -1,9 +1,15 @@
-"""Every client mistake gets an ``error`` event with a code, and the connection keeps working."""
+"""Every client mistake gets an ``error`` event with a code, and ends in a way every real client notices.
+
+A plain ``synthesize`` that fails is followed by the connection closing (Home Assistant's non-streaming
+reader ignores ``error`` and waits for ``audio-stop`` or a close, with no timeout); a stream still ends
+with ``synthesize-stopped`` and keeps its connection; mistakes that ask for no audio keep the connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from conftest import ServerProcess, connect, read_until
@@ -44,6 +50,51 @@ def first_error(events: list[Event]) -> Event:
     return next(e for e in events if e.type == "error")
 
 
+# The server must close within this long after the error; HA itself would wait forever.
+PROMPT_CLOSE_SECONDS = 1.0
+
+
+def run_failed_request(server: ServerProcess, events: list[Event | bytes]) -> tuple[list[Event], float]:
+    """Send a failing plain request; read everything until the server closes the connection.
+
+    Returns the events and how long the connection stayed open after the ``error`` arrived.  The read
+    timeout is generous so that a server that keeps the connection open fails the test, not hangs it.
+    """
+
+    async def go() -> tuple[list[Event], float]:
+        async with connect(server.uri) as client:
+            for event in events:
+                if isinstance(event, bytes):
+                    _raw(client, event)
+                else:
+                    await client.write_event(event)
+            answer: list[Event] = []
+            error_at = None
+            while True:
+                try:
+                    event = await asyncio.wait_for(client.read_event(), 10)
+                except asyncio.TimeoutError:
+                    raise AssertionError(
+                        f"connection still open 10 s after {[e.type for e in answer]}"
+                    ) from None
+                if event is None:
+                    assert error_at is not None, f"closed without an error: {[e.type for e in answer]}"
+                    return answer, time.monotonic() - error_at
+                answer.append(event)
+                if event.type == "error" and error_at is None:
+                    error_at = time.monotonic()
+
+    answer, open_after_error = asyncio.run(go())
+
+    # ... and the server goes on serving everyone else.
+    async def then() -> None:
+        async with connect(server.uri) as client:
+            await _then_describe(client)
+
+    asyncio.run(then())
+    return answer, open_after_error
+
+
 @pytest.mark.parametrize(
     ("events", "code"),
     [
@@ -52,13 +103,8 @@ def first_error(events: list[Event]) -> Event:
         ([Synthesize(text="").event()], "empty-text"),
         ([Synthesize(text=" \n\t ").event()], "empty-text"),
         ([Synthesize(text="x" * 2001).event()], "text-too-long"),
-        ([SynthesizeChunk(text="Hello").event()], "no-stream"),
-        ([SynthesizeStop().event()], "no-stream"),
-        ([Event(type="no-such-event")], "unknown-event"),
         ([Event(type="synthesize", data={"voice": {"name": "tone"}})], "malformed-event"),
         ([Event(type="synthesize", data={"text": 5})], "malformed-event"),
-        ([b"this is not json\n"], "malformed-event"),
-        ([b"[1, 2, 3]\n"], "malformed-event"),
         ([b'{"type": "synthesize", "data_length": 5}\n{oops'], "malformed-event"),
         (
             [Synthesize(text="Broken reference audio.", voice=SynthesizeVoice(name="broken")).event()],
@@ -71,18 +117,34 @@ def first_error(events: list[Event]) -> Event:
         "empty",
         "whitespace",
         "too-long",
-        "chunk-without-start",
-        "stop-without-start",
-        "unknown-event",
         "synthesize-without-text",
         "text-not-a-string",
-        "not-json",
-        "header-not-an-object",
         "bad-data-block",
         "broken-reference-audio",
     ],
 )
-def test_error_then_connection_still_serves(
+def test_failed_synthesize_gets_an_error_then_the_connection_closes(
+    server: ServerProcess, events: list[Event | bytes], code: str
+) -> None:
+    answer, open_after_error = run_failed_request(server, events)
+    assert [e.type for e in answer] == ["error"]
+    assert answer[0].data["code"] == code
+    assert answer[0].data["text"]
+    assert open_after_error < PROMPT_CLOSE_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("events", "code"),
+    [
+        ([SynthesizeChunk(text="Hello").event()], "no-stream"),
+        ([SynthesizeStop().event()], "no-stream"),
+        ([Event(type="no-such-event")], "unknown-event"),
+        ([b"this is not json\n"], "malformed-event"),
+        ([b"[1, 2, 3]\n"], "malformed-event"),
+    ],
+    ids=["chunk-without-start", "stop-without-start", "unknown-event", "not-json", "header-not-an-object"],
+)
+def test_mistake_that_asks_for_no_audio_keeps_the_connection(
     server: ServerProcess, events: list[Event | bytes], code: str
 ) -> None:
     answer = run_case(server, events)

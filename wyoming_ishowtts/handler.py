@@ -6,15 +6,26 @@ waits for audio.  That is what lets the server notice a client that disconnects 
 is cancelled), answer ``describe`` on a connection that is also receiving audio, and enforce the
 idle timeout of a stream.
 
-Every problem a client can cause is answered with a Wyoming ``error`` event that carries a ``code``,
-and the connection stays usable.  For a stream, the responder still ends with
-``synthesize-stopped``, because Home Assistant's streaming reader ignores ``error`` events and has
-no read timeout: without it, HA would wait forever.
+Every problem a client can cause is answered with a Wyoming ``error`` event that carries a ``code``.
+Home Assistant's readers ignore ``error`` events and have no read timeout, so each failed request
+must also END in a way they notice:
+
+- a stream still ends with ``synthesize-stopped`` (what HA's streaming reader waits for), and the
+  connection stays usable;
+- a plain ``synthesize`` ends with the ``error`` (after ``audio-stop`` if audio had started) and then
+  the connection is closed, as wyoming-piper does.  HA's non-streaming reader waits for ``audio-stop``
+  or a closed connection; an ``audio-stop`` with no audio would instead be taken as a successful,
+  silent answer.  Requests a client queued on the same connection after the failed one are dropped
+  with it (Home Assistant opens one connection per request).
+
+Other mistakes (a malformed or unknown event, a chunk outside a stream) answer no request: they get
+the ``error`` and the connection stays usable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -63,6 +74,19 @@ class _FramingLost(Exception):
 class _BadEvent(Exception):
     """One event was malformed but the next one can still be read."""
 
+    def __init__(self, message: str, event_type: object = None) -> None:
+        super().__init__(message)
+        self.event_type = event_type  # when the header was readable: a bad `synthesize` fails a request
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A plain ``synthesize`` refused while earlier answers on the connection were still being written:
+    its error goes out in order, after them, and then the connection closes."""
+
+    code: str
+    text: str
+
 
 def _parse_json(raw: bytes, what: str) -> Any:
     """Decode one JSON document from a client, turning every way it can be bad into ``_BadEvent``.
@@ -86,6 +110,10 @@ def _check_unicode(value: Any, what: str) -> None:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise _BadEvent(f"{what} contains text that is not valid Unicode (a lone surrogate)") from None
+
+
+def _is_synthesize(event_type: object) -> bool:
+    return isinstance(event_type, str) and Synthesize.is_type(event_type)
 
 
 @dataclass
@@ -120,11 +148,12 @@ class IShowTtsEventHandler(AsyncEventHandler):
         self.settings = state.settings
         self.client_id = next(_client_ids)
         self._write_lock = asyncio.Lock()
-        self._pending: asyncio.Queue[Request] = asyncio.Queue()
+        self._pending: asyncio.Queue[Request | _Refusal] = asyncio.Queue()
         self._open: list[Request] = []
         self._responder: asyncio.Task[None] | None = None
         self._stream: _Stream | None = None
         self._closed = False
+        self._ending = False  # a plain synthesize failed: the connection closes after its error
         self._request_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         state.handlers.add(self)
@@ -152,13 +181,17 @@ class IShowTtsEventHandler(AsyncEventHandler):
                 try:
                     event = await self._read_event()
                 except _BadEvent as err:
-                    await self._error("malformed-event", str(err))
+                    await self._refuse(
+                        "malformed-event", str(err), asked_for_audio=_is_synthesize(err.event_type)
+                    )
                     continue
                 except _FramingLost as err:
                     await self._error("malformed-event", f"{err}; closing the connection")
                     break
                 if event is None:
                     break
+                if self._ending:
+                    continue  # a refused request closes the connection once earlier answers are out
                 if not await self.handle_event(event):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -198,14 +231,17 @@ class IShowTtsEventHandler(AsyncEventHandler):
         payload = await reader.readexactly(payload_length) if payload_length else None
         event_type = header.get("type")
         if not isinstance(event_type, str) or not isinstance(data, dict):
-            raise _BadEvent("event needs a string 'type' and an object 'data'")
-        if extra:
-            more = _parse_json(extra, "event data")
-            if not isinstance(more, dict):
-                raise _BadEvent("event data must be a JSON object")
-            data.update(more)
-        _check_unicode(header, "event header")
-        _check_unicode(data, "event data")
+            raise _BadEvent("event needs a string 'type' and an object 'data'", event_type)
+        try:
+            if extra:
+                more = _parse_json(extra, "event data")
+                if not isinstance(more, dict):
+                    raise _BadEvent("event data must be a JSON object")
+                data.update(more)
+            _check_unicode(header, "event header")
+            _check_unicode(data, "event data")
+        except _BadEvent as err:
+            raise _BadEvent(str(err), event_type) from None
         return Event(type=event_type, data=data, payload=payload)
 
     async def disconnect(self) -> None:
@@ -236,8 +272,31 @@ class IShowTtsEventHandler(AsyncEventHandler):
         try:
             await self._dispatch(event)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            await self._error("malformed-event", f"malformed {event.type!r} event: {err!r}")
+            await self._refuse(
+                "malformed-event",
+                f"malformed {event.type!r} event: {err!r}",
+                asked_for_audio=_is_synthesize(event.type),
+            )
         return True
+
+    async def _refuse(self, code: str, text: str, asked_for_audio: bool) -> None:
+        """Answer a bad event with ``error``; for a plain ``synthesize``, then close (module docstring).
+
+        A plain ``synthesize`` outside a stream asked for audio, so its failure must end in a way every
+        reader notices.  The responder writes its error in turn, after any earlier answers on this
+        connection (none is cut short, and the error is not read as part of another answer), then
+        closes the connection; events that arrive meanwhile are not acted on.
+        """
+        if not asked_for_audio or self._stream is not None:
+            await self._error(code, text)
+            return
+        self._ending = True
+        self._pending.put_nowait(_Refusal(code, text))
+        self._ensure_responder()
+
+    def _ensure_responder(self) -> None:
+        if self._responder is None or self._responder.done():
+            self._responder = asyncio.create_task(self._respond_all(), name=f"responder-{self.client_id}")
 
     async def _dispatch(self, event: Event) -> None:
         if Describe.is_type(event.type):
@@ -307,8 +366,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         request.label = f"client {self.client_id} request {next(self._request_ids)}"
         self._open.append(request)
         self._pending.put_nowait(request)
-        if self._responder is None or self._responder.done():
-            self._responder = asyncio.create_task(self._respond_all(), name=f"responder-{self.client_id}")
+        self._ensure_responder()
         return request
 
     async def _on_synthesize(self, synthesize: Synthesize) -> None:
@@ -320,19 +378,20 @@ class IShowTtsEventHandler(AsyncEventHandler):
         if not isinstance(text, str):
             raise ValueError("'text' must be a string")
         if not text.strip():
-            await self._error("empty-text", "nothing to synthesize: the text is empty")
+            await self._refuse("empty-text", "nothing to synthesize: the text is empty", asked_for_audio=True)
             return
         if len(text) > self.settings.max_text_chars:
-            await self._error(
+            await self._refuse(
                 "text-too-long",
                 f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
+                asked_for_audio=True,
             )
             return
         try:
             voice = await self._resolve_voice(synthesize.voice)
             request = self._open_request(voice, streaming=False)
         except (VoiceError, BusyError) as err:
-            await self._error(err.code, str(err))
+            await self._refuse(err.code, str(err), asked_for_audio=True)
             return
         _LOGGER.info("%s: synthesize %d characters with voice %s", request.label, len(text), voice.name)
         self.state.worker.submit(request, text.strip())
@@ -436,10 +495,15 @@ class IShowTtsEventHandler(AsyncEventHandler):
     # -- responses ---------------------------------------------------------------------------------
 
     async def _respond_all(self) -> None:
-        while self._open:
+        while self._open or not self._pending.empty():
             request = await self._pending.get()
+            if isinstance(request, _Refusal):
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self._error(request.code, request.text)
+                self._end_connection()
+                return
             try:
-                await self._respond(request)
+                ended = await self._respond(request)
             except (ConnectionError, RuntimeError) as err:
                 _LOGGER.debug("%s: client went away (%s)", request.label, err)
                 self.state.worker.cancel_client(self.client_id)
@@ -448,9 +512,22 @@ class IShowTtsEventHandler(AsyncEventHandler):
                 self.state.worker.finish_request(request)
                 if request in self._open:
                     self._open.remove(request)
+            if ended:
+                self._end_connection()
+                return
 
-    async def _respond(self, request: Request) -> None:
-        """Write one response: audio as each piece arrives, one audio-start, one audio-stop."""
+    def _end_connection(self) -> None:
+        """Close after a failed plain request: drop what else this client queued; the reader sees the end."""
+        self._ending = True
+        self.state.worker.cancel_client(self.client_id)
+        for request in self._open:
+            self.state.worker.cancel_request(request)
+        self.writer.close()
+
+    async def _respond(self, request: Request) -> bool:
+        """Write one response: audio as each piece arrives, one audio-start, one audio-stop.
+
+        True when the response failed and was a plain one: then the connection must close."""
         settings = self.settings
         worker = self.state.worker
         rate = settings.output_rate
@@ -508,6 +585,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         _LOGGER.info(
             "%s: %s, %.2f s of audio", request.label, "failed" if failed else "done", sent_samples / rate
         )
+        return failed and not request.streaming
 
     async def _error(self, code: str, text: str) -> None:
         _LOGGER.debug("Client %d: error %s: %s", self.client_id, code, text)
