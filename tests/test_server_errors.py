@@ -63,11 +63,11 @@ def run_failed_request(server: ServerProcess, events: list[Event | bytes]) -> tu
 
     async def go() -> tuple[list[Event], float]:
         async with connect(server.uri) as client:
-            for event in events:
-                if isinstance(event, bytes):
-                    _raw(client, event)
+            for sent in events:
+                if isinstance(sent, bytes):
+                    _raw(client, sent)
                 else:
-                    await client.write_event(event)
+                    await client.write_event(sent)
             answer: list[Event] = []
             error_at = None
             while True:
