@@ -21,8 +21,8 @@ from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.info import Describe
 
-from wyoming_ishowtts.launcher import ServerProcess as ServerProcess
-from wyoming_ishowtts.launcher import free_port as free_port
+from ishowtts_dev.launcher import ServerProcess as ServerProcess
+from ishowtts_dev.launcher import free_port as free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

@@ -24,11 +24,11 @@ import pytest
 from conftest import free_port
 from wyoming.server import AsyncServer
 
-from wyoming_ishowtts import worker as worker_module
-from wyoming_ishowtts.__main__ import serve
 from wyoming_ishowtts.engine import Engine, EngineSettings
-from wyoming_ishowtts.settings import ServerSettings
-from wyoming_ishowtts.worker import EngineWorker
+from wyoming_ishowtts.server import worker as worker_module
+from wyoming_ishowtts.server.cli import serve
+from wyoming_ishowtts.server.settings import ServerSettings
+from wyoming_ishowtts.server.worker import EngineWorker
 
 
 @dataclass

@@ -21,7 +21,7 @@ from conftest import audio_of, connect, make_voice, read_until
 from inprocess import run_server
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from wyoming_ishowtts.engine import ChunkJob, Engine, EngineSettings, Synthesis, SynthesisOptions
+from wyoming_ishowtts.engine.core import ChunkJob, Engine, EngineSettings, Synthesis, SynthesisOptions
 
 TEXTS = {
     "alpha": "A first request, with three parts. It keeps on going for a while. And then it ends.",
@@ -176,8 +176,8 @@ def test_a_request_that_breaks_its_batch_fails_alone(
 
 @pytest.mark.parametrize("flag", ["--batch-requests", "--length-bucket"])
 def test_batch_flags_refuse_non_positive_values(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from wyoming_ishowtts.__main__ import build_parser
-    from wyoming_ishowtts.settings import ServerSettings
+    from wyoming_ishowtts.server.cli import build_parser
+    from wyoming_ishowtts.server.settings import ServerSettings
 
     with pytest.raises(SystemExit):
         build_parser().parse_args([flag, "0"])

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from wyoming_ishowtts.bench.__main__ import _extrapolate, ratios
-from wyoming_ishowtts.bench.client import Timeline
-from wyoming_ishowtts.bench.measure import median, percentile
+from ishowtts_dev.bench.__main__ import _extrapolate, ratios
+from ishowtts_dev.bench.client import Timeline
+from ishowtts_dev.bench.measure import median, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {
@@ -43,7 +43,7 @@ def _positive(value: Any) -> bool:
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
-        [sys.executable, "-m", "wyoming_ishowtts.bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "ishowtts_dev.bench", "--quick", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -159,7 +159,7 @@ def test_statistics_and_timeline() -> None:
 
 
 def test_server_args_reach_every_configuration() -> None:
-    from wyoming_ishowtts.bench.__main__ import build_parser, resolve, server_args
+    from ishowtts_dev.bench.__main__ import build_parser, resolve, server_args
 
     args = build_parser().parse_args(["--server-args", "--compile --length-bucket 256", "--device", "cpu"])
     cfg = resolve(args)
@@ -170,7 +170,7 @@ def test_server_args_reach_every_configuration() -> None:
 
 def test_step_ab_runs_both_models_interleaved(tiny_model_dir: Path, tmp_path: Path) -> None:
     """bench.step times ours and upstream's step on the same weights; only structure is asserted."""
-    from wyoming_ishowtts.bench.step import main as step_main
+    from ishowtts_dev.bench.step import main as step_main
 
     out = tmp_path / "step.json"
     step_main(["--model-dir", str(tiny_model_dir), "--frames", "64,128", "--repeats", "2", "--out", str(out)])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from wyoming_ishowtts.checkpoints import read_dit_state, resolve_model_files
 from wyoming_ishowtts.engine import Engine, EngineSettings
+from wyoming_ishowtts.engine.checkpoints import read_dit_state, resolve_model_files
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.tools.random_model import write_random_model
 

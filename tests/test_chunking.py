@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from f5_tts.infer.utils_infer import chunk_text as upstream_chunk_text
 
-from wyoming_ishowtts.chunking import (
+from wyoming_ishowtts.engine.chunking import (
     CROSS_FADE_SAMPLES,
     CrossFader,
     chunk_text,

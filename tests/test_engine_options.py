@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, _pick_dtype
+from wyoming_ishowtts.engine.core import Engine, EngineSettings, SynthesisOptions, _pick_dtype
+from wyoming_ishowtts.engine.nfe import NfePolicy
 from wyoming_ishowtts.errors import ModelLoadError
-from wyoming_ishowtts.nfe import NfePolicy
 from wyoming_ishowtts.tools.random_model import write_random_model
 
 TEXT = "This is a compile test, with two parts. And then a little more text here."
@@ -128,7 +128,7 @@ def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:
 
 def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
     """tools.precision --vocoder: the vocoder alone in bf16 runs, stays close to fp32, and is not fp32."""
-    from wyoming_ishowtts.tools.precision import vocoder_run
+    from ishowtts_dev.precision import vocoder_run
 
     found = vocoder_run(model_dir, "cpu", ["bf16"], seconds=1.0, repeats=1)
     seconds = found["fp32"]["seconds"]

@@ -17,14 +17,14 @@ from f5_tts.infer import utils_infer  # the reference extra: a hard dependency o
 from f5_tts.model import DiT as UpstreamDiT
 from f5_tts.model.modules import MelSpec
 
-from wyoming_ishowtts.checkpoints import load_strict, read_dit_state, read_vocos_state
-from wyoming_ishowtts.dit import DiT, DiTConfig
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
-from wyoming_ishowtts.mel import MelSpectrogram
-from wyoming_ishowtts.sampler import draw_noise, sample
-from wyoming_ishowtts.tokenizer import Vocab, text_to_tokens
+from wyoming_ishowtts.engine.checkpoints import load_strict, read_dit_state, read_vocos_state
+from wyoming_ishowtts.engine.dit import DiT, DiTConfig
+from wyoming_ishowtts.engine.mel import MelSpectrogram
+from wyoming_ishowtts.engine.sampler import draw_noise, sample
+from wyoming_ishowtts.engine.tokenizer import Vocab, text_to_tokens
+from wyoming_ishowtts.engine.vocoder import Vocos, VocosConfig
 from wyoming_ishowtts.tools.random_model import write_random_model
-from wyoming_ishowtts.vocoder import Vocos, VocosConfig
 
 REF_TEXT = "This is the reference transcript for the test voice. "
 TWO_CHUNKS = "The first sentence is here, and it keeps going for a while. Then a second sentence follows it."

@@ -34,10 +34,10 @@ from inprocess import InProcessServer, run_server
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from wyoming_ishowtts import engine as engine_module
-from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice
+from wyoming_ishowtts.engine import core as engine_module
+from wyoming_ishowtts.engine.core import Engine, EngineSettings, SynthesisOptions, Voice
+from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.errors import EngineFailure
-from wyoming_ishowtts.reference import load_audio
 from wyoming_ishowtts.voices import VoiceRegistry, voice_cache_key
 
 GOOD_TEXT = "The server is still speaking."

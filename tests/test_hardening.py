@@ -39,10 +39,10 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeVoice
 
-from wyoming_ishowtts.__main__ import build_parser, server_settings_from_args
 from wyoming_ishowtts.engine import Engine, EngineSettings
+from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.errors import ModelLoadError
-from wyoming_ishowtts.reference import load_audio
+from wyoming_ishowtts.server.cli import build_parser, server_settings_from_args
 from wyoming_ishowtts.voices import PreparedVoices
 
 SENTENCE = "Sentence number {n} of a long answer that nobody is listening to right now."
@@ -168,7 +168,7 @@ def test_idle_stream_gives_its_queue_slot_back(engine: Engine, voices: Path, tmp
 
 SLOW_SAVE_LAUNCHER = """
 import pathlib, sys, time
-from wyoming_ishowtts import engine
+from wyoming_ishowtts.engine import core as engine
 real_save = engine.Voice.save
 def slow_save(self, path):  # a slow disk: half the file is written, then the writer stalls
     real_save(self, path)
@@ -177,7 +177,7 @@ def slow_save(self, path):  # a slow disk: half the file is written, then the wr
     pathlib.Path(sys.argv[1]).write_text(str(path))
     time.sleep(120)
 engine.Voice.save = slow_save
-from wyoming_ishowtts.__main__ import main
+from wyoming_ishowtts.server.cli import main
 main(sys.argv[2:])
 """
 

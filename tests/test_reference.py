@@ -11,8 +11,7 @@ import soundfile as sf
 from f5_tts.infer.utils_infer import preprocess_ref_audio_text
 from pydub import AudioSegment, silence
 
-from wyoming_ishowtts.errors import ReferenceAudioError
-from wyoming_ishowtts.reference import (
+from wyoming_ishowtts.engine.reference import (
     load_audio,
     normalize_ref_text,
     resample,
@@ -20,6 +19,7 @@ from wyoming_ishowtts.reference import (
     to_mono,
     trim_reference,
 )
+from wyoming_ishowtts.errors import ReferenceAudioError
 
 PAD_24K = 1198  # pydub's 50 ms of silence: 551 frames at 11025 Hz converted to 24 kHz
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wyoming_ishowtts.sentences import SentenceSplitter
+from wyoming_ishowtts.server.sentences import SentenceSplitter
 
 
 def feed(deltas: list[str], max_pending: int = 400) -> tuple[list[list[str]], str | None]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import PYTHON, ROOT
 
-from wyoming_ishowtts.soak import EXPECTED_CODE, GOOD_KINDS
+from ishowtts_dev.soak import EXPECTED_CODE, GOOD_KINDS
 
 
 def test_small_soak_run(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_small_soak_run(tiny_model_dir: Path, tmp_path: Path) -> None:
         [
             PYTHON,
             "-m",
-            "wyoming_ishowtts.soak",
+            "ishowtts_dev.soak",
             "--requests",
             "30",
             "--clients",

@@ -11,9 +11,9 @@ import rjieba
 from f5_tts.model.utils import convert_char_to_pinyin, get_tokenizer, list_str_to_idx
 from pypinyin import Style, lazy_pinyin
 
-from wyoming_ishowtts import tokenizer
+from wyoming_ishowtts.engine import tokenizer
+from wyoming_ishowtts.engine.tokenizer import Vocab, contains_cjk, segment_non_cjk, text_to_tokens
 from wyoming_ishowtts.errors import MissingExtraError, ModelLoadError
-from wyoming_ishowtts.tokenizer import Vocab, contains_cjk, segment_non_cjk, text_to_tokens
 
 ENTRIES = [" ", "!", ",", ".", "a", "b", "c", "H", "e", "l", "o", "ni2", "hao3", "zhong1", "wen2", "\u00e9"]
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wyoming_ishowtts import engine as engine_module
 from wyoming_ishowtts.engine import EngineSettings
+from wyoming_ishowtts.engine import core as engine_module
+from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
 from wyoming_ishowtts.voices import VoiceInfo
-from wyoming_ishowtts.worker import EngineWorker, SegmentDone
 
 
 class FakeSynthesis:

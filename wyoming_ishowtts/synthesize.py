@@ -16,8 +16,8 @@ import numpy as np
 import soundfile as sf
 
 from .engine import Engine, EngineSettings, SynthesisOptions
+from .engine.reference import load_audio
 from .errors import IShowTTSError
-from .reference import load_audio
 
 
 def build_parser() -> argparse.ArgumentParser:

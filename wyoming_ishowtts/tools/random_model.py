@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import MODEL_INFO_FILE
-from ..dit import ARCHITECTURES, DiT, DiTConfig
-from ..mel import MelConfig, mel_filterbank
-from ..vocoder import Vocos, VocosConfig
+from ..engine.checkpoints import MODEL_INFO_FILE
+from ..engine.dit import ARCHITECTURES, DiT, DiTConfig
+from ..engine.mel import MelConfig, mel_filterbank
+from ..engine.vocoder import Vocos, VocosConfig
 
 SIZES: dict[str, tuple[str, DiTConfig, VocosConfig, int]] = {
     # name -> (architecture label, DiT shape, Vocos shape, vocabulary lines)

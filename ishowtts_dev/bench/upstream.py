@@ -1,6 +1,6 @@
 """Upstream f5-tts 1.1.22, timed in a process of its own.
 
-    python -m wyoming_ishowtts.bench.upstream JOB.json RESULT.json
+    python -m ishowtts_dev.bench.upstream JOB.json RESULT.json
 
 The benchmark starts this module as a subprocess so that the peak RSS it reports belongs to upstream alone
 (not to the benchmark's client code, nor to a previously loaded model). Two of upstream's paths are timed:
@@ -273,7 +273,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Time upstream f5-tts (started by wyoming_ishowtts.bench).")
+    parser = argparse.ArgumentParser(description="Time upstream f5-tts (started by ishowtts_dev.bench).")
     parser.add_argument("job", type=Path)
     parser.add_argument("result", type=Path)
     args = parser.parse_args(argv)

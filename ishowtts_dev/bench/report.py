@@ -327,7 +327,7 @@ def format_markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m wyoming_ishowtts.bench.report RESULTS.json`: print a results file as Markdown."""
+    """`python -m ishowtts_dev.bench.report RESULTS.json`: print a results file as Markdown."""
     import argparse
     import json
 

@@ -6,7 +6,7 @@ starting, on CUDA only, a small thread that reports ``torch.cuda.max_memory_allo
 memory cannot be read from outside a process). On CPU no thread is started, so the measured process is
 exactly the server.
 
-    python -m wyoming_ishowtts.bench.server STATS_FILE -- <server arguments>
+    python -m ishowtts_dev.bench.server STATS_FILE -- <server arguments>
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class ServerProcess(launcher.ServerProcess):
         super().__init__(
             server_args,
             work_dir / f"server-{name}.log",
-            module="wyoming_ishowtts.bench.server",
+            module="ishowtts_dev.bench.server",
             module_args=[str(self.stats_path), "--"],
         )
         self.device = device

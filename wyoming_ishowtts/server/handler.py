@@ -47,10 +47,10 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
+from ..voices import VoiceError, VoiceInfo, VoiceRegistry
 from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
 from .sentences import SentenceSplitter
 from .settings import NATIVE_SAMPLE_RATE, ServerSettings
-from .voices import VoiceError, VoiceInfo, VoiceRegistry
 from .worker import Abort, BusyError, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
 
 _LOGGER = logging.getLogger(__name__)

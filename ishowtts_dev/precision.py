@@ -1,7 +1,7 @@
 """How much does half precision change the audio? Same model, voice, text, seed and steps; fp32 as reference.
 
-    python -m wyoming_ishowtts.tools.precision --model-dir DIR [--device cpu] [--nfe 4] [--precisions bf16,fp16]
-    python -m wyoming_ishowtts.tools.precision --vocoder --model-dir DIR [--device cuda] [--precisions fp16]
+    python -m ishowtts_dev.precision --model-dir DIR [--device cpu] [--nfe 4] [--precisions bf16,fp16]
+    python -m ishowtts_dev.precision --vocoder --model-dir DIR [--device cuda] [--precisions fp16]
 
 Prints, per precision, the signal-to-noise ratio of its waveform against fp32 (higher is closer; identical
 output is infinite) and the wall time of each run, and writes them as JSON with --out. BENCHMARKS.md quotes it.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine, EngineSettings, SynthesisOptions
-from ..vocoder import Vocos
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine.vocoder import Vocos
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home."
 REF_TEXT = "This reference clip says one short sentence about the weather today."
@@ -64,7 +64,7 @@ def vocoder_run(
 
     import torch
 
-    from ..engine import _pick_dtype
+    from wyoming_ishowtts.engine.core import _pick_dtype
 
     engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, precision="fp32", warmup=False))
     clip = np.tile(reference_clip(), math.ceil(seconds / 4.0))[: int(seconds * 24000)]

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import child_env
 from . import client as wy
 from .measure import OtherCpu, machine_info, median, percentile, utc_now, write_json
 from .report import write_outputs
@@ -192,7 +193,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 def ensure_model(cfg: dict[str, Any]) -> Path:
     model_dir: Path = cfg["model_dir"]
     if not (model_dir / "model.safetensors").exists():
-        from ..tools.random_model import write_random_model
+        from wyoming_ishowtts.tools.random_model import write_random_model
 
         print(f"Writing a random {cfg['size']} model to {model_dir} (reused by later runs)", flush=True)
         write_random_model(model_dir, cfg["size"], seed=0)
@@ -235,10 +236,11 @@ def run_upstream(cfg: dict[str, Any], ref_wav: Path) -> dict[str, Any]:
     print(f"Upstream: {len(configs)} configuration(s), log in {log_path}", flush=True)
     with open(log_path, "wb") as log:
         proc = subprocess.run(
-            [sys.executable, "-m", "wyoming_ishowtts.bench.upstream", str(job_path), str(result_path)],
+            [sys.executable, "-m", "ishowtts_dev.bench.upstream", str(job_path), str(result_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,
+            env=child_env(),
         )
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import IShowTTSError
+from ..errors import IShowTTSError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +36,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from .engine import Engine, SynthesisOptions, Voice
+    from ..engine import Engine, SynthesisOptions, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _normalize_language(language: str) -> str:
 
 def _synthesis_option_names() -> frozenset[str] | None:
     try:
-        from .engine import SynthesisOptions
+        from ..engine import SynthesisOptions
     except ImportError:  # engine not importable (e.g. the voice checker on a machine without torch)
         return None
     return frozenset(f.name for f in dataclasses.fields(SynthesisOptions))
@@ -418,8 +418,8 @@ class PreparedVoices:
             tmp.unlink(missing_ok=True)
 
     def get(self, engine: Engine, info: VoiceInfo) -> Voice:
-        from .engine import Voice
-        from .reference import load_audio
+        from ..engine import Voice
+        from ..engine.reference import load_audio
 
         audio_path = info.reference_audio
         if info.builtin is not None:
@@ -482,7 +482,7 @@ def _process_exists(pid: int) -> bool:
 
 
 def synthesis_options(info: VoiceInfo) -> SynthesisOptions:
-    from .engine import SynthesisOptions
+    from ..engine import SynthesisOptions
 
     return SynthesisOptions(**dict(info.options))
 
@@ -613,7 +613,7 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "fetch-default":
-        from .settings import default_cache_dir
+        from ..server.settings import default_cache_dir
 
         try:
             path = fetch_builtin_voice(args.cache_dir or default_cache_dir())

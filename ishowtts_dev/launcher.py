@@ -8,7 +8,6 @@ and a kill only if it has not exited in time.  Not used by the server itself.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
+
+from . import child_env
 
 _Server = TypeVar("_Server", bound="ServerProcess")
 
@@ -59,7 +60,7 @@ class ServerProcess:
 
     def start(self: _Server) -> _Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_env(PYTHONUNBUFFERED="1")
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.command, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT, env=env

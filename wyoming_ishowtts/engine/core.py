@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import EngineFailure, ModelLoadError, ReferenceAudioError, SynthesisCancelled, TextError
 from .checkpoints import (
     ModelFiles,
     dit_config_for,
@@ -39,7 +40,6 @@ from .chunking import (
     shorten_first_chunk,
 )
 from .dit import DiT
-from .errors import EngineFailure, ModelLoadError, ReferenceAudioError, SynthesisCancelled, TextError
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
 from .reference import normalize_ref_text, resample, to_mono, trim_reference

@@ -1,6 +1,6 @@
 """One sampler step, ours against upstream's, interleaved in one process on the same weights.
 
-    python -m wyoming_ishowtts.bench.step --model-dir bench-results/model-base --frames 891,1566
+    python -m ishowtts_dev.bench.step --model-dir bench-results/model-base --frames 891,1566
 
 The end-to-end benchmark runs upstream's process and then our server, minutes apart; on a shared machine
 whose speed drifts over that time, their ratio drifts with it. Here the two models take turns, forward
@@ -19,9 +19,15 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import dit_config_for, load_strict, read_dit_state, resolve_model_files
-from ..dit import DiT
-from ..tokenizer import Vocab
+from wyoming_ishowtts.engine.checkpoints import (
+    dit_config_for,
+    load_strict,
+    read_dit_state,
+    resolve_model_files,
+)
+from wyoming_ishowtts.engine.dit import DiT
+from wyoming_ishowtts.engine.tokenizer import Vocab
+
 from .measure import median
 
 

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
+from ..voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
 
 if TYPE_CHECKING:
-    from .engine import ChunkJob, Engine, EngineSettings, Synthesis
+    from ..engine.core import ChunkJob, Engine, EngineSettings, Synthesis
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class EngineWorker:
     # -- worker thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        from .engine import Engine
+        from ..engine import Engine
 
         try:
             _LOGGER.info("Loading model %s", self._engine_settings.model)
@@ -227,7 +227,7 @@ class EngineWorker:
             self.engine = engine
             self._prepare_default(engine)
         except BaseException as err:
-            from .errors import IShowTTSError
+            from ..errors import IShowTTSError
 
             if isinstance(err, IShowTTSError):  # a message for the user, not a bug: no traceback
                 _LOGGER.error("Model could not be loaded: %s", err)
@@ -369,7 +369,7 @@ class EngineWorker:
                     self._queues.move_to_end(segment.request.client_id)
 
     def _run_group(self, engine: Engine, group: list[tuple[_Segment, ChunkJob]]) -> None:
-        from .errors import SynthesisCancelled
+        from ..errors import SynthesisCancelled
 
         started = time.monotonic()
         try:

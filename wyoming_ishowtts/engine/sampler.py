@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ..errors import SynthesisCancelled
 from .dit import DiT
-from .errors import SynthesisCancelled
 
 # Empirically pruned step grids (EPSS, Fast F5-TTS), in 1/32 units of flow time.
 EPSS_GRIDS: dict[int, tuple[int, ...]] = {

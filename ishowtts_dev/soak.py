@@ -1,6 +1,6 @@
 """Soak run: hundreds of good and bad requests from several clients against the real server.
 
-    python -m wyoming_ishowtts.soak [--requests 300] [--clients 4] [--out soak.json]   (or script/soak)
+    python -m ishowtts_dev.soak [--requests 300] [--clients 4] [--out soak.json]   (or script/soak)
 
 A voice server runs for months next to Home Assistant, so the promise that matters is that nothing
 accumulates: every good request keeps getting its full audio while bad ones get the documented error,

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelLoadError
 from .dit import ARCHITECTURES, DiTConfig
-from .errors import ModelLoadError
 
 _LOGGER = logging.getLogger(__name__)
 

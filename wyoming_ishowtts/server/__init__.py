@@ -1,0 +1,1 @@
+"""The Wyoming server: command line, serving, protocol handling and the engine worker thread."""

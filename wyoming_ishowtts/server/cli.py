@@ -1,0 +1,330 @@
+"""Command line entry point: ``python -m wyoming_ishowtts`` / ``wyoming-ishowtts``.
+
+Arguments become two frozen settings objects (server and engine) and nothing reads ``argparse``
+output after that.  The server starts listening at once; the model loads in the engine worker
+thread, so ``describe`` is answered while it loads (Home Assistant allows one second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from .settings import (
+    DEFAULT_MAX_BUFFERED_PIECES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_QUEUED_PER_CLIENT,
+    DEFAULT_MAX_QUEUED_TOTAL,
+    DEFAULT_MAX_TEXT_CHARS,
+    DEFAULT_SAMPLES_PER_CHUNK,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STREAM_IDLE_TIMEOUT,
+    DEFAULT_URI,
+    NATIVE_SAMPLE_RATE,
+    ServerSettings,
+    default_cache_dir,
+)
+
+if TYPE_CHECKING:
+    from ..engine import EngineSettings
+
+_LOGGER = logging.getLogger("wyoming_ishowtts")
+
+DEFAULT_MODEL = "F5TTS_v1_Base"
+
+
+def package_version() -> str:
+    try:
+        return version("wyoming-ishowtts")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _nfe(text: str) -> int | None:
+    if text == "auto":
+        return None
+    return _positive_int(text)
+
+
+def _uri(text: str) -> str:
+    scheme = urlparse(text).scheme
+    if scheme not in ("tcp", "unix", "stdio"):
+        raise argparse.ArgumentTypeError("use tcp://HOST:PORT, unix://PATH or stdio://")
+    if scheme == "tcp" and urlparse(text).port is None:
+        raise argparse.ArgumentTypeError("a tcp:// URI needs a port, e.g. tcp://127.0.0.1:10200")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wyoming-ishowtts",
+        description="Wyoming text-to-speech server (F5-TTS voice cloning) for Home Assistant. "
+        "Wyoming has no authentication: bind only to networks you trust.",
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--uri", type=_uri, default=DEFAULT_URI, help=f"tcp://, unix:// or stdio:// (default: {DEFAULT_URI})"
+    )
+    server.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="ishowtts",
+        default=None,
+        metavar="NAME",
+        help="advertise the server to Home Assistant over mDNS (tcp:// only; default name: ishowtts)",
+    )
+    server.add_argument("--no-streaming", action="store_true", help="do not announce streaming synthesis")
+    server.add_argument("--samples-per-chunk", type=_positive_int, default=DEFAULT_SAMPLES_PER_CHUNK)
+    server.add_argument(
+        "--output-rate",
+        type=_positive_int,
+        default=NATIVE_SAMPLE_RATE,
+        help=f"sample rate of the audio sent (default: the model's {NATIVE_SAMPLE_RATE})",
+    )
+
+    voices = parser.add_argument_group("voices")
+    voices.add_argument(
+        "--voices-dir",
+        type=Path,
+        action="append",
+        default=None,
+        help="folder of voice folders (repeatable; default: ./voices)",
+    )
+    voices.add_argument("--voice", default=None, help="default voice name (default: first voice found)")
+    voices.add_argument(
+        "--no-builtin-voice",
+        action="store_true",
+        help="do not offer the built-in LJ Speech voice (downloaded on first use)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="one folder for everything downloaded or prepared: hub models in DATA/models, prepared voices "
+        "and the built-in clip in DATA/cache (a Docker volume, say)",
+    )
+    voices.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="prepared voices and the downloaded default voice "
+        f"(default: DATA/cache with --data-dir, else {default_cache_dir()})",
+    )
+
+    engine = parser.add_argument_group("engine")
+    engine.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model name or hub id (default: {DEFAULT_MODEL})"
+    )
+    engine.add_argument(
+        "--model-dir", type=Path, default=None, help="load the model from this folder instead"
+    )
+    engine.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    engine.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    engine.add_argument(
+        "--nfe", type=_nfe, default=None, metavar="auto|N", help="sampler steps (default: auto)"
+    )
+    engine.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the engine")
+    engine.add_argument("--no-warmup", action="store_true", help="skip the warm-up synthesis at start-up")
+    engine.add_argument(
+        "--batch-chunks",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="sample up to N later text chunks of a request in one batch (same audio; for GPUs; default 1)",
+    )
+    engine.add_argument(
+        "--batch-requests",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="sample the next chunks of up to N clients' requests in one batch (same audio; default 1)",
+    )
+    engine.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (slow start-up; measure before using)"
+    )
+    engine.add_argument(
+        "--length-bucket",
+        type=_positive_int,
+        default=None,
+        metavar="FRAMES",
+        help="pad each batch to a multiple of FRAMES (same audio); with --compile: fixed-length graphs, "
+        "CUDA graphs on a GPU, all compiled at warm-up (try 256)",
+    )
+
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-text-chars", type=_positive_int, default=DEFAULT_MAX_TEXT_CHARS)
+    limits.add_argument("--max-queued-per-client", type=_positive_int, default=DEFAULT_MAX_QUEUED_PER_CLIENT)
+    limits.add_argument("--max-queued-total", type=_positive_int, default=DEFAULT_MAX_QUEUED_TOTAL)
+    limits.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS)
+    limits.add_argument(
+        "--max-buffered-pieces",
+        type=_positive_int,
+        default=DEFAULT_MAX_BUFFERED_PIECES,
+        help="synthesized pieces held per request for a client that reads slowly",
+    )
+    limits.add_argument("--stream-idle-timeout", type=_positive_float, default=DEFAULT_STREAM_IDLE_TIMEOUT)
+    limits.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT)
+
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
+    parser.add_argument("--version", action="version", version=package_version())
+    return parser
+
+
+def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    host = urlparse(args.uri).hostname if args.uri.startswith("tcp://") else None
+    return ServerSettings(
+        uri=args.uri,
+        voices_dirs=tuple(args.voices_dir or [Path("voices")]),
+        default_voice=args.voice,
+        builtin_voice=not args.no_builtin_voice,
+        cache_dir=args.cache_dir or (args.data_dir / "cache" if args.data_dir else default_cache_dir()),
+        samples_per_chunk=args.samples_per_chunk,
+        output_rate=args.output_rate,
+        max_text_chars=args.max_text_chars,
+        max_queued_per_client=args.max_queued_per_client,
+        max_queued_total=args.max_queued_total,
+        max_connections=args.max_connections,
+        max_buffered_pieces=args.max_buffered_pieces,
+        batch_requests=args.batch_requests,
+        stream_idle_timeout=args.stream_idle_timeout,
+        shutdown_timeout=args.shutdown_timeout,
+        streaming=not args.no_streaming,
+        zeroconf_name=args.zeroconf,
+        zeroconf_host=host if host not in (None, "0.0.0.0", "::", "") else None,
+    )
+
+
+async def serve(settings: ServerSettings, engine_settings: EngineSettings) -> int:
+    """Run until SIGTERM/stdin EOF (exit status 0) or until the model cannot load (1)."""
+    from wyoming.server import AsyncServer, AsyncStdioServer
+
+    from ..voices import BUILTIN_VOICE, PreparedVoices, VoiceRegistry
+    from .handler import IShowTtsEventHandler, ServerState
+    from .worker import EngineWorker
+
+    loop = asyncio.get_running_loop()
+    registry = VoiceRegistry(
+        settings.voices_dirs,
+        default_voice=settings.default_voice,
+        builtin=BUILTIN_VOICE if settings.builtin_voice else None,
+        cache_dir=settings.cache_dir,
+    )
+    voices = await asyncio.to_thread(registry.scan)
+    _LOGGER.info("Voices: %s", ", ".join(voices) or "none")
+
+    fatal: asyncio.Future[BaseException] = loop.create_future()
+
+    def on_fatal(err: BaseException) -> None:
+        if not fatal.done():
+            fatal.set_result(err)
+
+    worker = EngineWorker(
+        engine_settings,
+        registry,
+        PreparedVoices(settings.cache_dir),
+        loop,
+        max_queued_per_client=settings.max_queued_per_client,
+        max_queued_total=settings.max_queued_total,
+        max_buffered_pieces=settings.max_buffered_pieces,
+        max_batch=settings.batch_requests,
+        on_fatal=on_fatal,
+    )
+    state = ServerState(settings=settings, registry=registry, worker=worker, version=package_version())
+    server = AsyncServer.from_uri(settings.uri)
+    worker.start()
+
+    zeroconf = None
+    if settings.zeroconf_name is not None:
+        parsed = urlparse(settings.uri)
+        if parsed.scheme != "tcp" or parsed.port is None:
+            _LOGGER.error("--zeroconf needs a tcp:// URI; not advertising")
+        else:
+            from wyoming.zeroconf import HomeAssistantZeroconf
+
+            zeroconf = HomeAssistantZeroconf(
+                port=parsed.port, name=settings.zeroconf_name, host=settings.zeroconf_host
+            )
+            await zeroconf.register_server()
+            _LOGGER.info("Advertised as %s over zeroconf", settings.zeroconf_name)
+
+    _LOGGER.info("Listening on %s (Wyoming has no authentication)", settings.uri)
+    server_task = asyncio.create_task(server.run(partial(IShowTtsEventHandler, state=state)))
+    waiting: set[asyncio.Future[object]] = {server_task, fatal}  # type: ignore[arg-type]
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+
+    status = 0
+    if fatal.done():
+        _LOGGER.error("Stopping: the model could not be loaded (%s)", fatal.result())
+        status = 1
+        await server.stop()
+        server_task.cancel()
+    elif isinstance(server, AsyncStdioServer) and not server._stop_requested:
+        # End of input on stdio: finish the answers already asked for.
+        for handler in list(state.handlers):
+            await handler.drain(settings.shutdown_timeout)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server_task
+    for handler in list(state.handlers):
+        await handler.disconnect()
+
+    worker.stop(cancel=True)
+    if not await asyncio.to_thread(worker.join, settings.shutdown_timeout):
+        _LOGGER.warning("Engine did not stop within %.1f s; exiting anyway", settings.shutdown_timeout)
+    _LOGGER.info("Stopped")
+    return status
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
+
+    from ..engine import EngineSettings
+
+    settings = server_settings_from_args(args)
+    engine_settings = EngineSettings(
+        model=args.model,
+        model_dir=args.model_dir,
+        device=args.device,
+        precision=args.precision,
+        nfe=args.nfe,
+        warmup=not args.no_warmup,
+        threads=args.threads,
+        compile=args.compile,
+        batch_chunks=args.batch_chunks,
+        length_bucket=args.length_bucket or 0,
+        cache_dir=args.data_dir / "models" if args.data_dir else None,
+    )
+    _LOGGER.debug("Server settings: %s", settings)
+    _LOGGER.debug("Engine settings: %s", engine_settings)
+    try:
+        status = asyncio.run(serve(settings, engine_settings))
+    except KeyboardInterrupt:
+        status = 0
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
