@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from ..voices import default_cache_dir
 from .settings import (
     DEFAULT_MAX_BUFFERED_PIECES,
     DEFAULT_MAX_CONNECTIONS,
@@ -30,7 +31,6 @@ from .settings import (
     DEFAULT_URI,
     NATIVE_SAMPLE_RATE,
     ServerSettings,
-    default_cache_dir,
 )
 
 if TYPE_CHECKING:

@@ -7,9 +7,10 @@ part of the server can change configuration behind another part's back.  Engine 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..voices import default_cache_dir
 
 NATIVE_SAMPLE_RATE = 24000
 
@@ -22,13 +23,6 @@ DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_MAX_BUFFERED_PIECES = 2
-
-
-def default_cache_dir() -> Path:
-    """Follow XDG so the cache lands where users and container images expect it."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "wyoming-ishowtts"
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,14 @@ class VoiceUnavailableError(VoiceError):
     code = "voice-unavailable"
 
 
+def default_cache_dir() -> Path:
+    """Where prepared voices and the built-in clip go by default; follows XDG so the cache lands where users
+    and container images expect it."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "wyoming-ishowtts"
+
+
 # --------------------------------------------------------------------------------------------------
 # Built-in default voice
 
@@ -613,8 +621,6 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "fetch-default":
-        from ..server.settings import default_cache_dir
-
         try:
             path = fetch_builtin_voice(args.cache_dir or default_cache_dir())
         except VoiceUnavailableError as err:

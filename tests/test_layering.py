@@ -1,0 +1,143 @@
+"""The package's layers, checked from the source: who may import whom, and what imports without torch.
+
+    engine/   F5-TTS inference as a library: imports only itself and errors.py
+    voices/   voice folders and their prepared cache: may use the engine
+    server/   the Wyoming server: may use voices and the engine
+    ishowtts_dev/ (outside the package): developer tools; nothing in wyoming_ishowtts imports it
+
+Every ``import`` statement is read with ``ast`` (also those inside functions and under ``TYPE_CHECKING``),
+relative ones resolved, so a lazy import cannot slip past the rule; an import of a module of this project
+that does not exist (a lazy import left behind by a move: mypy is told to ignore missing imports) fails too.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "wyoming_ishowtts"
+PROJECT = ("wyoming_ishowtts", "ishowtts_dev")
+
+# Layer -> what its modules may import from this project (a module, or a package and everything in it).
+ALLOWED = {
+    "wyoming_ishowtts.errors": (),
+    "wyoming_ishowtts.engine": ("wyoming_ishowtts.engine", "wyoming_ishowtts.errors"),
+    "wyoming_ishowtts.voices": (
+        "wyoming_ishowtts.voices",
+        "wyoming_ishowtts.engine",
+        "wyoming_ishowtts.errors",
+    ),
+    "wyoming_ishowtts.tools": ("wyoming_ishowtts.tools", "wyoming_ishowtts.engine"),
+}
+
+# Light entry points and the modules they need: importing them must not import torch (the Docker health check
+# runs every few seconds; the voice checker and the settings need no model).
+TORCH_FREE = [
+    "wyoming_ishowtts",
+    "wyoming_ishowtts.errors",
+    "wyoming_ishowtts.healthcheck",
+    "wyoming_ishowtts.server.settings",
+]
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]:
+    """(line, absolute module) for every import in the file; ``from pkg import name`` yields ``pkg.name``
+    when that is a module of this project, else ``pkg``."""
+    package = module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                candidate = root.joinpath(*target.split("."), alias.name)
+                is_module = candidate.with_suffix(".py").is_file() or candidate.is_dir()
+                yield node.lineno, f"{target}.{alias.name}" if is_module else target
+
+
+def exists(module: str, root: Path) -> bool:
+    """A module of this project by that name is in the tree (a lazy import of a moved module is not)."""
+    path = root.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def violations(root: Path = ROOT) -> list[str]:
+    """Every import in ``root``/wyoming_ishowtts that breaks a rule above, as ``file:line imports x: rule``."""
+    found = []
+    for path in sorted((root / "wyoming_ishowtts").rglob("*.py")):
+        name = module_name(path, root)
+        layer = next((layer for layer in ALLOWED if within(name, layer)), None)
+        for line, target in imported_modules(path, root):
+            if not target.startswith(PROJECT):
+                continue
+            where = f"{path.relative_to(root)}:{line} imports {target}"
+            if not exists(target, root):
+                found.append(f"{where}: no such module")
+            elif within(target, "ishowtts_dev"):
+                found.append(f"{where}: the package never imports the developer tools")
+            elif layer is not None and not any(within(target, allowed) for allowed in ALLOWED[layer]):
+                found.append(
+                    f"{where}: {layer} may import only {', '.join(ALLOWED[layer]) or 'nothing of ours'}"
+                )
+    return found
+
+
+def test_every_layer_imports_only_what_it_may() -> None:
+    assert violations() == []
+
+
+def test_the_check_sees_relative_lazy_and_type_checking_imports(tmp_path: Path) -> None:
+    """The ways an import can hide from a quick grep, each in a scratch engine module, each caught."""
+    engine = tmp_path / "wyoming_ishowtts" / "engine"
+    engine.mkdir(parents=True)
+    (engine / "__init__.py").write_text("")
+    for package in ("server", "voices"):
+        (tmp_path / "wyoming_ishowtts" / package).mkdir()
+        (tmp_path / "wyoming_ishowtts" / package / "__init__.py").write_text("")
+    (tmp_path / "ishowtts_dev").mkdir()
+    (tmp_path / "ishowtts_dev" / "__init__.py").write_text("")
+    (engine / "bad.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from ..server import settings\n"
+        "def lazy():\n    from ..voices import folder\n"
+        "if TYPE_CHECKING:\n    import ishowtts_dev\n"
+        "def moved():\n    from .errors import IShowTTSError\n"
+    )
+    found = violations(tmp_path)
+    assert [v.split(": ")[0] for v in found] == [
+        "wyoming_ishowtts/engine/bad.py:2 imports wyoming_ishowtts.server",
+        "wyoming_ishowtts/engine/bad.py:4 imports wyoming_ishowtts.voices",
+        "wyoming_ishowtts/engine/bad.py:6 imports ishowtts_dev",
+        "wyoming_ishowtts/engine/bad.py:8 imports wyoming_ishowtts.engine.errors",
+    ], found
+    assert [v.split(": ")[1] for v in found][3] == "no such module"
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_imports_without_torch(module: str) -> None:
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "False", f"importing {module} imports torch"
