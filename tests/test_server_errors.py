@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
-from conftest import ServerProcess, connect, read_until
+from conftest import ROOT, ServerProcess, connect, read_until
 from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+
+from wyoming_ishowtts import errors
 
 
 async def _then_describe(client: AsyncClient) -> None:
@@ -227,3 +230,25 @@ def test_oversized_event_closes_only_that_connection(server: ServerProcess) -> N
     error, info = asyncio.run(go())
     assert error is not None and error.type == "error" and error.data["code"] == "malformed-event"
     assert info is not None and info.type == "info"
+
+
+# Codes defined in errors.py that never reach a client: the base classes, a model that cannot load (the
+# server exits instead), and a cancellation (the client is gone or the server is stopping).
+NEVER_SENT = {"error", "voice-error", "model-load", "cancelled"}
+
+
+def test_every_error_code_is_defined_once_and_documented() -> None:
+    """docs/server.md's table of codes and errors.py name the same codes; no two error classes share one."""
+    classes: list[type[errors.IShowTTSError]] = []
+    pending: list[type[errors.IShowTTSError]] = [errors.IShowTTSError]
+    while pending:
+        cls = pending.pop()
+        classes.append(cls)
+        pending.extend(cls.__subclasses__())
+    codes = [cls.code for cls in classes if cls.__module__ == errors.__name__]
+    assert len(codes) == len(set(codes)), sorted(codes)
+    section = (ROOT / "docs" / "server.md").read_text(encoding="utf-8").split("## Errors", 1)[1]
+    rows = section.split("|---|---|", 1)[1]  # the table's body, below its header
+    documented = re.findall(r"^\| (`[a-z-]+`(?:, `[a-z-]+`)*) \|", rows, re.MULTILINE)
+    documented_codes = {code.strip("`") for row in documented for code in row.split(", ")}
+    assert documented_codes == set(codes) - NEVER_SENT

@@ -13,14 +13,13 @@ import soundfile
 from conftest import PYTHON, ROOT, make_voice, write_tone_clip
 
 from wyoming_ishowtts.engine import Engine, EngineSettings
+from wyoming_ishowtts.errors import VoiceNotFoundError, VoiceUnavailableError
 from wyoming_ishowtts.voices import (
     BUILTIN_VOICE,
     BuiltinVoiceSource,
     Finding,
     PreparedVoices,
-    VoiceNotFoundError,
     VoiceRegistry,
-    VoiceUnavailableError,
     check_voice_dir,
     fetch_builtin_voice,
 )

@@ -1,4 +1,8 @@
-"""Errors that reach a user, each with a stable `code` the server forwards in a Wyoming `error` event."""
+"""Every error that reaches a user, each with the stable `code` the server sends in a Wyoming `error` event.
+
+docs/server.md's table of codes is written from this file (tests/test_server_errors.py holds them together).
+The engine raises the first group, the voice folders the second, the server the third.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ class IShowTTSError(Exception):
     """Base class: a failure with a message written for the person who sees it."""
 
     code = "error"
+
+
+# -- the engine ------------------------------------------------------------------------------------
 
 
 class ModelLoadError(IShowTTSError):
@@ -43,3 +50,69 @@ class EngineFailure(IShowTTSError):
     """The model failed while synthesizing (out of memory, non-finite output that a fallback could not fix)."""
 
     code = "synthesis-failed"
+
+
+# -- voices ----------------------------------------------------------------------------------------
+
+
+class VoiceError(IShowTTSError):
+    """A voice problem the client should hear about."""
+
+    code = "voice-error"
+
+
+class VoiceNotFoundError(VoiceError):
+    code = "unknown-voice"
+
+
+class VoiceUnavailableError(VoiceError):
+    """The voice's clip cannot be read, or the built-in voice cannot be downloaded."""
+
+    code = "voice-unavailable"
+
+
+# -- the server: what a client sent, or asked more of than the limits allow ---------------------------
+
+
+class BusyError(IShowTTSError):
+    """A queue or connection limit was reached, or the server is shutting down."""
+
+    code = "busy"
+
+
+class EmptyTextError(IShowTTSError):
+    code = "empty-text"
+
+
+class TextTooLongError(IShowTTSError):
+    """More text than ``--max-text-chars`` (a stream's chunks count together)."""
+
+    code = "text-too-long"
+
+
+class NoStreamError(IShowTTSError):
+    """``synthesize-chunk`` or ``synthesize-stop`` without ``synthesize-start``."""
+
+    code = "no-stream"
+
+
+class StreamAlreadyStartedError(IShowTTSError):
+    code = "stream-already-started"
+
+
+class StreamIdleError(IShowTTSError):
+    """A stream went quiet for ``--stream-idle-timeout`` seconds without ``synthesize-stop``."""
+
+    code = "stream-idle-timeout"
+
+
+class MalformedEventError(IShowTTSError):
+    """An event that cannot be parsed, or whose data has the wrong types."""
+
+    code = "malformed-event"
+
+
+class UnknownEventError(IShowTTSError):
+    """An event type a text-to-speech server does not handle."""
+
+    code = "unknown-event"

@@ -47,11 +47,23 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from ..voices import VoiceError, VoiceInfo, VoiceRegistry
+from ..errors import (
+    BusyError,
+    EmptyTextError,
+    IShowTTSError,
+    MalformedEventError,
+    NoStreamError,
+    StreamAlreadyStartedError,
+    StreamIdleError,
+    TextTooLongError,
+    UnknownEventError,
+    VoiceError,
+)
+from ..voices import VoiceInfo, VoiceRegistry
 from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
 from .sentences import SentenceSplitter
 from .settings import NATIVE_SAMPLE_RATE, ServerSettings
-from .worker import Abort, BusyError, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
+from .worker import Abort, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,11 +79,11 @@ USER_VOICE_ATTRIBUTION = Attribution(name="local voice", url="")
 _client_ids = itertools.count(1)
 
 
-class _FramingLost(Exception):
+class _FramingLost(MalformedEventError):
     """The byte stream can no longer be split into events; the connection must end."""
 
 
-class _BadEvent(Exception):
+class _BadEvent(MalformedEventError):
     """One event was malformed but the next one can still be read."""
 
     def __init__(self, message: str, event_type: object = None) -> None:
@@ -84,8 +96,7 @@ class _Refusal:
     """A plain ``synthesize`` refused while earlier answers on the connection were still being written:
     its error goes out in order, after them, and then the connection closes."""
 
-    code: str
-    text: str
+    error: IShowTTSError
 
 
 def _parse_json(raw: bytes, what: str) -> Any:
@@ -165,11 +176,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         state = self.state
         if state.connections >= self.settings.max_connections:
             _LOGGER.warning("Refusing connection %d: %d connections open", self.client_id, state.connections)
-            await self._send(
-                Error(
-                    text=f"too many connections (limit {self.settings.max_connections})", code="busy"
-                ).event()
-            )
+            await self._error(BusyError(f"too many connections (limit {self.settings.max_connections})"))
             state.handlers.discard(self)
             self.writer.close()
             return
@@ -181,12 +188,10 @@ class IShowTtsEventHandler(AsyncEventHandler):
                 try:
                     event = await self._read_event()
                 except _BadEvent as err:
-                    await self._refuse(
-                        "malformed-event", str(err), asked_for_audio=_is_synthesize(err.event_type)
-                    )
+                    await self._refuse(err, asked_for_audio=_is_synthesize(err.event_type))
                     continue
                 except _FramingLost as err:
-                    await self._error("malformed-event", f"{err}; closing the connection")
+                    await self._error(MalformedEventError(f"{err}; closing the connection"))
                     break
                 if event is None:
                     break
@@ -273,13 +278,12 @@ class IShowTtsEventHandler(AsyncEventHandler):
             await self._dispatch(event)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             await self._refuse(
-                "malformed-event",
-                f"malformed {event.type!r} event: {err!r}",
+                MalformedEventError(f"malformed {event.type!r} event: {err!r}"),
                 asked_for_audio=_is_synthesize(event.type),
             )
         return True
 
-    async def _refuse(self, code: str, text: str, asked_for_audio: bool) -> None:
+    async def _refuse(self, error: IShowTTSError, asked_for_audio: bool) -> None:
         """Answer a bad event with ``error``; for a plain ``synthesize``, then close (module docstring).
 
         A plain ``synthesize`` outside a stream asked for audio, so its failure must end in a way every
@@ -288,10 +292,10 @@ class IShowTtsEventHandler(AsyncEventHandler):
         closes the connection; events that arrive meanwhile are not acted on.
         """
         if not asked_for_audio or self._stream is not None:
-            await self._error(code, text)
+            await self._error(error)
             return
         self._ending = True
-        self._pending.put_nowait(_Refusal(code, text))
+        self._pending.put_nowait(_Refusal(error))
         self._ensure_responder()
 
     def _ensure_responder(self) -> None:
@@ -313,7 +317,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         elif SynthesizeStop.is_type(event.type):
             await self._on_stream_stop()
         else:
-            await self._error("unknown-event", f"unexpected event type {event.type!r}")
+            await self._error(UnknownEventError(f"unexpected event type {event.type!r}"))
 
     async def _info(self) -> Info:
         voices = await asyncio.to_thread(self.state.registry.scan)
@@ -378,12 +382,15 @@ class IShowTtsEventHandler(AsyncEventHandler):
         if not isinstance(text, str):
             raise ValueError("'text' must be a string")
         if not text.strip():
-            await self._refuse("empty-text", "nothing to synthesize: the text is empty", asked_for_audio=True)
+            await self._refuse(
+                EmptyTextError("nothing to synthesize: the text is empty"), asked_for_audio=True
+            )
             return
         if len(text) > self.settings.max_text_chars:
             await self._refuse(
-                "text-too-long",
-                f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
+                TextTooLongError(
+                    f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}"
+                ),
                 asked_for_audio=True,
             )
             return
@@ -391,7 +398,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             voice = await self._resolve_voice(synthesize.voice)
             request = self._open_request(voice, streaming=False)
         except (VoiceError, BusyError) as err:
-            await self._refuse(err.code, str(err), asked_for_audio=True)
+            await self._refuse(err, asked_for_audio=True)
             return
         _LOGGER.info("%s: synthesize %d characters with voice %s", request.label, len(text), voice.name)
         self.state.worker.submit(request, text.strip())
@@ -400,7 +407,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
     async def _on_stream_start(self, start: SynthesizeStart) -> None:
         if self._stream is not None:
             self._touch_stream()
-            await self._error("stream-already-started", "synthesize-start received while a stream is open")
+            await self._error(StreamAlreadyStartedError("synthesize-start received while a stream is open"))
             return
         try:
             voice = await self._resolve_voice(start.voice)
@@ -408,7 +415,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         except (VoiceError, BusyError) as err:
             self._stream = _Stream(request=None, failed=True)
             self._touch_stream()
-            await self._error(err.code, str(err))
+            await self._error(err)
             return
         assert request is not None
         _LOGGER.info("%s: stream started with voice %s", request.label, voice.name)
@@ -418,7 +425,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
     async def _on_stream_chunk(self, chunk: SynthesizeChunk) -> None:
         stream = self._stream
         if stream is None:
-            await self._error("no-stream", "synthesize-chunk received without synthesize-start")
+            await self._error(NoStreamError("synthesize-chunk received without synthesize-start"))
             return
         if not isinstance(chunk.text, str):
             raise ValueError("'text' must be a string")
@@ -429,13 +436,10 @@ class IShowTtsEventHandler(AsyncEventHandler):
         if stream.chars > self.settings.max_text_chars:
             stream.failed = True
             self.state.worker.cancel_request(stream.request)
-            stream.request.results.put_nowait(
-                Abort(
-                    "text-too-long",
-                    f"streamed text exceeds the limit of {self.settings.max_text_chars} characters",
-                    close=False,
-                )
+            too_long = TextTooLongError(
+                f"streamed text exceeds the limit of {self.settings.max_text_chars} characters"
             )
+            stream.request.results.put_nowait(Abort(too_long.code, str(too_long), close=False))
             return
         for sentence in stream.splitter.add(chunk.text):
             _LOGGER.debug("%s: sentence %r", stream.request.label, sentence[:80])
@@ -444,7 +448,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
     async def _on_stream_stop(self) -> None:
         stream = self._stream
         if stream is None:
-            await self._error("no-stream", "synthesize-stop received without synthesize-start")
+            await self._error(NoStreamError("synthesize-stop received without synthesize-start"))
             return
         self._clear_stream()
         request = stream.request
@@ -456,9 +460,8 @@ class IShowTtsEventHandler(AsyncEventHandler):
             if rest:
                 self.state.worker.submit(request, rest)
             if request.submitted == 0:
-                request.results.put_nowait(
-                    Abort("empty-text", "nothing to synthesize: the text is empty", True)
-                )
+                empty = EmptyTextError("nothing to synthesize: the text is empty")
+                request.results.put_nowait(Abort(empty.code, str(empty), close=True))
                 return
         request.results.put_nowait(Close())
 
@@ -477,15 +480,17 @@ class IShowTtsEventHandler(AsyncEventHandler):
         if self._stream is not stream:
             return
         self._stream = None
-        message = f"stream idle for {self.settings.stream_idle_timeout:g} s without synthesize-stop"
-        _LOGGER.warning("Client %d: %s", self.client_id, message)
+        idle = StreamIdleError(
+            f"stream idle for {self.settings.stream_idle_timeout:g} s without synthesize-stop"
+        )
+        _LOGGER.warning("Client %d: %s", self.client_id, idle)
         if stream.request is None:
-            task = asyncio.create_task(self._error("stream-idle-timeout", message))
+            task = asyncio.create_task(self._error(idle))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
         self.state.worker.cancel_request(stream.request)
-        stream.request.results.put_nowait(Abort("stream-idle-timeout", message, close=True))
+        stream.request.results.put_nowait(Abort(idle.code, str(idle), close=True))
 
     def _clear_stream(self) -> None:
         if self._stream is not None and self._stream.idle is not None:
@@ -499,7 +504,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             request = await self._pending.get()
             if isinstance(request, _Refusal):
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self._error(request.code, request.text)
+                    await self._error(request.error)
                 self._end_connection()
                 return
             try:
@@ -573,7 +578,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
                     failed = True
                     worker.cancel_request(request)
                     _LOGGER.info("%s failed: %s (%s)", request.label, item.text, item.code)
-                    await self._error(item.code, item.text)
+                    await self._send_error(item.code, item.text)
             elif isinstance(item, Close):
                 closed = True
         if started:
@@ -587,7 +592,10 @@ class IShowTtsEventHandler(AsyncEventHandler):
         )
         return failed and not request.streaming
 
-    async def _error(self, code: str, text: str) -> None:
+    async def _error(self, error: IShowTTSError) -> None:
+        await self._send_error(error.code, str(error))
+
+    async def _send_error(self, code: str, text: str) -> None:
         _LOGGER.debug("Client %d: error %s: %s", self.client_id, code, text)
         await self._send(Error(text=text, code=code).event())
 

@@ -28,16 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
 from ..voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
 
 if TYPE_CHECKING:
     from ..engine.core import ChunkJob, Engine, EngineSettings, Synthesis
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class BusyError(Exception):
-    code = "busy"
 
 
 # Items a request's result queue carries ---------------------------------------------------------
@@ -227,8 +224,6 @@ class EngineWorker:
             self.engine = engine
             self._prepare_default(engine)
         except BaseException as err:
-            from ..errors import IShowTTSError
-
             if isinstance(err, IShowTTSError):  # a message for the user, not a bug: no traceback
                 _LOGGER.error("Model could not be loaded: %s", err)
             else:
@@ -319,7 +314,7 @@ class EngineWorker:
         segment.synthesis = None
         code = getattr(err, "code", None)
         if not isinstance(code, str):
-            code = "synthesis-failed"
+            code = EngineFailure.code
             _LOGGER.error("Synthesis failed for %s", request.label, exc_info=err)
         else:
             _LOGGER.warning("Synthesis failed for %s: %s", request.label, err)
@@ -369,8 +364,6 @@ class EngineWorker:
                     self._queues.move_to_end(segment.request.client_id)
 
     def _run_group(self, engine: Engine, group: list[tuple[_Segment, ChunkJob]]) -> None:
-        from ..errors import SynthesisCancelled
-
         started = time.monotonic()
         try:
             results = engine.run([job for _, job in group])

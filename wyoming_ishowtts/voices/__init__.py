@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import IShowTTSError
+from ..errors import VoiceNotFoundError, VoiceUnavailableError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,20 +49,6 @@ DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "zh")
 CACHE_FORMAT = b"wyoming-ishowtts voice cache v1"
 MAX_CLIP_SECONDS_WARN = 12.0
 MIN_CLIP_SECONDS = 1.0
-
-
-class VoiceError(IShowTTSError):
-    """A voice problem the client should hear about; ``code`` is the Wyoming error code."""
-
-    code = "voice-error"
-
-
-class VoiceNotFoundError(VoiceError):
-    code = "unknown-voice"
-
-
-class VoiceUnavailableError(VoiceError):
-    code = "voice-unavailable"
 
 
 def default_cache_dir() -> Path:
