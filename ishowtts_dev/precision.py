@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine.options import SAMPLE_RATE
 from wyoming_ishowtts.engine.vocoder import Vocos
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home."
 REF_TEXT = "This reference clip says one short sentence about the weather today."
 
 
-def reference_clip(seconds: float = 4.0, rate: int = 24000) -> np.ndarray:
+def reference_clip(seconds: float = 4.0, rate: int = SAMPLE_RATE) -> np.ndarray:
     """A voiced-like clip (harmonics, syllable-rate envelope, a little noise): deterministic, no files needed."""
     rng = np.random.default_rng(0)
     t = np.arange(int(seconds * rate)) / rate
@@ -49,7 +50,7 @@ def run(model_dir: Path | None, device: str, precision: str, nfe: int, seed: int
     engine = Engine.load(
         EngineSettings(model_dir=model_dir, device=device, precision=precision, warmup=False)
     )
-    voice = engine.prepare_voice(reference_clip(), 24000, REF_TEXT, trim=False)
+    voice = engine.prepare_voice(reference_clip(), SAMPLE_RATE, REF_TEXT, trim=False)
     options = SynthesisOptions(nfe=nfe, seed=seed)
     started = time.perf_counter()
     wave = engine.synthesize_all(voice, TEXT, options)
@@ -67,7 +68,7 @@ def vocoder_run(
     from wyoming_ishowtts.engine.core import _pick_dtype
 
     engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, precision="fp32", warmup=False))
-    clip = np.tile(reference_clip(), math.ceil(seconds / 4.0))[: int(seconds * 24000)]
+    clip = np.tile(reference_clip(), math.ceil(seconds / 4.0))[: int(seconds * SAMPLE_RATE)]
     with torch.inference_mode():
         mel = engine.mel(torch.from_numpy(clip)[None].to(engine.device))  # (1, 100, frames)
 
@@ -118,7 +119,7 @@ def main() -> None:
 
     reference, seconds = run(args.model_dir, args.device, "fp32", args.nfe, args.seed)
     results: dict[str, dict[str, float | None]] = {"fp32": {"seconds": seconds, "snr_db": None}}
-    print(f"fp32: {seconds:.2f} s for {len(reference) / 24000:.2f} s of audio")
+    print(f"fp32: {seconds:.2f} s for {len(reference) / SAMPLE_RATE:.2f} s of audio")
     for precision in args.precisions.split(","):
         wave, seconds = run(args.model_dir, args.device, precision, args.nfe, args.seed)
         snr = snr_db(reference, wave)

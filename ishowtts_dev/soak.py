@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from wyoming_ishowtts.engine.options import SAMPLE_RATE
+
 from .launcher import ServerProcess
 
 VOICE = "tone"
@@ -114,7 +116,7 @@ def write_voice(voices_dir: Path) -> None:
     """A speech-like synthetic clip (harmonics, syllable-rate modulation, two short gaps)."""
     import soundfile
 
-    rate = 24000
+    rate = SAMPLE_RATE
     t = np.arange(int(CLIP_SECONDS * rate)) / rate
     audio = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.15 * np.sin(2 * np.pi * 360 * t)
     audio *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
@@ -247,12 +249,12 @@ def _check_audio(
         return 0.0, "stream did not end with synthesize-stopped"
     for kind, data, _ in events:
         if kind in ("audio-start", "audio-chunk") and (data["rate"], data["width"], data["channels"]) != (
-            24000,
+            SAMPLE_RATE,
             2,
             1,
         ):
             return 0.0, f"bad audio format {data}"
-    seconds = sum(len(p) for kind, _, p in events if kind == "audio-chunk") / 2 / 24000
+    seconds = sum(len(p) for kind, _, p in events if kind == "audio-chunk") / 2 / SAMPLE_RATE
     expected = expected_seconds(text)
     if not 0.6 * expected < seconds < 1.4 * expected:
         return seconds, f"{seconds:.2f} s of audio, expected about {expected:.2f} s"

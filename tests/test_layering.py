@@ -40,9 +40,12 @@ ALLOWED = {
 # runs every few seconds; the voice checker and the settings need no model).
 TORCH_FREE = [
     "wyoming_ishowtts",
+    "wyoming_ishowtts.engine.options",
     "wyoming_ishowtts.errors",
     "wyoming_ishowtts.healthcheck",
+    "wyoming_ishowtts.server.cli",
     "wyoming_ishowtts.server.settings",
+    "wyoming_ishowtts.voices",
 ]
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .engine import Engine, EngineSettings, SynthesisOptions
+from .engine.core import Engine
+from .engine.options import DEFAULT_MODEL, EngineSettings, SynthesisOptions
 from .engine.reference import load_audio
 from .errors import IShowTTSError
 
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wyoming_ishowtts.synthesize", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--model", default="F5TTS_v1_Base", help="hub model name (default: F5TTS_v1_Base)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"hub model name (default: {DEFAULT_MODEL})")
     parser.add_argument("--model-dir", type=Path, help="local model folder (see README)")
     parser.add_argument(
         "--voice-dir", type=Path, required=True, help="folder with reference.wav + reference.txt"

@@ -26,6 +26,7 @@ from wyoming_ishowtts.engine.checkpoints import (
     resolve_model_files,
 )
 from wyoming_ishowtts.engine.dit import DiT
+from wyoming_ishowtts.engine.options import DEFAULT_MODEL
 from wyoming_ishowtts.engine.tokenizer import Vocab
 
 from .measure import median
@@ -35,7 +36,7 @@ def _models(model_dir: Path) -> tuple[DiT, Any, int]:
     from f5_tts.infer import utils_infer
     from f5_tts.model import DiT as UpstreamDiT
 
-    files = resolve_model_files("F5TTS_v1_Base", model_dir)
+    files = resolve_model_files(DEFAULT_MODEL, model_dir)
     info = json.loads((model_dir / "model.json").read_text())["dit"]
     vocab = Vocab.from_file(files.vocab)
     ours = DiT(dit_config_for(files, vocab.size))

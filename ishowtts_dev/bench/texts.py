@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 24000
+from wyoming_ishowtts.engine.options import SAMPLE_RATE
 
 TEXTS: dict[str, str] = {
     # One sentence: a typical assistant reply.

@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .core import Engine, EngineSettings, SynthesisOptions, Voice
+    from .core import Engine, Voice
+    from .options import EngineSettings, SynthesisOptions
 
 __all__ = ["Engine", "EngineSettings", "SynthesisOptions", "Voice"]
 
+_HOMES = {"Engine": "core", "Voice": "core", "EngineSettings": "options", "SynthesisOptions": "options"}
+
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import core
+    if name in _HOMES:
+        from importlib import import_module
 
-        return getattr(core, name)
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(name)

@@ -42,6 +42,7 @@ from .chunking import (
 from .dit import DiT
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
+from .options import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, EngineSettings, SynthesisOptions, ceil_to
 from .reference import normalize_ref_text, resample, to_mono, trim_reference
 from .sampler import draw_noise, sample
 from .tokenizer import Vocab, text_to_tokens
@@ -49,8 +50,6 @@ from .vocoder import Vocos, VocosConfig
 
 _LOGGER = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24000
-HOP_LENGTH = 256
 VOICE_FORMAT = 2
 TARGET_RMS = 0.1
 """Quiet references are brought up to this loudness, and the output scaled back down (upstream's rule)."""
@@ -67,56 +66,6 @@ __all__ = [
     "SynthesisOptions",
     "Voice",
 ]
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Everything the engine needs to know, decided once at start-up."""
-
-    model: str = "F5TTS_v1_Base"
-    """Architecture or hub model name (F5TTS_v1_Base, F5TTS_Base) or hf://owner/repo/path/file."""
-    model_dir: Path | None = None
-    """Local folder with model.safetensors, vocab.txt, vocos/ (see checkpoints.py)."""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N"""
-    precision: str = "auto"
-    """auto | fp32 | fp16 | bf16"""
-    nfe: int | None = None
-    """Fixed sampler steps for every chunk; None selects the adaptive policy (nfe.py)."""
-    cache_dir: Path | None = None
-    """Where hub downloads go (None: the Hugging Face default cache)."""
-    warmup: bool = True
-    threads: int | None = None
-    """torch intra-op threads on CPU (None: torch's default)."""
-    batch_chunks: int = 1
-    """Later chunks of one request sampled together, up to this many per forward pass. Same audio as one
-    at a time (padding is masked); it pays where one chunk leaves the hardware idle (a GPU), not on a CPU,
-    where it was measured no faster, so the default is 1."""
-    compile: bool = False
-    """torch.compile the DiT (dynamic shapes, compiled during warm-up). Off by default: on this project's
-    2-core CPU it cost ~90 s at start-up for a gain within noise; measure it on your GPU with script/bench."""
-    length_bucket: int = 0
-    """Round every batch's length up to a multiple of this many frames (masked: the same audio); 0: off.
-    With `compile` the model is then compiled for fixed lengths, as CUDA graphs on a GPU (torch.compile's
-    "reduce-overhead" mode), and the warm-up runs every length the default voice's chunks can reach."""
-
-
-@dataclass(frozen=True)
-class SynthesisOptions:
-    """Per-request knobs. Defaults are upstream's, except the short first chunk (latency)."""
-
-    nfe: int | None = None
-    """None: the engine's setting (fixed, or adaptive)."""
-    speed: float = 1.0
-    cfg_strength: float = 2.0
-    sway_sampling_coef: float = -1.0
-    cross_fade_seconds: float = 0.15
-    seed: int | None = None
-    """None: a fresh random seed per request."""
-    first_chunk_max_chars: int | None = 60
-    """Cap (UTF-8 bytes) on the first text chunk, so the first audio leaves early; None: upstream's chunking."""
-    max_chars: int | None = None
-    """None: upstream's formula from the reference's speaking rate."""
 
 
 @dataclass
@@ -416,8 +365,8 @@ class Engine:
         budget = max_chars_for(voice.ref_text, voice.source_seconds, 1.0)
         longest = estimate_total_frames(voice.ref_frames, ref_text, "x" * max(budget, 1), 1.0)
         shortest = int(voice.mel.shape[1]) + 1
-        top = min(-(-longest // bucket) * bucket, 65536)
-        return list(range(-(-shortest // bucket) * bucket, top + 1, bucket))
+        top = min(ceil_to(longest, bucket), MAX_FRAMES)
+        return list(range(ceil_to(shortest, bucket), top + 1, bucket))
 
     def _warm_buckets(self, voice: Voice) -> None:
         """One sampler step at every padded length, so no request waits for a compilation."""
@@ -449,7 +398,7 @@ class Engine:
                 max(
                     len(ids) + 1, cond_frames + 1, estimate_total_frames(voice.ref_frames, ref_text, c, speed)
                 ),
-                65536,
+                MAX_FRAMES,
             )
             for ids, c in zip(token_ids, chunks, strict=True)
         ]

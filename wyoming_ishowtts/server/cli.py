@@ -15,9 +15,9 @@ import sys
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from ..engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from ..voices import default_cache_dir
 from .settings import (
     DEFAULT_MAX_BUFFERED_PIECES,
@@ -29,16 +29,10 @@ from .settings import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STREAM_IDLE_TIMEOUT,
     DEFAULT_URI,
-    NATIVE_SAMPLE_RATE,
     ServerSettings,
 )
 
-if TYPE_CHECKING:
-    from ..engine import EngineSettings
-
 _LOGGER = logging.getLogger("wyoming_ishowtts")
-
-DEFAULT_MODEL = "F5TTS_v1_Base"
 
 
 def package_version() -> str:
@@ -100,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--output-rate",
         type=_positive_int,
-        default=NATIVE_SAMPLE_RATE,
-        help=f"sample rate of the audio sent (default: the model's {NATIVE_SAMPLE_RATE})",
+        default=SAMPLE_RATE,
+        help=f"sample rate of the audio sent (default: the model's {SAMPLE_RATE})",
     )
 
     voices = parser.add_argument_group("voices")
@@ -300,8 +294,6 @@ async def serve(settings: ServerSettings, engine_settings: EngineSettings) -> in
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
-
-    from ..engine import EngineSettings
 
     settings = server_settings_from_args(args)
     engine_settings = EngineSettings(

@@ -47,6 +47,7 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
+from ..engine.options import SAMPLE_RATE
 from ..errors import (
     BusyError,
     EmptyTextError,
@@ -62,7 +63,7 @@ from ..errors import (
 from ..voices import VoiceInfo, VoiceRegistry
 from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
 from .sentences import SentenceSplitter
-from .settings import NATIVE_SAMPLE_RATE, ServerSettings
+from .settings import ServerSettings
 from .worker import Abort, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
 
 _LOGGER = logging.getLogger(__name__)
@@ -536,7 +537,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         settings = self.settings
         worker = self.state.worker
         rate = settings.output_rate
-        resampler = StreamResampler(NATIVE_SAMPLE_RATE, rate)
+        resampler = StreamResampler(SAMPLE_RATE, rate)
         started = False
         failed = False
         closed = False

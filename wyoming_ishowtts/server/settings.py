@@ -2,7 +2,7 @@
 
 Everything the Wyoming server needs is decided once on the command line and frozen here, so no
 part of the server can change configuration behind another part's back.  Engine settings live in
-``engine.py`` (``EngineSettings``) because the engine is usable without the server.
+``engine/options.py`` (``EngineSettings``) because the engine is usable without the server.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.options import SAMPLE_RATE
 from ..voices import default_cache_dir
-
-NATIVE_SAMPLE_RATE = 24000
 
 DEFAULT_URI = "tcp://127.0.0.1:10200"
 DEFAULT_SAMPLES_PER_CHUNK = 1024
@@ -35,7 +34,7 @@ class ServerSettings:
     builtin_voice: bool = True
     cache_dir: Path = field(default_factory=default_cache_dir)
     samples_per_chunk: int = DEFAULT_SAMPLES_PER_CHUNK
-    output_rate: int = NATIVE_SAMPLE_RATE
+    output_rate: int = SAMPLE_RATE
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     max_queued_per_client: int = DEFAULT_MAX_QUEUED_PER_CLIENT
     max_queued_total: int = DEFAULT_MAX_QUEUED_TOTAL

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..engine.options import SynthesisOptions
 from ..errors import VoiceNotFoundError, VoiceUnavailableError
 
 if sys.version_info >= (3, 11):
@@ -36,7 +37,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from ..engine import Engine, SynthesisOptions, Voice
+    from ..engine import Engine, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -182,14 +183,6 @@ def _normalize_language(language: str) -> str:
     return language.strip().replace("_", "-").lower()
 
 
-def _synthesis_option_names() -> frozenset[str] | None:
-    try:
-        from ..engine import SynthesisOptions
-    except ImportError:  # engine not importable (e.g. the voice checker on a machine without torch)
-        return None
-    return frozenset(f.name for f in dataclasses.fields(SynthesisOptions))
-
-
 def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, dict[str, Any]]:
     """Return (languages, description, synthesis options); raise ValueError on a bad file."""
     try:
@@ -213,13 +206,12 @@ def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, di
     if not isinstance(options, dict):
         raise ValueError(f"{path}: [options] must be a table")
     options = {**data, **options}  # top-level speed/nfe/seed are shorthands for [options]
-    known = _synthesis_option_names()
-    if known is not None:
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+    known = frozenset(f.name for f in dataclasses.fields(SynthesisOptions))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     for key in ("speed",):
         if key in options and not (isinstance(options[key], (int, float)) and options[key] > 0):
             raise ValueError(f"{path}: '{key}' must be a positive number")
@@ -476,8 +468,6 @@ def _process_exists(pid: int) -> bool:
 
 
 def synthesis_options(info: VoiceInfo) -> SynthesisOptions:
-    from ..engine import SynthesisOptions
-
     return SynthesisOptions(**dict(info.options))
 
 
