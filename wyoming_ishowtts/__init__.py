@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 try:
     __version__ = version("wyoming-ishowtts")
 except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+    __version__ = "0+unknown"
 
 __all__ = ["Engine", "EngineSettings", "SynthesisOptions", "Voice", "__version__"]
 

@@ -8,7 +8,7 @@ would pass while the server is still loading the model or wedged after accepting
 answering `describe` needs the server's event loop and its Wyoming handler.
 
 Only the `wyoming` client library is imported (no torch, no engine), so Docker can run this every
-few seconds without loading anything heavy.
+few seconds without loading anything heavy (tests/test_layering.py checks it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from wyoming.client import AsyncClient
 from wyoming.info import Describe, Info
 
-DEFAULT_URI = "tcp://127.0.0.1:10200"
+from .arguments import DEFAULT_URI, positive_float
+
 DEFAULT_TIMEOUT = 5.0
 
 EXIT_HEALTHY = 0
@@ -75,13 +76,6 @@ async def check(uri: str, timeout: float) -> HealthResult:
         return HealthResult(False, f"describe failed: {type(err).__name__}: {err}")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wyoming_ishowtts.healthcheck",
@@ -90,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--uri", default=DEFAULT_URI, help=f"server to ask (default: {DEFAULT_URI})")
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT,
         help=f"seconds for connecting and answering together (default: {DEFAULT_TIMEOUT:g})",
     )

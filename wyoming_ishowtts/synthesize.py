@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .arguments import nfe
 from .engine.core import Engine
 from .engine.options import DEFAULT_MODEL, EngineSettings, SynthesisOptions
 from .engine.reference import load_audio
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    parser.add_argument("--nfe", default="auto", help="sampler steps per chunk, or auto (adaptive)")
+    parser.add_argument(
+        "--nfe", type=nfe, default=None, metavar="auto|N", help="sampler steps per chunk (default: auto)"
+    )
     parser.add_argument("--seed", type=int, help="random seed (default: random)")
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--debug", action="store_true")
@@ -47,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(message)s"
     )
     text = args.text if args.text is not None else sys.stdin.read()
-    nfe = None if args.nfe == "auto" else int(args.nfe)
     try:
         engine = Engine.load(
             EngineSettings(
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir=args.model_dir,
                 device=args.device,
                 precision=args.precision,
-                nfe=nfe,
+                nfe=args.nfe,
             )
         )
         transcript = (args.voice_dir / "reference.txt").read_text(encoding="utf-8")

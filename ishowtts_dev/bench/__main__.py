@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wyoming_ishowtts.arguments import positive_int
+
 from .. import child_env
 from . import client as wy
 from .measure import OtherCpu, machine_info, median, percentile, utc_now, write_json
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: cuda if available)")
     parser.add_argument(
         "--nfe-equal",
-        type=int,
+        type=positive_int,
         default=None,
         help="steps for the equal comparison (default: 4 on CPU, 32 on GPU)",
     )
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: all on GPU, short on CPU; 'none' for none)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed runs per figure (default 3 GPU, 2 CPU)"
+        "--repeats", type=positive_int, default=None, help="timed runs per figure (default 3 GPU, 2 CPU)"
     )
     parser.add_argument(
         "--defaults-repeats",
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="server configuration for the load run (default: defaults on GPU, equal on CPU)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads for both (default: torch's)"
+        "--threads", type=positive_int, default=None, help="torch CPU threads for both (default: torch's)"
     )
     parser.add_argument(
         "--server-args",

@@ -13,10 +13,11 @@ import contextlib
 import logging
 import sys
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .. import __version__
+from ..arguments import DEFAULT_URI, nfe, positive_float, positive_int, server_uri
 from ..engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from ..voices import default_cache_dir
 from .settings import (
@@ -28,47 +29,10 @@ from .settings import (
     DEFAULT_SAMPLES_PER_CHUNK,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STREAM_IDLE_TIMEOUT,
-    DEFAULT_URI,
     ServerSettings,
 )
 
 _LOGGER = logging.getLogger("wyoming_ishowtts")
-
-
-def package_version() -> str:
-    try:
-        return version("wyoming-ishowtts")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _nfe(text: str) -> int | None:
-    if text == "auto":
-        return None
-    return _positive_int(text)
-
-
-def _uri(text: str) -> str:
-    scheme = urlparse(text).scheme
-    if scheme not in ("tcp", "unix", "stdio"):
-        raise argparse.ArgumentTypeError("use tcp://HOST:PORT, unix://PATH or stdio://")
-    if scheme == "tcp" and urlparse(text).port is None:
-        raise argparse.ArgumentTypeError("a tcp:// URI needs a port, e.g. tcp://127.0.0.1:10200")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server = parser.add_argument_group("server")
     server.add_argument(
-        "--uri", type=_uri, default=DEFAULT_URI, help=f"tcp://, unix:// or stdio:// (default: {DEFAULT_URI})"
+        "--uri",
+        type=server_uri,
+        default=DEFAULT_URI,
+        help=f"tcp://, unix:// or stdio:// (default: {DEFAULT_URI})",
     )
     server.add_argument(
         "--zeroconf",
@@ -90,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="advertise the server to Home Assistant over mDNS (tcp:// only; default name: ishowtts)",
     )
     server.add_argument("--no-streaming", action="store_true", help="do not announce streaming synthesis")
-    server.add_argument("--samples-per-chunk", type=_positive_int, default=DEFAULT_SAMPLES_PER_CHUNK)
+    server.add_argument("--samples-per-chunk", type=positive_int, default=DEFAULT_SAMPLES_PER_CHUNK)
     server.add_argument(
         "--output-rate",
-        type=_positive_int,
+        type=positive_int,
         default=SAMPLE_RATE,
         help=f"sample rate of the audio sent (default: the model's {SAMPLE_RATE})",
     )
@@ -137,20 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     engine.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
     engine.add_argument(
-        "--nfe", type=_nfe, default=None, metavar="auto|N", help="sampler steps (default: auto)"
+        "--nfe", type=nfe, default=None, metavar="auto|N", help="sampler steps (default: auto)"
     )
-    engine.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the engine")
+    engine.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the engine")
     engine.add_argument("--no-warmup", action="store_true", help="skip the warm-up synthesis at start-up")
     engine.add_argument(
         "--batch-chunks",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="sample up to N later text chunks of a request in one batch (same audio; for GPUs; default 1)",
     )
     engine.add_argument(
         "--batch-requests",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="sample the next chunks of up to N clients' requests in one batch (same audio; default 1)",
@@ -160,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engine.add_argument(
         "--length-bucket",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="FRAMES",
         help="pad each batch to a multiple of FRAMES (same audio); with --compile: fixed-length graphs, "
@@ -168,22 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-text-chars", type=_positive_int, default=DEFAULT_MAX_TEXT_CHARS)
-    limits.add_argument("--max-queued-per-client", type=_positive_int, default=DEFAULT_MAX_QUEUED_PER_CLIENT)
-    limits.add_argument("--max-queued-total", type=_positive_int, default=DEFAULT_MAX_QUEUED_TOTAL)
-    limits.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS)
+    limits.add_argument("--max-text-chars", type=positive_int, default=DEFAULT_MAX_TEXT_CHARS)
+    limits.add_argument("--max-queued-per-client", type=positive_int, default=DEFAULT_MAX_QUEUED_PER_CLIENT)
+    limits.add_argument("--max-queued-total", type=positive_int, default=DEFAULT_MAX_QUEUED_TOTAL)
+    limits.add_argument("--max-connections", type=positive_int, default=DEFAULT_MAX_CONNECTIONS)
     limits.add_argument(
         "--max-buffered-pieces",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BUFFERED_PIECES,
         help="synthesized pieces held per request for a client that reads slowly",
     )
-    limits.add_argument("--stream-idle-timeout", type=_positive_float, default=DEFAULT_STREAM_IDLE_TIMEOUT)
+    limits.add_argument("--stream-idle-timeout", type=positive_float, default=DEFAULT_STREAM_IDLE_TIMEOUT)
     limits.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT)
 
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
-    parser.add_argument("--version", action="version", version=package_version())
+    parser.add_argument("--version", action="version", version=__version__)
     return parser
 
 
@@ -246,7 +213,7 @@ async def serve(settings: ServerSettings, engine_settings: EngineSettings) -> in
         max_batch=settings.batch_requests,
         on_fatal=on_fatal,
     )
-    state = ServerState(settings=settings, registry=registry, worker=worker, version=package_version())
+    state = ServerState(settings=settings, registry=registry, worker=worker, version=__version__)
     server = AsyncServer.from_uri(settings.uri)
     worker.start()
 

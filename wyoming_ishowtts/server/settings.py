@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..arguments import DEFAULT_URI
 from ..engine.options import SAMPLE_RATE
 from ..voices import default_cache_dir
 
-DEFAULT_URI = "tcp://127.0.0.1:10200"
 DEFAULT_SAMPLES_PER_CHUNK = 1024
 DEFAULT_MAX_TEXT_CHARS = 5000
 DEFAULT_MAX_QUEUED_PER_CLIENT = 4

@@ -1,0 +1,52 @@
+"""Argument types shared by the command lines (the server, ``synthesize``, the health check, the dev tools).
+
+Each turns a bad value into an ``argparse`` error that names the option, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+from urllib.parse import urlparse
+
+DEFAULT_URI = "tcp://127.0.0.1:10200"
+"""Where the server listens and the health check asks: loopback only (Wyoming has no authentication)."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def nfe(text: str) -> int | None:
+    """``auto`` (None: the adaptive step policy) or a fixed number of sampler steps."""
+    if text == "auto":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"use auto or a number of steps: {err}") from None
+
+
+def server_uri(text: str) -> str:
+    """Where a Wyoming server listens: ``tcp://HOST:PORT``, ``unix://PATH`` or ``stdio://``."""
+    parsed = urlparse(text)
+    if parsed.scheme not in ("tcp", "unix", "stdio"):
+        raise argparse.ArgumentTypeError("use tcp://HOST:PORT, unix://PATH or stdio://")
+    if parsed.scheme == "tcp" and parsed.port is None:
+        raise argparse.ArgumentTypeError("a tcp:// URI needs a port, e.g. tcp://127.0.0.1:10200")
+    return text
