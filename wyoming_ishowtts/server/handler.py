@@ -363,10 +363,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             return registry.resolve(name, language)
 
     def _open_request(self, voice: VoiceInfo, streaming: bool) -> Request:
-        if len(self._open) >= self.settings.max_queued_per_client:
-            raise BusyError(
-                f"too many requests queued on this connection (limit {self.settings.max_queued_per_client})"
-            )
+        """Raises BusyError past the worker's limits (per connection and in total)."""
         request = self.state.worker.open_request(self.client_id, voice, streaming)
         request.label = f"client {self.client_id} request {next(self._request_ids)}"
         self._open.append(request)
