@@ -65,7 +65,7 @@ def vocoder_run(
 
     import torch
 
-    from wyoming_ishowtts.engine.core import _pick_dtype
+    from wyoming_ishowtts.engine.loading import pick_dtype
 
     engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, precision="fp32", warmup=False))
     clip = np.tile(reference_clip(), math.ceil(seconds / 4.0))[: int(seconds * SAMPLE_RATE)]
@@ -88,7 +88,7 @@ def vocoder_run(
     print(f"vocoder fp32: {base * 1000:.1f} ms for {seconds:.1f} s of audio")
     results: dict[str, dict[str, float | None]] = {"fp32": {"seconds": base, "snr_db": None}}
     for precision in precisions:
-        half = copy.deepcopy(engine.vocoder).to(_pick_dtype(precision, engine.device))
+        half = copy.deepcopy(engine.vocoder).to(pick_dtype(precision, engine.device))
         wave, spent = timed(half)
         snr = snr_db(reference, wave)
         results[precision] = {"seconds": spent, "snr_db": snr}

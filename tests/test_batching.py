@@ -1,7 +1,7 @@
 """Requests from several clients sampled in one batch (``--batch-requests``): the same audio as one at a time.
 
 Engine level: two requests with different voices (reference lengths, transcripts, loudness) and texts
-of different chunk counts are driven side by side through ``Engine.run``; every piece must equal the
+of different chunk counts are driven side by side through ``Engine.run_batch``; every piece must equal the
 piece each request gives on its own.  Server level: the real server (in-process, so the test can watch
 the batches) with ``batch_requests=4`` serves concurrent clients whose voices fix their seeds; their
 audio must equal what a one-at-a-time server sends, batches of two or more must really have run, and a
@@ -21,7 +21,8 @@ from conftest import audio_of, connect, make_voice, read_until
 from inprocess import run_server
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from wyoming_ishowtts.engine.core import ChunkJob, Engine, EngineSettings, Synthesis, SynthesisOptions
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine.synthesis import ChunkJob, Synthesis
 
 TEXTS = {
     "alpha": "A first request, with three parts. It keeps on going for a while. And then it ends.",
@@ -63,7 +64,7 @@ def test_requests_with_different_voices_share_a_batch(engine: Engine) -> None:
             if job is not None:
                 pairs.append((n, s, job))
         batch_sizes.append(len(pairs))
-        results = engine.run([job for _, _, job in pairs])
+        results = engine.run_batch([job for _, _, job in pairs])
         for (n, s, job), waves in zip(pairs, results, strict=True):
             together[n] += s.deliver(job, waves, spent=0.1)
     assert batch_sizes == [2] * counts[1] + [1] * (counts[0] - counts[1])
@@ -79,7 +80,7 @@ def test_jobs_with_different_steps_are_not_batched(engine: Engine) -> None:
     three = engine.begin(voice, "Three steps.", SynthesisOptions(nfe=3, seed=1)).next_job()
     assert two is not None and three is not None
     with pytest.raises(ValueError, match="cannot share a batch"):
-        engine.run([two, three])
+        engine.run_batch([two, three])
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def one_at_a_time(engine: Engine, voices: Path, tmp_path_factory: pytest.TempPat
 
 def _batch_recorder(engine: Engine, monkeypatch: pytest.MonkeyPatch, poison: bool = False) -> list[int]:
     sizes: list[int] = []
-    original = engine.run
+    original = engine.run_batch
 
     def recording(jobs: Any) -> Any:
         sizes.append(len(jobs))
@@ -133,7 +134,7 @@ def _batch_recorder(engine: Engine, monkeypatch: pytest.MonkeyPatch, poison: boo
             raise RuntimeError("injected: this request breaks its batch")
         return original(jobs)
 
-    monkeypatch.setattr(engine, "run", recording)
+    monkeypatch.setattr(engine, "run_batch", recording)
     return sizes
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from wyoming_ishowtts.engine.core import Engine, EngineSettings, SynthesisOptions, _pick_dtype
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.tools.random_model import write_random_model
@@ -63,12 +64,12 @@ def test_engine_logs_each_choice(model_dir: Path, caplog: pytest.LogCaptureFixtu
 
 def test_precision_choice() -> None:
     cpu = torch.device("cpu")
-    assert _pick_dtype("fp32", cpu) == torch.float32
-    assert _pick_dtype("bf16", cpu) == torch.bfloat16
-    assert _pick_dtype("fp16", cpu) == torch.float16
-    assert _pick_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
+    assert pick_dtype("fp32", cpu) == torch.float32
+    assert pick_dtype("bf16", cpu) == torch.bfloat16
+    assert pick_dtype("fp16", cpu) == torch.float16
+    assert pick_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
     with pytest.raises(ModelLoadError):
-        _pick_dtype("fp8", cpu)
+        pick_dtype("fp8", cpu)
 
 
 def test_half_precision_stays_close_to_fp32(model_dir: Path) -> None:

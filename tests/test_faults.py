@@ -34,11 +34,11 @@ from inprocess import InProcessServer, run_server
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice
 from wyoming_ishowtts.engine import core as engine_module
-from wyoming_ishowtts.engine.core import Engine, EngineSettings, SynthesisOptions, Voice
 from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.errors import EngineFailure
-from wyoming_ishowtts.voices import VoiceRegistry, voice_cache_key
+from wyoming_ishowtts.voices import VOICE_FORMAT, VoiceRegistry, read_clip, voice_cache_key, write_clip
 
 GOOD_TEXT = "The server is still speaking."
 
@@ -87,7 +87,9 @@ def tone_cache(server: InProcessServer, engine: Engine, fault_voices: Path) -> t
 
 def cache_file(server: InProcessServer, engine: Engine, voices: Path, name: str) -> Path:
     info = VoiceRegistry([voices], builtin=None).scan()[name]
-    key = voice_cache_key(info.reference_audio.read_bytes(), info.transcript, engine.voice_cache_key)
+    key = voice_cache_key(
+        info.reference_audio.read_bytes(), info.transcript, f"v{VOICE_FORMAT}-{engine.identity}"
+    )
     return Path(server.worker._prepared._dir) / f"{key}.voice"
 
 
@@ -373,7 +375,7 @@ def _garbage(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
 
 def _truncated(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
     audio, rate = load_audio(clip)
-    engine.prepare_voice(audio, rate, TONE_TRANSCRIPT).save(path)
+    write_clip(engine.prepare_voice(audio, rate, TONE_TRANSCRIPT), path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
@@ -409,7 +411,7 @@ def test_corrupt_voice_cache_is_rebuilt_from_the_clip(
     assert "Rebuilding voice cache" in caplog.text
     assert not marker.exists(), "the cache file's pickle ran code"
     assert path.read_bytes() != bad
-    assert isinstance(Voice.load(path, engine), Voice), "the rebuilt cache file does not load"
+    assert isinstance(engine.voice(read_clip(path)), Voice), "the rebuilt cache file does not load"
     assert not list(path.parent.glob(".*tmp*")), "a temporary file was left behind"
     assert_tone_cache_intact(tone_cache)
 

@@ -168,15 +168,15 @@ def test_idle_stream_gives_its_queue_slot_back(engine: Engine, voices: Path, tmp
 
 SLOW_SAVE_LAUNCHER = """
 import pathlib, sys, time
-from wyoming_ishowtts.engine import core as engine
-real_save = engine.Voice.save
-def slow_save(self, path):  # a slow disk: half the file is written, then the writer stalls
-    real_save(self, path)
+from wyoming_ishowtts import voices
+real_save = voices.write_clip
+def slow_save(clip, path):  # a slow disk: half the file is written, then the writer stalls
+    real_save(clip, path)
     data = pathlib.Path(path).read_bytes()
     pathlib.Path(path).write_bytes(data[: len(data) // 2])
     pathlib.Path(sys.argv[1]).write_text(str(path))
     time.sleep(120)
-engine.Voice.save = slow_save
+voices.write_clip = slow_save
 from wyoming_ishowtts.server.cli import main
 main(sys.argv[2:])
 """

@@ -63,7 +63,9 @@ def test_missing_voice_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path) ->
 
 
 def test_bad_step_count_is_an_argument_error(tmp_path: Path) -> None:
-    result = run_cli("--voice-dir", str(tmp_path), "--text", "Hi.", "-o", str(tmp_path / "out.wav"), "--nfe", "x")
+    result = run_cli(
+        "--voice-dir", str(tmp_path), "--text", "Hi.", "-o", str(tmp_path / "out.wav"), "--nfe", "x"
+    )
     assert result.returncode == 2
     assert "argument --nfe" in result.stderr and "auto" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,6 +1,6 @@
 """The worker's scheduling order, made deterministic with a stand-in engine.
 
-The engine's first ``run`` blocks until the test has submitted more requests, so "a client that arrives
+The engine's first ``run_batch`` blocks until the test has submitted more requests, so "a client that arrives
 while another client's chunk is being synthesized" happens every time, not by luck of timing. The real
 engine and server are exercised in test_server_concurrency.py and test_batching.py; here only the order
 of the rounds matters.
@@ -45,7 +45,7 @@ class FakeJob:
 
 
 class FakeEngine:
-    """`begin(text=NAME:CHUNKS)`; the first `run` waits for `gate`; `rounds` records who ran together."""
+    """`begin(text=NAME:CHUNKS)`; the first `run_batch` waits for `gate`; `rounds` records who ran together."""
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -56,7 +56,7 @@ class FakeEngine:
         name, chunks = text.split(":")
         return FakeSynthesis(name, int(chunks))
 
-    def run(self, jobs: list[FakeJob]) -> list[list[np.ndarray]]:
+    def run_batch(self, jobs: list[FakeJob]) -> list[list[np.ndarray]]:
         self.rounds.append([job.synthesis.name for job in jobs])
         self.entered.set()
         assert self.gate.wait(30)

@@ -9,12 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .core import Engine, Voice
+    from .core import Engine
     from .options import EngineSettings, SynthesisOptions
+    from .voice import PreparedClip, Voice
 
-__all__ = ["Engine", "EngineSettings", "SynthesisOptions", "Voice"]
+__all__ = ["Engine", "EngineSettings", "PreparedClip", "SynthesisOptions", "Voice"]
 
-_HOMES = {"Engine": "core", "Voice": "core", "EngineSettings": "options", "SynthesisOptions": "options"}
+_HOMES = {
+    "Engine": "core",
+    "EngineSettings": "options",
+    "SynthesisOptions": "options",
+    "PreparedClip": "voice",
+    "Voice": "voice",
+}
 
 
 def __getattr__(name: str) -> Any:

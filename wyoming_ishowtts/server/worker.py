@@ -32,7 +32,8 @@ from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
 from ..voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
 
 if TYPE_CHECKING:
-    from ..engine.core import ChunkJob, Engine, EngineSettings, Synthesis
+    from ..engine import Engine, EngineSettings
+    from ..engine.synthesis import ChunkJob, Synthesis
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -366,7 +367,7 @@ class EngineWorker:
     def _run_group(self, engine: Engine, group: list[tuple[_Segment, ChunkJob]]) -> None:
         started = time.monotonic()
         try:
-            results = engine.run([job for _, job in group])
+            results = engine.run_batch([job for _, job in group])
         except SynthesisCancelled:
             for segment, _ in group:
                 self._remove(segment)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.options import SynthesisOptions
-from ..errors import VoiceNotFoundError, VoiceUnavailableError
+from ..errors import ReferenceAudioError, VoiceNotFoundError, VoiceUnavailableError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +37,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from ..engine import Engine, Voice
+    from ..engine import Engine, PreparedClip, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ VOICE_TOML = "voice.toml"
 # F5TTS_v1_Base was trained on English and Mandarin and clones across the two.
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "zh")
 CACHE_FORMAT = b"wyoming-ishowtts voice cache v1"
+VOICE_FORMAT = 2
 MAX_CLIP_SECONDS_WARN = 12.0
 MIN_CLIP_SECONDS = 1.0
 
@@ -404,8 +405,8 @@ class PreparedVoices:
             tmp.unlink(missing_ok=True)
 
     def get(self, engine: Engine, info: VoiceInfo) -> Voice:
-        from ..engine import Voice
         from ..engine.reference import load_audio
+        from ..engine.voice import prepare_clip
 
         audio_path = info.reference_audio
         if info.builtin is not None:
@@ -416,7 +417,7 @@ class PreparedVoices:
             raise VoiceUnavailableError(
                 f"voice {info.name!r}: cannot read its reference audio: {err}"
             ) from err
-        key = voice_cache_key(audio_bytes, info.transcript, engine.voice_cache_key)
+        key = voice_cache_key(audio_bytes, info.transcript, f"v{VOICE_FORMAT}-{engine.identity}")
         cached = self._memory.get(key)
         if cached is not None:
             self._memory.move_to_end(key)
@@ -425,29 +426,30 @@ class PreparedVoices:
         voice: Voice | None = None
         if path.is_file():
             try:
-                voice = Voice.load(path, engine)
+                voice = engine.voice(read_clip(path))
                 _LOGGER.debug("Loaded prepared voice %s from %s", info.name, path)
             except Exception as err:  # any unreadable cache file is rebuilt from the clip
                 _LOGGER.warning("Rebuilding voice cache for %s (%s is unusable: %s)", info.name, path, err)
                 path.unlink(missing_ok=True)
         if voice is None:
             audio, sample_rate = load_audio(audio_path)
-            voice = engine.prepare_voice(audio, sample_rate, info.transcript, name=info.name)
-            self._save(voice, path)
+            clip = prepare_clip(audio, sample_rate, info.transcript, name=info.name)
+            voice = engine.voice(clip)
+            self._save(clip, path)
             _LOGGER.info("Prepared voice %s", info.name)
         self._memory[key] = voice
         while len(self._memory) > self._max:
             self._memory.popitem(last=False)
         return voice
 
-    def _save(self, voice: Voice, path: Path) -> None:
+    def _save(self, clip: PreparedClip, path: Path) -> None:
         """Write atomically so a crash mid-write never leaves a truncated file under the real name."""
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp{path.suffix}")
         with self._writing_lock:
             self._writing.add(tmp)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            voice.save(tmp)
+            write_clip(clip, tmp)
             os.replace(tmp, path)
         except OSError as err:
             _LOGGER.warning("Could not cache prepared voice at %s: %s", path, err)
@@ -455,6 +457,53 @@ class PreparedVoices:
             tmp.unlink(missing_ok=True)
             with self._writing_lock:
                 self._writing.discard(tmp)
+
+
+def write_clip(clip: PreparedClip, path: Path) -> None:
+    """Write the prepared clip (not the mel: it depends on the device and is cheap to recompute)."""
+    import torch
+
+    torch.save(
+        {
+            "format": VOICE_FORMAT,
+            "name": clip.name,
+            "ref_text": clip.ref_text,
+            "audio": clip.audio.cpu(),
+            "rms": clip.rms,
+            "source_seconds": clip.source_seconds,
+        },
+        path,
+    )
+
+
+def read_clip(path: Path) -> PreparedClip:
+    """Read a file written by `write_clip`; raises ReferenceAudioError when it is corrupt or from another
+    format. Never runs code from the file (``weights_only``)."""
+    import torch
+
+    from ..engine.voice import PreparedClip
+
+    try:
+        data: Any = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or data.get("format") != VOICE_FORMAT:
+            raise ValueError("unknown voice cache format")
+        audio = data["audio"]
+        if (
+            not isinstance(audio, torch.Tensor)
+            or audio.ndim != 2
+            or audio.shape[0] != 1
+            or audio.numel() == 0
+        ):
+            raise ValueError("bad audio tensor")
+        return PreparedClip(
+            str(data["name"]),
+            str(data["ref_text"]),
+            audio.float(),
+            float(data["rms"]),
+            float(data["source_seconds"]),
+        )
+    except Exception as err:
+        raise ReferenceAudioError(f"voice cache {path.name} is unreadable: {err}") from err
 
 
 def _process_exists(pid: int) -> bool:

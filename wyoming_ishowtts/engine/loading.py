@@ -1,0 +1,120 @@
+"""From settings and checkpoint files to a model on a device: device and precision choice, the DiT and
+Vocos strictly loaded under upstream's names, torch.compile, and an identity of the files loaded."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelLoadError
+from .checkpoints import ModelFiles, dit_config_for, load_strict, read_dit_state, read_vocos_state
+from .dit import DiT
+from .options import EngineSettings
+from .tokenizer import Vocab
+from .vocoder import Vocos, VocosConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU")
+    return device
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "fp32":
+        return torch.float32
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ModelLoadError(f"unknown precision {precision!r} (auto, fp32, fp16, bf16)")
+    if device.type == "cuda":
+        # fp16 gives silence or NaN on GPUs before Volta (GTX 16xx and older): fp32 there.
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.float16 if major >= 7 else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def load_dit(
+    files: ModelFiles, vocab: Vocab, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> DiT:
+    """The DiT loaded strictly under upstream's names, then moved, frozen, and its q/k/v projections fused."""
+    model = DiT(dit_config_for(files, vocab.size))
+    load_strict(model, read_dit_state(files.checkpoint), files.checkpoint)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False).fuse_projections()
+
+
+def load_vocoder(files: ModelFiles, device: torch.device) -> Vocos:
+    try:
+        vocos_cfg = VocosConfig.from_yaml(files.vocos_config)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"Vocoder config {files.vocos_config}: {err}") from err
+    vocoder = Vocos(vocos_cfg)
+    load_strict(vocoder, read_vocos_state(files.vocos_weights), files.vocos_weights)
+    return vocoder.to(device).eval().requires_grad_(False)  # float32, as upstream runs it
+
+
+def compile_model(model: DiT, settings: EngineSettings, device: torch.device) -> None:
+    """torch.compile the per-step forward: the text features run once per chunk and gain nothing. Fixed
+    lengths (buckets) allow CUDA graphs, which replay a whole step without per-kernel launches."""
+    bucketed = settings.length_bucket > 0
+    mode = "reduce-overhead" if bucketed and device.type == "cuda" else None
+    if bucketed:  # one graph per (length, batch size): more than dynamo's default limit of 8
+        from torch._dynamo import config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 256)
+    model.forward = torch.compile(model.forward, dynamic=not bucketed, mode=mode)  # type: ignore[method-assign]
+
+
+def identity_of(files: ModelFiles) -> str:
+    """Changes when the checkpoint or vocabulary file changes (name, size, modification time)."""
+    digest = hashlib.sha256()
+    for path in (files.checkpoint, files.vocab):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Everything `Engine` runs on, as loaded for its settings."""
+
+    model: DiT
+    vocoder: Vocos
+    vocab: Vocab
+    device: torch.device
+    dtype: torch.dtype
+    identity: str
+
+
+def load_model(files: ModelFiles, settings: EngineSettings) -> LoadedModel:
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = pick_device(settings.device)
+    dtype = pick_dtype(settings.precision, device)
+    vocab = Vocab.from_file(files.vocab)
+    model = load_dit(files, vocab, device, dtype)
+    if settings.compile:
+        compile_model(model, settings, device)
+    vocoder = load_vocoder(files, device)
+    _LOGGER.info("Model %s loaded on %s (%s)", files.checkpoint, device, str(dtype).replace("torch.", ""))
+    return LoadedModel(model, vocoder, vocab, device, dtype, identity_of(files))
