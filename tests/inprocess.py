@@ -35,6 +35,7 @@ from wyoming_ishowtts.server.worker import EngineWorker
 class InProcessServer:
     uri: str
     port: int
+    settings: ServerSettings
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     worker: EngineWorker
@@ -112,7 +113,7 @@ def run_server(engine: Engine, voices_dir: Path, cache_dir: Path, **limits: Any)
                 assert time.monotonic() < deadline, "the in-process server does not listen"
                 time.sleep(0.02)
     # The substitutions end once the server is up: later code (and tests) get the real classes.
-    running = InProcessServer(uri, port, loops[0], thread, workers[0], servers[0], status)
+    running = InProcessServer(uri, port, settings, loops[0], thread, workers[0], servers[0], status)
     try:
         yield running
     finally:

@@ -38,7 +38,8 @@ from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Vo
 from wyoming_ishowtts.engine import core as engine_module
 from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.errors import EngineFailure
-from wyoming_ishowtts.voices import VOICE_FORMAT, VoiceRegistry, read_clip, voice_cache_key, write_clip
+from wyoming_ishowtts.voices.cache import cache_file, prepared_voice_key, read_clip, write_clip
+from wyoming_ishowtts.voices.registry import VoiceRegistry
 
 GOOD_TEXT = "The server is still speaking."
 
@@ -80,17 +81,15 @@ def server(
 def tone_cache(server: InProcessServer, engine: Engine, fault_voices: Path) -> tuple[Path, bytes, int]:
     """The good voice, prepared and cached before any fault: (file, its bytes, its mtime)."""
     check_audio(speak(server), GOOD_TEXT)
-    path = cache_file(server, engine, fault_voices, "tone")
+    path = cached_voice(server, engine, fault_voices, "tone")
     assert path.is_file()
     return path, path.read_bytes(), path.stat().st_mtime_ns
 
 
-def cache_file(server: InProcessServer, engine: Engine, voices: Path, name: str) -> Path:
+def cached_voice(server: InProcessServer, engine: Engine, voices: Path, name: str) -> Path:
     info = VoiceRegistry([voices], builtin=None).scan()[name]
-    key = voice_cache_key(
-        info.reference_audio.read_bytes(), info.transcript, f"v{VOICE_FORMAT}-{engine.identity}"
-    )
-    return Path(server.worker._prepared._dir) / f"{key}.voice"
+    key = prepared_voice_key(info.reference_audio.read_bytes(), info.transcript, engine.identity)
+    return cache_file(server.settings.cache_dir, key)
 
 
 def synth(text: str, voice: str = "tone") -> Event:
@@ -401,7 +400,7 @@ def test_corrupt_voice_cache_is_rebuilt_from_the_clip(
     name = f"cached-{corrupt.__name__.strip('_')}"
     # A clip of its own length, so its cache key differs from every other voice's.
     make_voice(fault_voices, name, seconds=2.0 + 0.1 * kinds.index(corrupt))
-    path = cache_file(server, engine, fault_voices, name)
+    path = cached_voice(server, engine, fault_voices, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     marker = tmp_path / "code-ran"
     corrupt(path, engine, fault_voices / name / "reference.wav", marker)

@@ -43,7 +43,7 @@ from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.server.cli import build_parser, server_settings_from_args
-from wyoming_ishowtts.voices import PreparedVoices
+from wyoming_ishowtts.voices.cache import PreparedVoices
 
 SENTENCE = "Sentence number {n} of a long answer that nobody is listening to right now."
 STALLED_TEXT = " ".join(SENTENCE.format(n=n) for n in range(1, 61))
@@ -168,15 +168,15 @@ def test_idle_stream_gives_its_queue_slot_back(engine: Engine, voices: Path, tmp
 
 SLOW_SAVE_LAUNCHER = """
 import pathlib, sys, time
-from wyoming_ishowtts import voices
-real_save = voices.write_clip
+from wyoming_ishowtts.voices import cache
+real_save = cache.write_clip
 def slow_save(clip, path):  # a slow disk: half the file is written, then the writer stalls
     real_save(clip, path)
     data = pathlib.Path(path).read_bytes()
     pathlib.Path(path).write_bytes(data[: len(data) // 2])
     pathlib.Path(sys.argv[1]).write_text(str(path))
     time.sleep(120)
-voices.write_clip = slow_save
+cache.write_clip = slow_save
 from wyoming_ishowtts.server.cli import main
 main(sys.argv[2:])
 """

@@ -45,7 +45,9 @@ TORCH_FREE = [
     "wyoming_ishowtts.healthcheck",
     "wyoming_ishowtts.server.cli",
     "wyoming_ishowtts.server.settings",
-    "wyoming_ishowtts.voices",
+    "wyoming_ishowtts.voices.check",
+    "wyoming_ishowtts.voices.folder",
+    "wyoming_ishowtts.voices.registry",
 ]
 
 

@@ -14,15 +14,10 @@ from conftest import PYTHON, ROOT, make_voice, write_tone_clip
 
 from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.errors import VoiceNotFoundError, VoiceUnavailableError
-from wyoming_ishowtts.voices import (
-    BUILTIN_VOICE,
-    BuiltinVoiceSource,
-    Finding,
-    PreparedVoices,
-    VoiceRegistry,
-    check_voice_dir,
-    fetch_builtin_voice,
-)
+from wyoming_ishowtts.voices.builtin import BUILTIN_VOICE, BuiltinVoiceSource, fetch_builtin_voice
+from wyoming_ishowtts.voices.cache import PreparedVoices
+from wyoming_ishowtts.voices.check import Finding, check_voice_dir
+from wyoming_ishowtts.voices.registry import VoiceRegistry
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from wyoming_ishowtts.engine import EngineSettings
 from wyoming_ishowtts.engine import core as engine_module
 from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
-from wyoming_ishowtts.voices import VoiceInfo
+from wyoming_ishowtts.voices.folder import VoiceInfo
 
 
 class FakeSynthesis:

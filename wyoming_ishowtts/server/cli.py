@@ -182,7 +182,9 @@ async def serve(settings: ServerSettings, engine_settings: EngineSettings) -> in
     """Run until SIGTERM/stdin EOF (exit status 0) or until the model cannot load (1)."""
     from wyoming.server import AsyncServer, AsyncStdioServer
 
-    from ..voices import BUILTIN_VOICE, PreparedVoices, VoiceRegistry
+    from ..voices.builtin import BUILTIN_VOICE
+    from ..voices.cache import PreparedVoices
+    from ..voices.registry import VoiceRegistry
     from .handler import IShowTtsEventHandler, ServerState
     from .worker import EngineWorker
 

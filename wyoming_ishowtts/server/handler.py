@@ -60,7 +60,8 @@ from ..errors import (
     UnknownEventError,
     VoiceError,
 )
-from ..voices import VoiceInfo, VoiceRegistry
+from ..voices.folder import VoiceInfo
+from ..voices.registry import VoiceRegistry
 from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
 from .sentences import SentenceSplitter
 from .settings import ServerSettings

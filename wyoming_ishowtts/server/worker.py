@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
-from ..voices import PreparedVoices, VoiceInfo, VoiceRegistry, synthesis_options
+from ..voices.cache import PreparedVoices
+from ..voices.folder import VoiceInfo, synthesis_options
+from ..voices.registry import VoiceRegistry
 
 if TYPE_CHECKING:
     from ..engine import Engine, EngineSettings

@@ -1,0 +1,126 @@
+"""What a voice is on disk: a folder ``NAME/`` with ``reference.wav`` (a short clean clip of the speaker),
+``reference.txt`` (exactly what is said in it) and optionally ``voice.toml`` (languages, a description, and
+per-voice synthesis options such as speed, nfe and seed). The server and ``synthesize.py`` both read a
+voice through `load_voice_dir` and `synthesis_options`, so a voice sounds the same from either. Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..engine.options import SynthesisOptions
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from .builtin import BuiltinVoiceSource
+
+REFERENCE_AUDIO = "reference.wav"
+REFERENCE_TEXT = "reference.txt"
+VOICE_TOML = "voice.toml"
+
+# F5TTS_v1_Base was trained on English and Mandarin and clones across the two.
+DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """Everything known about a voice before the engine prepares it."""
+
+    name: str
+    reference_audio: Path
+    transcript: str
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    description: str | None = None
+    # Per-voice SynthesisOptions fields from voice.toml (speed, nfe, seed, ...).
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    builtin: BuiltinVoiceSource | None = None
+    # False when the languages are the model's defaults rather than chosen by the voice's owner.
+    languages_declared: bool = False
+
+
+def normalize_language(language: str) -> str:
+    return language.strip().replace("_", "-").lower()
+
+
+def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, dict[str, Any]]:
+    """Return (languages, description, synthesis options); raise ValueError on a bad file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: {err}") from err
+    languages: tuple[str, ...] | None = None
+    if "languages" in data or "language" in data:
+        raw = data.pop("languages", None)
+        if raw is None:
+            raw = [data.pop("language")]
+        else:
+            data.pop("language", None)
+        if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
+            raise ValueError(f"{path}: 'languages' must be a list of language codes")
+        languages = tuple(normalize_language(x) for x in raw)
+    description = data.pop("description", None)
+    if description is not None and not isinstance(description, str):
+        raise ValueError(f"{path}: 'description' must be a string")
+    options = data.pop("options", {})
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: [options] must be a table")
+    options = {**data, **options}  # top-level speed/nfe/seed are shorthands for [options]
+    known = frozenset(f.name for f in dataclasses.fields(SynthesisOptions))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    for key in ("speed",):
+        if key in options and not (isinstance(options[key], (int, float)) and options[key] > 0):
+            raise ValueError(f"{path}: '{key}' must be a positive number")
+    for key in ("nfe", "seed"):
+        if key in options and not isinstance(options[key], int):
+            raise ValueError(f"{path}: '{key}' must be an integer")
+    return languages, description, options
+
+
+def load_voice_dir(directory: Path) -> VoiceInfo:
+    """Read one voice folder; raise ValueError with a message fit for the log."""
+    if not directory.is_dir():
+        raise ValueError(
+            f"{directory} is not a folder (a voice folder holds {REFERENCE_AUDIO} and {REFERENCE_TEXT})"
+        )
+    audio = directory / REFERENCE_AUDIO
+    text_path = directory / REFERENCE_TEXT
+    if not audio.is_file():
+        raise ValueError(f"{directory}: missing {REFERENCE_AUDIO}")
+    if not text_path.is_file():
+        raise ValueError(f"{directory}: missing {REFERENCE_TEXT} (the transcript of {REFERENCE_AUDIO})")
+    transcript = " ".join(text_path.read_text(encoding="utf-8").split())
+    if not transcript:
+        raise ValueError(f"{directory}: {REFERENCE_TEXT} is empty")
+    languages: tuple[str, ...] | None = None
+    description: str | None = None
+    options: dict[str, Any] = {}
+    toml_path = directory / VOICE_TOML
+    if toml_path.is_file():
+        languages, description, options = parse_voice_toml(toml_path)
+    return VoiceInfo(
+        name=directory.name,
+        reference_audio=audio,
+        transcript=transcript,
+        languages=languages or DEFAULT_LANGUAGES,
+        description=description,
+        options=MappingProxyType(options),
+        languages_declared=languages is not None,
+    )
+
+
+def synthesis_options(info: VoiceInfo) -> SynthesisOptions:
+    return SynthesisOptions(**dict(info.options))
