@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.info import Describe
 
 from ishowtts_dev.launcher import ServerProcess as ServerProcess
 from ishowtts_dev.launcher import free_port as free_port
+from ishowtts_dev.wyoming_client import WyomingConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -89,7 +89,7 @@ def voices_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def describe(uri: str, timeout: float = 5.0) -> Event | None:
-    async with AsyncClient.from_uri(uri, connect_timeout=timeout, read_timeout=timeout) as client:
+    async with WyomingConnection(uri, connect_timeout=timeout, read_timeout=timeout) as client:
         await client.write_event(Describe().event())
         return await client.read_event()
 
@@ -150,11 +150,12 @@ def server(
 # -- client helpers --------------------------------------------------------------------------------
 
 
-def connect(uri: str) -> AsyncClient:
-    return AsyncClient.from_uri(uri, connect_timeout=10.0, read_timeout=READ_TIMEOUT)
+def connect(uri: str) -> WyomingConnection:
+    """A client connection (``async with``, or ``connect``/``disconnect``) whose reads time out."""
+    return WyomingConnection(uri, connect_timeout=10.0, read_timeout=READ_TIMEOUT)
 
 
-async def read_until(client: AsyncClient, last: str) -> list[Event]:
+async def read_until(client: WyomingConnection, last: str) -> list[Event]:
     """Read events up to and including the first of type ``last``."""
     events: list[Event] = []
     while True:

@@ -117,8 +117,8 @@ def _read_through_error(server: InProcessServer, events: list[Event]) -> tuple[l
 
     async def go() -> tuple[list[Event], list[Event]]:
         async with connect(server.uri) as client:
-            for event in events:
-                await client.write_event(event)
+            for sent in events:
+                await client.write_event(sent)
             failed = await read_until(client, "error")
             if events[0].type == "synthesize-start":
                 failed += await read_until(client, "synthesize-stopped")
@@ -346,8 +346,8 @@ def test_unusable_reference_clip(
 
 def test_reference_clip_missing(server: InProcessServer, fault_voices: Path, tone_cache: Any) -> None:
     """The clip was there when the voices were scanned and is gone when the voice is first used."""
-    server.worker._registry.scan()
-    assert "vanishing" in server.worker._registry.voices
+    server.registry.scan()
+    assert "vanishing" in server.registry.voices
     (fault_voices / "vanishing" / "reference.wav").unlink()
     failed, good = _read_through_error(
         server, [synth("Say this in a voice whose clip is gone.", "vanishing")]

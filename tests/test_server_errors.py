@@ -14,24 +14,18 @@ import time
 
 import pytest
 from conftest import ROOT, ServerProcess, connect, read_until
-from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
+from ishowtts_dev.wyoming_client import WyomingConnection
 from wyoming_ishowtts import errors
 
 
-async def _then_describe(client: AsyncClient) -> None:
+async def _then_describe(client: WyomingConnection) -> None:
     await client.write_event(Describe().event())
     events = await read_until(client, "info")
     assert events[-1].type == "info"
-
-
-def _raw(client: AsyncClient, data: bytes) -> None:
-    writer = client._writer
-    assert writer is not None
-    writer.write(data)
 
 
 def run_case(server: ServerProcess, events: list[Event | bytes], last: str = "error") -> list[Event]:
@@ -39,7 +33,7 @@ def run_case(server: ServerProcess, events: list[Event | bytes], last: str = "er
         async with connect(server.uri) as client:
             for event in events:
                 if isinstance(event, bytes):
-                    _raw(client, event)
+                    await client.write_raw(event)
                 else:
                     await client.write_event(event)
             answer = await read_until(client, last)
@@ -68,7 +62,7 @@ def run_failed_request(server: ServerProcess, events: list[Event | bytes]) -> tu
         async with connect(server.uri) as client:
             for sent in events:
                 if isinstance(sent, bytes):
-                    _raw(client, sent)
+                    await client.write_raw(sent)
                 else:
                     await client.write_event(sent)
             answer: list[Event] = []
@@ -218,7 +212,9 @@ def test_stream_idle_timeout(server: ServerProcess) -> None:
 def test_oversized_event_closes_only_that_connection(server: ServerProcess) -> None:
     async def go() -> tuple[Event | None, Event | None]:
         async with connect(server.uri) as client:
-            _raw(client, json.dumps({"type": "synthesize", "payload_length": 50_000_000}).encode() + b"\n")
+            await client.write_raw(
+                json.dumps({"type": "synthesize", "payload_length": 50_000_000}).encode() + b"\n"
+            )
             error = await client.read_event()
             closed = await client.read_event()
         async with connect(server.uri) as client:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
-from wyoming_ishowtts.engine import EngineSettings
-from wyoming_ishowtts.engine import core as engine_module
 from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
 from wyoming_ishowtts.voices.folder import VoiceInfo
 
@@ -56,7 +54,15 @@ class FakeEngine:
         name, chunks = text.split(":")
         return FakeSynthesis(name, int(chunks))
 
-    def run_batch(self, jobs: list[FakeJob]) -> list[list[np.ndarray]]:
+    identity = "fake"
+
+    def voice(self, clip: Any) -> Any:
+        raise AssertionError("no voice is prepared in this test")
+
+    def warm_up(self, voice: Any = None) -> None:
+        raise AssertionError("no warm-up in this test")
+
+    def run_batch(self, jobs: Sequence[FakeJob]) -> list[list[np.ndarray]]:
         self.rounds.append([job.synthesis.name for job in jobs])
         self.entered.set()
         assert self.gate.wait(30)
@@ -79,18 +85,18 @@ class Prepared:
         pass
 
 
-def run_rounds(monkeypatch: pytest.MonkeyPatch, max_batch: int, late: list[str]) -> list[list[str]]:
+def run_rounds(max_batch: int, late: list[str]) -> list[list[str]]:
     """Client A asks for two chunks; `late` clients (one chunk each) arrive while A's first chunk runs."""
     fake = FakeEngine()
-    monkeypatch.setattr(engine_module.Engine, "load", staticmethod(lambda settings: fake))
     voice = VoiceInfo(name="v", reference_audio=Path("unused.wav"), transcript="unused")
 
     async def main() -> None:
         worker = EngineWorker(
-            EngineSettings(warmup=False),
+            lambda: fake,
             NoVoices(),  # type: ignore[arg-type]
             Prepared(),  # type: ignore[arg-type]
             asyncio.get_running_loop(),
+            warm_up=False,
             max_queued_per_client=4,
             max_queued_total=32,
             max_buffered_pieces=8,
@@ -118,9 +124,9 @@ def run_rounds(monkeypatch: pytest.MonkeyPatch, max_batch: int, late: list[str])
     return fake.rounds
 
 
-def test_a_client_arriving_mid_round_goes_before_the_one_just_served(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_rounds(monkeypatch, max_batch=1, late=["B"]) == [["A"], ["B"], ["A"]]
+def test_a_client_arriving_mid_round_goes_before_the_one_just_served() -> None:
+    assert run_rounds(max_batch=1, late=["B"]) == [["A"], ["B"], ["A"]]
 
 
-def test_clients_arriving_mid_round_share_the_next_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_rounds(monkeypatch, max_batch=2, late=["B", "C", "D"]) == [["A"], ["B", "C"], ["D", "A"]]
+def test_clients_arriving_mid_round_share_the_next_batch() -> None:
+    assert run_rounds(max_batch=2, late=["B", "C", "D"]) == [["A"], ["B", "C"], ["D", "A"]]

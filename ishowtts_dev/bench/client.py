@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeVoice
+
+from ..wyoming_client import WyomingConnection
 
 
 class BenchClientError(RuntimeError):
@@ -68,8 +69,8 @@ class SynthesisTiming:
         }
 
 
-def _client(host: str, port: int, timeout: float) -> AsyncClient:
-    return AsyncTcpClient(host, port, connect_timeout=timeout, read_timeout=timeout)
+def _client(host: str, port: int, timeout: float) -> WyomingConnection:
+    return WyomingConnection(f"tcp://{host}:{port}", connect_timeout=timeout, read_timeout=timeout)
 
 
 async def synthesize(

@@ -1,18 +1,15 @@
 """Command line entry point: ``python -m wyoming_ishowtts`` / ``wyoming-ishowtts``.
 
 Arguments become two frozen settings objects (server and engine) and nothing reads ``argparse``
-output after that.  The server starts listening at once; the model loads in the engine worker
-thread, so ``describe`` is answered while it loads (Home Assistant allows one second).
+output after that; app.py serves with them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
-from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -178,94 +175,8 @@ def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
     )
 
 
-async def serve(settings: ServerSettings, engine_settings: EngineSettings) -> int:
-    """Run until SIGTERM/stdin EOF (exit status 0) or until the model cannot load (1)."""
-    from wyoming.server import AsyncServer, AsyncStdioServer
-
-    from ..voices.builtin import BUILTIN_VOICE
-    from ..voices.cache import PreparedVoices
-    from ..voices.registry import VoiceRegistry
-    from .handler import IShowTtsEventHandler, ServerState
-    from .worker import EngineWorker
-
-    loop = asyncio.get_running_loop()
-    registry = VoiceRegistry(
-        settings.voices_dirs,
-        default_voice=settings.default_voice,
-        builtin=BUILTIN_VOICE if settings.builtin_voice else None,
-        cache_dir=settings.cache_dir,
-    )
-    voices = await asyncio.to_thread(registry.scan)
-    _LOGGER.info("Voices: %s", ", ".join(voices) or "none")
-
-    fatal: asyncio.Future[BaseException] = loop.create_future()
-
-    def on_fatal(err: BaseException) -> None:
-        if not fatal.done():
-            fatal.set_result(err)
-
-    worker = EngineWorker(
-        engine_settings,
-        registry,
-        PreparedVoices(settings.cache_dir),
-        loop,
-        max_queued_per_client=settings.max_queued_per_client,
-        max_queued_total=settings.max_queued_total,
-        max_buffered_pieces=settings.max_buffered_pieces,
-        max_batch=settings.batch_requests,
-        on_fatal=on_fatal,
-    )
-    state = ServerState(settings=settings, registry=registry, worker=worker, version=__version__)
-    server = AsyncServer.from_uri(settings.uri)
-    worker.start()
-
-    zeroconf = None
-    if settings.zeroconf_name is not None:
-        parsed = urlparse(settings.uri)
-        if parsed.scheme != "tcp" or parsed.port is None:
-            _LOGGER.error("--zeroconf needs a tcp:// URI; not advertising")
-        else:
-            from wyoming.zeroconf import HomeAssistantZeroconf
-
-            zeroconf = HomeAssistantZeroconf(
-                port=parsed.port, name=settings.zeroconf_name, host=settings.zeroconf_host
-            )
-            await zeroconf.register_server()
-            _LOGGER.info("Advertised as %s over zeroconf", settings.zeroconf_name)
-
-    _LOGGER.info("Listening on %s (Wyoming has no authentication)", settings.uri)
-    server_task = asyncio.create_task(server.run(partial(IShowTtsEventHandler, state=state)))
-    waiting: set[asyncio.Future[object]] = {server_task, fatal}  # type: ignore[arg-type]
-    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-
-    status = 0
-    if fatal.done():
-        _LOGGER.error("Stopping: the model could not be loaded (%s)", fatal.result())
-        status = 1
-        await server.stop()
-        server_task.cancel()
-    elif isinstance(server, AsyncStdioServer) and not server._stop_requested:
-        # End of input on stdio: finish the answers already asked for.
-        for handler in list(state.handlers):
-            await handler.drain(settings.shutdown_timeout)
-    with contextlib.suppress(asyncio.CancelledError):
-        await server_task
-    for handler in list(state.handlers):
-        await handler.disconnect()
-
-    worker.stop(cancel=True)
-    if not await asyncio.to_thread(worker.join, settings.shutdown_timeout):
-        _LOGGER.warning("Engine did not stop within %.1f s; exiting anyway", settings.shutdown_timeout)
-    _LOGGER.info("Stopped")
-    return status
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
-
-    settings = server_settings_from_args(args)
-    engine_settings = EngineSettings(
+def engine_settings_from_args(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(
         model=args.model,
         model_dir=args.model_dir,
         device=args.device,
@@ -278,11 +189,21 @@ def main(argv: list[str] | None = None) -> None:
         length_bucket=args.length_bucket or 0,
         cache_dir=args.data_dir / "models" if args.data_dir else None,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
+
+    settings = server_settings_from_args(args)
+    engine_settings = engine_settings_from_args(args)
     _LOGGER.debug("Server settings: %s", settings)
     _LOGGER.debug("Engine settings: %s", engine_settings)
+    from .app import serve  # here, not at the top: --help and --version need neither torch nor wyoming
+
     try:
         status = asyncio.run(serve(settings, engine_settings))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the server has installed its own handler
         status = 0
     sys.exit(status)
 

@@ -166,6 +166,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         self._responder: asyncio.Task[None] | None = None
         self._stream: _Stream | None = None
         self._closed = False
+        self._reading = False
         self._ending = False  # a plain synthesize failed: the connection closes after its error
         self._request_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -174,7 +175,8 @@ class IShowTtsEventHandler(AsyncEventHandler):
     # -- connection --------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Like the base class, but survives malformed events and enforces the connection limit."""
+        """A socket connection's life (wyoming's listeners call this): the connection limit, the events,
+        and at the end of input (the client is gone) everything it asked for cancelled."""
         state = self.state
         if state.connections >= self.settings.max_connections:
             _LOGGER.warning("Refusing connection %d: %d connections open", self.client_id, state.connections)
@@ -183,10 +185,20 @@ class IShowTtsEventHandler(AsyncEventHandler):
             self.writer.close()
             return
         state.connections += 1
-        self._is_running = True
-        _LOGGER.debug("Client %d connected", self.client_id)
         try:
-            while self._is_running:
+            await self.read_events()
+        finally:
+            state.connections -= 1
+            await self.disconnect()
+            self.writer.close()
+
+    async def read_events(self) -> None:
+        """Like the base class's loop, but survives malformed events; returns at the end of input, when the
+        framing is lost, or when `stop` is called."""
+        _LOGGER.debug("Client %d connected", self.client_id)
+        self._reading = True
+        try:
+            while self._reading:
                 try:
                     event = await self._read_event()
                 except _BadEvent as err:
@@ -203,10 +215,11 @@ class IShowTtsEventHandler(AsyncEventHandler):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
-        finally:
-            state.connections -= 1
-            await self.disconnect()
-            self.writer.close()
+
+    async def stop(self) -> None:
+        """The server is stopping: read no further (what was asked for is cancelled by `disconnect`)."""
+        self._reading = False
+        await super().stop()
 
     async def _read_event(self) -> Event | None:
         reader = self.reader
@@ -268,7 +281,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         _LOGGER.debug("Client %d disconnected", self.client_id)
 
     async def drain(self, timeout: float) -> None:
-        """Wait (bounded) until queued answers are written; used for stdio at end of input."""
+        """Wait (bounded) until the answers asked for are written; for stdio at the end of input."""
         deadline = asyncio.get_running_loop().time() + timeout
         while self._open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)

@@ -22,22 +22,66 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
-from ..voices.cache import PreparedVoices
+from ..voices.cache import PreparedVoices, VoiceEngine
 from ..voices.folder import VoiceInfo, synthesis_options
 from ..voices.registry import VoiceRegistry
 
 if TYPE_CHECKING:
-    from ..engine import Engine, EngineSettings
-    from ..engine.synthesis import ChunkJob, Synthesis
+    from ..engine import SynthesisOptions, Voice
 
 _LOGGER = logging.getLogger(__name__)
+
+
+# What the worker needs from the engine (engine/core.py's Engine, Synthesis and ChunkJob have it) ----------
+
+
+class ScheduledJob(Protocol):
+    """One engine step of one request (`ChunkJob`): jobs with equal `batch_key` may share a batch."""
+
+    @property
+    def batch_key(self) -> tuple[int, float, float]: ...
+
+    @property
+    def steps(self) -> int: ...
+
+
+class ScheduledSynthesis(Protocol):
+    """One request's way through its text (`Synthesis`): jobs out, waves back in, pieces to play."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def next_job(self) -> ScheduledJob | None: ...
+
+    def deliver(self, job: Any, waves: list[np.ndarray], spent: float) -> list[np.ndarray]:
+        """`job` is one this synthesis made; `waves` what `run_batch` returned for it."""
+        ...
+
+
+class SynthesisEngine(VoiceEngine, Protocol):
+    """The engine as the worker drives it (`Engine`): prepare voices, begin requests, run their jobs in
+    batches, warm up. Only the worker thread calls it."""
+
+    def begin(
+        self,
+        voice: Voice,
+        text: str,
+        options: SynthesisOptions,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> ScheduledSynthesis: ...
+
+    def run_batch(self, jobs: Sequence[Any]) -> list[list[np.ndarray]]:
+        """Sample the `jobs` (equal `batch_key`, each from its request's synthesis) in one batch."""
+        ...
+
+    def warm_up(self, voice: Voice | None = None) -> None: ...
 
 
 # Items a request's result queue carries ---------------------------------------------------------
@@ -101,7 +145,7 @@ class _Segment:
     request: Request
     index: int
     text: str
-    synthesis: Synthesis | None = None
+    synthesis: ScheduledSynthesis | None = None
     pieces: int = 0
 
 
@@ -110,18 +154,20 @@ class EngineWorker:
 
     def __init__(
         self,
-        engine_settings: EngineSettings,
+        load_engine: Callable[[], SynthesisEngine],
         registry: VoiceRegistry,
         prepared: PreparedVoices,
         loop: asyncio.AbstractEventLoop,
         *,
+        warm_up: bool = True,
         max_queued_per_client: int,
         max_queued_total: int,
         max_buffered_pieces: int,
         max_batch: int = 1,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
-        self._engine_settings = engine_settings
+        self._load_engine = load_engine
+        self._warm_up = warm_up
         self._registry = registry
         self._prepared = prepared
         self._loop = loop
@@ -138,7 +184,7 @@ class EngineWorker:
         self._stopping = False
         self._abort_all = threading.Event()
         self.ready = threading.Event()
-        self.engine: Engine | None = None
+        self.engine: SynthesisEngine | None = None
         self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -219,11 +265,8 @@ class EngineWorker:
     # -- worker thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        from ..engine import Engine
-
         try:
-            _LOGGER.info("Loading model %s", self._engine_settings.model)
-            engine = Engine.load(self._engine_settings)
+            engine = self._load_engine()
             self.engine = engine
             self._prepare_default(engine)
         except BaseException as err:
@@ -244,7 +287,7 @@ class EngineWorker:
             self._round(engine, segments)
         _LOGGER.debug("Engine worker stopped")
 
-    def _prepare_default(self, engine: Engine) -> None:
+    def _prepare_default(self, engine: SynthesisEngine) -> None:
         """Prepare and warm up with the default voice so the first request is not the slow one."""
         voice = None
         try:
@@ -252,7 +295,7 @@ class EngineWorker:
             voice = self._prepared.get(engine, self._registry.default())
         except Exception as err:
             _LOGGER.warning("Default voice not prepared at start-up: %s", err)
-        if not self._engine_settings.warmup:
+        if not self._warm_up:
             return
         try:
             engine.warm_up(voice)
@@ -323,7 +366,7 @@ class EngineWorker:
             _LOGGER.warning("Synthesis failed for %s: %s", request.label, err)
         self._post(request, SegmentFailed(segment.index, code, str(err) or type(err).__name__))
 
-    def _job(self, engine: Engine, segment: _Segment) -> ChunkJob | None:
+    def _job(self, engine: SynthesisEngine, segment: _Segment) -> ScheduledJob | None:
         """The segment's next chunk job, starting its synthesis first if needed; None if it failed."""
         request = segment.request
         try:
@@ -350,9 +393,9 @@ class EngineWorker:
         )
         self._post(segment.request, SegmentDone(segment.index))
 
-    def _round(self, engine: Engine, segments: list[_Segment]) -> None:
+    def _round(self, engine: SynthesisEngine, segments: list[_Segment]) -> None:
         """One chunk job for each chosen segment; jobs with the same step count and guidance share a batch."""
-        groups: dict[tuple[int, float, float], list[tuple[_Segment, ChunkJob]]] = {}
+        groups: dict[tuple[int, float, float], list[tuple[_Segment, ScheduledJob]]] = {}
         for segment in segments:
             job = self._job(engine, segment)
             if job is not None:
@@ -366,7 +409,7 @@ class EngineWorker:
                 if segment.request.client_id in self._queues:
                     self._queues.move_to_end(segment.request.client_id)
 
-    def _run_group(self, engine: Engine, group: list[tuple[_Segment, ChunkJob]]) -> None:
+    def _run_group(self, engine: SynthesisEngine, group: list[tuple[_Segment, ScheduledJob]]) -> None:
         started = time.monotonic()
         try:
             results = engine.run_batch([job for _, job in group])
@@ -392,7 +435,7 @@ class EngineWorker:
         for (segment, job), waves in zip(group, results, strict=True):
             self._deliver(segment, job, waves, spent)
 
-    def _deliver(self, segment: _Segment, job: ChunkJob, waves: list[np.ndarray], spent: float) -> None:
+    def _deliver(self, segment: _Segment, job: ScheduledJob, waves: list[np.ndarray], spent: float) -> None:
         request = segment.request
         if self._cancelled(request) or segment.synthesis is None:
             return  # picked up and closed on the next scheduling pass

@@ -15,23 +15,30 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from ..engine.reference import load_audio
-from ..engine.voice import PreparedClip, prepare_clip
+from ..engine.voice import PreparedClip, Voice, prepare_clip
 from ..errors import ReferenceAudioError, VoiceUnavailableError
 from .builtin import fetch_builtin_voice
 from .folder import VoiceInfo
-
-if TYPE_CHECKING:
-    from ..engine import Engine, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
 FORMAT = 3
 """Of the cache files and their keys (2 and v1 before they had one owner)."""
+
+
+class VoiceEngine(Protocol):
+    """What preparing a voice needs from the engine (`Engine` has it): its identity, part of the cache key,
+    and `voice`, a prepared clip's mel on the engine's device."""
+
+    @property
+    def identity(self) -> str: ...
+
+    def voice(self, clip: PreparedClip) -> Voice: ...
 
 
 def prepared_voice_key(audio_bytes: bytes, transcript: str, engine_identity: str) -> str:
@@ -98,7 +105,7 @@ class PreparedVoices:
             _LOGGER.warning("Shutting down while %s was being written: removing it", tmp.name)
             tmp.unlink(missing_ok=True)
 
-    def get(self, engine: Engine, info: VoiceInfo) -> Voice:
+    def get(self, engine: VoiceEngine, info: VoiceInfo) -> Voice:
         audio_path = info.reference_audio
         if info.builtin is not None:
             audio_path = fetch_builtin_voice(self._cache_dir, info.builtin)

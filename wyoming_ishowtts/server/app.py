@@ -1,0 +1,183 @@
+"""The server's life: voices, the engine worker, the listener, zeroconf, and a shutdown it owns.
+
+`Service.run` listens at once and loads the model in the worker thread, so ``describe`` is answered while
+it loads (Home Assistant allows one second). It returns the process's exit status:
+
+- SIGTERM or SIGINT (`request_stop`): stop listening and reading, cancel running synthesis, wait at most
+  ``--shutdown-timeout`` for the engine thread, exit 0;
+- end of input on ``stdio://``: finish the answers already asked for (at most ``--shutdown-timeout``),
+  then the same, exit 0;
+- a model that cannot be loaded: exit 1.
+
+Only the public API of the `wyoming` library is used: the TCP and Unix listeners' ``start``/``stop``, and
+for ``stdio://`` its stdin/stdout streams with this server's own event handler, so a stdio client gets the
+same hardened reading and the same answers as a socket client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+from urllib.parse import urlparse
+
+from wyoming.event import async_get_stdin, async_get_stdout
+from wyoming.server import AsyncServer
+
+from .. import __version__
+from ..engine.core import Engine
+from ..engine.options import EngineSettings
+from ..voices.builtin import BUILTIN_VOICE
+from ..voices.cache import PreparedVoices
+from ..voices.registry import VoiceRegistry
+from .handler import IShowTtsEventHandler, ServerState
+from .settings import ServerSettings
+from .worker import EngineWorker, SynthesisEngine
+
+_LOGGER = logging.getLogger(__name__)
+
+EngineFactory = Callable[[], SynthesisEngine]
+"""Makes the engine; called once, in the worker thread (loading takes seconds to minutes)."""
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Service:
+    """One server: build it on the event loop that will run it, then `run` it."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        engine_settings: EngineSettings,
+        engine_factory: EngineFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine_settings = engine_settings
+        self._engine_factory = engine_factory or partial(Engine.load, engine_settings)
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.registry = VoiceRegistry(
+            settings.voices_dirs,
+            default_voice=settings.default_voice,
+            builtin=BUILTIN_VOICE if settings.builtin_voice else None,
+            cache_dir=settings.cache_dir,
+        )
+        self._fatal: asyncio.Future[BaseException] = self._loop.create_future()
+        self.worker = EngineWorker(
+            self._engine_factory,
+            self.registry,
+            PreparedVoices(settings.cache_dir),
+            self._loop,
+            warm_up=engine_settings.warmup,
+            max_queued_per_client=settings.max_queued_per_client,
+            max_queued_total=settings.max_queued_total,
+            max_buffered_pieces=settings.max_buffered_pieces,
+            max_batch=settings.batch_requests,
+            on_fatal=self._on_fatal,
+        )
+        self.state = ServerState(
+            settings=settings, registry=self.registry, worker=self.worker, version=__version__
+        )
+
+    def request_stop(self) -> None:
+        """What SIGTERM and SIGINT do. Call it on the service's loop (``call_soon_threadsafe`` from elsewhere)."""
+        self._stop.set()
+
+    def _on_fatal(self, err: BaseException) -> None:
+        if not self._fatal.done():
+            self._fatal.set_result(err)
+
+    async def run(self) -> int:
+        """Serve until stopped; the exit status (0, or 1 when the model could not be loaded)."""
+        voices = await asyncio.to_thread(self.registry.scan)
+        _LOGGER.info("Voices: %s", ", ".join(voices) or "none")
+        self._install_stop_signals()
+        _LOGGER.info("Loading model %s", self._engine_settings.model)
+        self.worker.start()
+        try:
+            await self._advertise()
+            if urlparse(self.settings.uri).scheme == "stdio":
+                await self._serve_stdio()
+            else:
+                await self._serve_socket()
+        finally:
+            self._remove_stop_signals()
+            for handler in list(self.state.handlers):
+                await handler.disconnect()
+            self.worker.stop(cancel=True)
+            timeout = self.settings.shutdown_timeout
+            if not await asyncio.to_thread(self.worker.join, timeout):
+                _LOGGER.warning("Engine did not stop within %.1f s; exiting anyway", timeout)
+        _LOGGER.info("Stopped")
+        return 1 if self._fatal.done() else 0
+
+    async def _until_stop_or(self, *others: asyncio.Future[Any]) -> None:
+        """Wait for a stop signal, a model that cannot load, or any of `others` to finish."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        waiting: list[asyncio.Future[Any]] = [stop, self._fatal, *others]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if self._fatal.done():
+            _LOGGER.error("Stopping: the model could not be loaded (%s)", self._fatal.result())
+
+    async def _serve_socket(self) -> None:
+        server = AsyncServer.from_uri(self.settings.uri)
+        await server.start(partial(IShowTtsEventHandler, state=self.state))
+        _LOGGER.info("Listening on %s (Wyoming has no authentication)", self.settings.uri)
+        try:
+            await self._until_stop_or()
+        finally:
+            await server.stop()  # closes the listener and every connection's reader
+
+    async def _serve_stdio(self) -> None:
+        """One client on stdin/stdout. End of input finishes the answers asked for, a stop signal does not."""
+        handler = IShowTtsEventHandler(await async_get_stdin(), await async_get_stdout(), state=self.state)
+        _LOGGER.info("Serving on stdio://")
+        reading = asyncio.ensure_future(handler.read_events())
+        await self._until_stop_or(reading)
+        if reading.done() and not self._stop.is_set() and not self._fatal.done():
+            await handler.drain(self.settings.shutdown_timeout)
+        await handler.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+
+    async def _advertise(self) -> None:
+        settings = self.settings
+        if settings.zeroconf_name is None:
+            return
+        parsed = urlparse(settings.uri)
+        if parsed.scheme != "tcp" or parsed.port is None:
+            _LOGGER.error("--zeroconf needs a tcp:// URI; not advertising")
+            return
+        from wyoming.zeroconf import HomeAssistantZeroconf  # the optional `zeroconf` extra
+
+        zeroconf = HomeAssistantZeroconf(
+            port=parsed.port, name=settings.zeroconf_name, host=settings.zeroconf_host
+        )
+        await zeroconf.register_server()
+        _LOGGER.info("Advertised as %s over zeroconf", settings.zeroconf_name)
+
+    def _install_stop_signals(self) -> None:
+        for sig in STOP_SIGNALS:
+            # Not where signals cannot be handled: another thread (the in-process tests), some platforms.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(sig, self.request_stop)
+
+    def _remove_stop_signals(self) -> None:
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.remove_signal_handler(sig)
+
+
+async def serve(
+    settings: ServerSettings, engine_settings: EngineSettings, engine_factory: EngineFactory | None = None
+) -> int:
+    """Run a server until SIGTERM, SIGINT or the end of stdio input (exit status 0), or until the model
+    cannot be loaded (1). `engine_factory` makes the engine (default: `Engine.load(engine_settings)`)."""
+    return await Service(settings, engine_settings, engine_factory).run()
