@@ -34,6 +34,9 @@ from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
+from wyoming_ishowtts.errors import MalformedEventError
+from wyoming_ishowtts.server.protocol import MAX_EVENT_LINE, BadEvent, FramingLost, read_event
+
 MAX_CONNECTIONS = 16
 MAX_QUEUED_PER_CLIENT = 2
 MAX_QUEUED_TOTAL = 8
@@ -609,3 +612,56 @@ def test_server_survived_the_fuzzing(target: FuzzTarget) -> None:
     log = server.log()
     for marker in ("Traceback", "exception was never retrieved", "ERROR"):
         assert marker not in log, log[max(0, log.find(marker) - 2000) : log.find(marker) + 3000]
+
+
+# -- the framing alone: protocol.py on an in-memory stream, no socket and no server --------------------
+
+
+def read_all(data: bytes) -> list[Event | MalformedEventError]:
+    """Every event `read_event` finds in `data`, or the error it raised in its place; a lost framing, or the
+    end of input inside an event, ends the reading, as either ends a connection."""
+
+    async def go() -> list[Event | MalformedEventError]:
+        reader = asyncio.StreamReader(limit=MAX_EVENT_LINE)
+        reader.feed_data(data)
+        reader.feed_eof()
+        found: list[Event | MalformedEventError] = []
+        while True:
+            try:
+                event = await read_event(reader)
+            except BadEvent as err:
+                found.append(err)
+                continue
+            except FramingLost as err:
+                found.append(err)
+                return found
+            except asyncio.IncompleteReadError:  # the input ended inside an event's data: as a connection
+                return found
+            if event is None:
+                return found
+            found.append(event)
+
+    return asyncio.run(go())
+
+
+@FUZZ_SETTINGS
+@given(data=byte_streams)
+def test_the_framing_reads_any_bytes_as_events_or_malformed_event_errors(data: bytes) -> None:
+    """The same byte streams as above, without a server: nothing but events and malformed-event errors."""
+    for found in read_all(data):
+        assert isinstance(found, (Event, MalformedEventError)), found
+
+
+# NaN is JSON that Python reads; the handler refuses it as text, after the framing.
+UNREADABLE = {**HOSTILE_LINES, **{k: v for k, v in HOSTILE_SYNTHESIZE.items() if "surrogate" in k}}
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [(line, BadEvent) for line in UNREADABLE.values()]
+    + [(line, FramingLost) for line in FRAMING_BREAKERS.values()],
+    ids=[*UNREADABLE, *FRAMING_BREAKERS],
+)
+def test_the_framing_turns_each_hostile_line_into_one_error(line: bytes, error: type[Exception]) -> None:
+    found = read_all(line)
+    assert len(found) == 1 and type(found[0]) is error, found

@@ -1,8 +1,9 @@
-"""One Wyoming event handler per client connection.
+"""One Wyoming event handler per client connection: dispatch, the stream state machine, the queue of
+answers.
 
-The handler reads events and answers ``describe``/``ping`` itself, at once; synthesis is handed to
-the engine worker and its audio is written by a per-connection responder task, so reading never
-waits for audio.  That is what lets the server notice a client that disconnects mid-answer (its work
+The handler reads events (protocol.py: the hardened framing) and answers ``describe``/``ping``
+itself, at once; synthesis is handed to the engine worker and its audio is written by a per-connection
+responder task (responder.py writes each answer), so reading never waits for audio.  That is what lets the server notice a client that disconnects mid-answer (its work
 is cancelled), answer ``describe`` on a connection that is also receiving audio, and enforce the
 idle timeout of a stream.
 
@@ -27,12 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
 from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
@@ -47,7 +45,6 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from ..engine.options import SAMPLE_RATE
 from ..errors import (
     BusyError,
     EmptyTextError,
@@ -62,35 +59,19 @@ from ..errors import (
 )
 from ..voices.folder import VoiceInfo
 from ..voices.registry import VoiceRegistry
-from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
+from .protocol import BadEvent, FramingLost, is_synthesize, read_event
+from .responder import ResponseWriter
 from .sentences import SentenceSplitter
 from .settings import ServerSettings
-from .worker import Abort, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
+from .worker import Abort, Close, EngineWorker, Request
 
 _LOGGER = logging.getLogger(__name__)
-
-# Clients only send small JSON events to a TTS server; anything bigger is a broken or hostile client.
-MAX_EVENT_LINE = 64 * 1024
-MAX_EVENT_DATA = 1024 * 1024
-MAX_EVENT_PAYLOAD = 1024 * 1024
 
 PROGRAM_NAME = "ishowtts"
 F5_ATTRIBUTION = Attribution(name="F5-TTS (SWivid)", url="https://github.com/SWivid/F5-TTS")
 USER_VOICE_ATTRIBUTION = Attribution(name="local voice", url="")
 
 _client_ids = itertools.count(1)
-
-
-class _FramingLost(MalformedEventError):
-    """The byte stream can no longer be split into events; the connection must end."""
-
-
-class _BadEvent(MalformedEventError):
-    """One event was malformed but the next one can still be read."""
-
-    def __init__(self, message: str, event_type: object = None) -> None:
-        super().__init__(message)
-        self.event_type = event_type  # when the header was readable: a bad `synthesize` fails a request
 
 
 @dataclass(frozen=True)
@@ -101,37 +82,9 @@ class _Refusal:
     error: IShowTTSError
 
 
-def _parse_json(raw: bytes, what: str) -> Any:
-    """Decode one JSON document from a client, turning every way it can be bad into ``_BadEvent``.
-
-    ``json.loads`` raises more than ``JSONDecodeError`` on hostile input: ``RecursionError`` for
-    deeply nested arrays (a 64 KiB header of ``[`` is enough) and a plain ``ValueError`` for an
-    integer longer than Python's 4300-digit limit.  Those used to escape the read loop and end the
-    connection without an ``error`` event.  JSON's ``\\ud800`` escapes also let a client send lone
-    surrogates, which are not Unicode text: they cannot be encoded as UTF-8, so they would fail
-    later deep inside the engine (``synthesis-failed``) or when the server writes its answer.
-    """
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise _BadEvent(f"{what} is not valid JSON: {type(err).__name__}: {str(err)[:200]}") from None
-
-
-def _check_unicode(value: Any, what: str) -> None:
-    """Refuse lone surrogates (see ``_parse_json``); called once the whole event has been read."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise _BadEvent(f"{what} contains text that is not valid Unicode (a lone surrogate)") from None
-
-
-def _is_synthesize(event_type: object) -> bool:
-    return isinstance(event_type, str) and Synthesize.is_type(event_type)
-
-
 @dataclass
 class ServerState:
-    """What all handlers share; built once in ``__main__``."""
+    """What all handlers share; built once by app.py's `Service`."""
 
     settings: ServerSettings
     registry: VoiceRegistry
@@ -200,11 +153,11 @@ class IShowTtsEventHandler(AsyncEventHandler):
         try:
             while self._reading:
                 try:
-                    event = await self._read_event()
-                except _BadEvent as err:
-                    await self._refuse(err, asked_for_audio=_is_synthesize(err.event_type))
+                    event = await read_event(self.reader)
+                except BadEvent as err:
+                    await self._refuse(err, asked_for_audio=is_synthesize(err.event_type))
                     continue
-                except _FramingLost as err:
+                except FramingLost as err:
                     await self._error(MalformedEventError(f"{err}; closing the connection"))
                     break
                 if event is None:
@@ -220,49 +173,6 @@ class IShowTtsEventHandler(AsyncEventHandler):
         """The server is stopping: read no further (what was asked for is cancelled by `disconnect`)."""
         self._reading = False
         await super().stop()
-
-    async def _read_event(self) -> Event | None:
-        reader = self.reader
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as err:
-            if err.partial.strip():
-                raise _FramingLost("connection ended inside an event") from None
-            return None
-        except asyncio.LimitOverrunError:
-            raise _FramingLost(f"event header longer than {MAX_EVENT_LINE} bytes") from None
-        except ValueError as err:  # older Pythons report an overrun as ValueError
-            raise _FramingLost(str(err)) from None
-        header = _parse_json(line, "event header")
-        if not isinstance(header, dict):
-            raise _BadEvent("event header must be a JSON object")
-        data_length = header.get("data_length") or 0
-        payload_length = header.get("payload_length") or 0
-        for name, value, limit in (
-            ("data_length", data_length, MAX_EVENT_DATA),
-            ("payload_length", payload_length, MAX_EVENT_PAYLOAD),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise _FramingLost(f"{name} must be a non-negative integer")
-            if value > limit:
-                raise _FramingLost(f"{name} {value} exceeds the limit of {limit} bytes")
-        data = header.get("data") or {}
-        extra = await reader.readexactly(data_length) if data_length else b""
-        payload = await reader.readexactly(payload_length) if payload_length else None
-        event_type = header.get("type")
-        if not isinstance(event_type, str) or not isinstance(data, dict):
-            raise _BadEvent("event needs a string 'type' and an object 'data'", event_type)
-        try:
-            if extra:
-                more = _parse_json(extra, "event data")
-                if not isinstance(more, dict):
-                    raise _BadEvent("event data must be a JSON object")
-                data.update(more)
-            _check_unicode(header, "event header")
-            _check_unicode(data, "event data")
-        except _BadEvent as err:
-            raise _BadEvent(str(err), event_type) from None
-        return Event(type=event_type, data=data, payload=payload)
 
     async def disconnect(self) -> None:
         """Cancel everything this client asked for; other clients are not affected."""
@@ -294,7 +204,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             await self._refuse(
                 MalformedEventError(f"malformed {event.type!r} event: {err!r}"),
-                asked_for_audio=_is_synthesize(event.type),
+                asked_for_audio=is_synthesize(event.type),
             )
         return True
 
@@ -520,7 +430,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
                 self._end_connection()
                 return
             try:
-                ended = await self._respond(request)
+                ended = await ResponseWriter(request, self.state.worker, self.settings, self._send).write()
             except (ConnectionError, RuntimeError) as err:
                 _LOGGER.debug("%s: client went away (%s)", request.label, err)
                 self.state.worker.cancel_client(self.client_id)
@@ -540,69 +450,6 @@ class IShowTtsEventHandler(AsyncEventHandler):
         for request in self._open:
             self.state.worker.cancel_request(request)
         self.writer.close()
-
-    async def _respond(self, request: Request) -> bool:
-        """Write one response: audio as each piece arrives, one audio-start, one audio-stop.
-
-        True when the response failed and was a plain one: then the connection must close."""
-        settings = self.settings
-        worker = self.state.worker
-        rate = settings.output_rate
-        resampler = StreamResampler(SAMPLE_RATE, rate)
-        started = False
-        failed = False
-        closed = False
-        done = 0
-        sent_samples = 0
-
-        async def send_audio(audio: Any) -> None:
-            nonlocal started, sent_samples
-            pcm = float_to_int16_bytes(audio)
-            if not pcm:
-                return
-            if not started:
-                started = True
-                _LOGGER.debug("%s: audio-start", request.label)
-                await self._send(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
-            for payload in split_pcm(pcm, settings.samples_per_chunk):
-                chunk = AudioChunk(
-                    rate=rate,
-                    width=SAMPLE_WIDTH,
-                    channels=CHANNELS,
-                    audio=payload,
-                    timestamp=sent_samples * 1000 // rate,
-                )
-                await self._send(chunk.event())
-                sent_samples += len(payload) // SAMPLE_WIDTH
-
-        while not (closed and (failed or done >= request.submitted)):
-            item = await request.results.get()
-            if isinstance(item, Piece):
-                worker.taken(request)
-                if not failed:
-                    await send_audio(resampler.process(item.audio))
-            elif isinstance(item, SegmentDone):
-                done += 1
-            elif isinstance(item, (SegmentFailed, Abort)):
-                if isinstance(item, Abort) and item.close:
-                    closed = True
-                if not failed:
-                    failed = True
-                    worker.cancel_request(request)
-                    _LOGGER.info("%s failed: %s (%s)", request.label, item.text, item.code)
-                    await self._send_error(item.code, item.text)
-            elif isinstance(item, Close):
-                closed = True
-        if started:
-            if not failed:
-                await send_audio(resampler.flush())
-            await self._send(AudioStop().event())
-        if request.streaming:
-            await self._send(SynthesizeStopped().event())
-        _LOGGER.info(
-            "%s: %s, %.2f s of audio", request.label, "failed" if failed else "done", sent_samples / rate
-        )
-        return failed and not request.streaming
 
     async def _error(self, error: IShowTTSError) -> None:
         await self._send_error(error.code, str(error))
