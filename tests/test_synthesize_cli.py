@@ -1,12 +1,18 @@
-"""`python -m wyoming_ishowtts.synthesize`: try a voice without a server."""
+"""`python -m wyoming_ishowtts.synthesize`: try a voice without a server, and hear what the server would say."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import soundfile
-from conftest import PYTHON, ROOT, make_voice
+from conftest import PYTHON, ROOT, audio_of, connect, make_voice, read_until
+from inprocess import run_server
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+from wyoming_ishowtts.engine import Engine, EngineSettings
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,3 +75,31 @@ def test_bad_step_count_is_an_argument_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "argument --nfe" in result.stderr and "auto" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_cli_and_the_server_give_the_same_samples(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A voice whose voice.toml sets seed, nfe and speed: the CLI (no flags) and the server apply them alike,
+    so the same text comes out as the same 16-bit samples."""
+    voices = tmp_path / "voices"
+    make_voice(voices, "tone", toml="seed = 7\nnfe = 3\nspeed = 0.9\n")
+    text = "The command line and the server speak alike."
+    out = tmp_path / "cli.wav"
+    result = run_cli(
+        "--model-dir", str(tiny_model_dir), "--voice-dir", str(voices / "tone"), "--device", "cpu",
+        "--precision", "fp32", "--text", text, "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cli, rate = soundfile.read(out, dtype="int16")
+    assert rate == 24000
+
+    engine = Engine.load(EngineSettings(model_dir=tiny_model_dir, device="cpu", precision="fp32"))
+    with run_server(engine, voices, tmp_path / "cache") as server:
+
+        async def ask() -> bytes:
+            async with connect(server.uri) as client:
+                await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="tone")).event())
+                return audio_of(await read_until(client, "audio-stop"))
+
+        served = np.frombuffer(asyncio.run(ask()), dtype="<i2")
+    assert len(cli) > 0.5 * rate
+    assert np.array_equal(cli, served), (len(cli), len(served))

@@ -2,11 +2,16 @@
 
 python -m wyoming_ishowtts.synthesize --voice-dir voices/NAME --text "Hello." -o out.wav
 python -m wyoming_ishowtts.synthesize --model-dir DIR --voice-dir voices/NAME --text "Hello." -o out.wav
+
+The voice folder is read as the server reads it (its voice.toml's speed, nfe, seed and other options
+apply) and the audio is written as the server sends it (16-bit, 24 kHz), so a voice sounds the same
+here as from the server; --nfe, --seed and --speed, when given, override the voice's settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -15,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .arguments import nfe
+from .arguments import nfe, positive_float
 from .engine.core import Engine
-from .engine.options import DEFAULT_MODEL, EngineSettings, SynthesisOptions
+from .engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from .engine.reference import load_audio
 from .errors import IShowTTSError
+from .server.pcm import float_to_int16_bytes
+from .voices.folder import load_voice_dir, synthesis_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,17 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"hub model name (default: {DEFAULT_MODEL})")
     parser.add_argument("--model-dir", type=Path, help="local model folder (see README)")
     parser.add_argument(
-        "--voice-dir", type=Path, required=True, help="folder with reference.wav + reference.txt"
+        "--voice-dir", type=Path, required=True, help="voice folder: reference.wav, reference.txt, voice.toml"
     )
     parser.add_argument("--text", help="text to speak (default: read standard input)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument(
-        "--nfe", type=nfe, default=None, metavar="auto|N", help="sampler steps per chunk (default: auto)"
+        "--nfe",
+        type=nfe,
+        default=None,
+        metavar="auto|N",
+        help="sampler steps (default: the voice's, else auto)",
     )
-    parser.add_argument("--seed", type=int, help="random seed (default: random)")
-    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, help="random seed (default: the voice's, else random)")
+    parser.add_argument("--speed", type=positive_float, help="speaking rate (default: the voice's, else 1.0)")
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -49,28 +60,34 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(message)s"
     )
+    try:
+        info = load_voice_dir(args.voice_dir)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    given = {"nfe": args.nfe, "seed": args.seed, "speed": args.speed}
+    options = dataclasses.replace(
+        synthesis_options(info), **{name: value for name, value in given.items() if value is not None}
+    )
     text = args.text if args.text is not None else sys.stdin.read()
     try:
         engine = Engine.load(
             EngineSettings(
-                model=args.model,
-                model_dir=args.model_dir,
-                device=args.device,
-                precision=args.precision,
-                nfe=args.nfe,
+                model=args.model, model_dir=args.model_dir, device=args.device, precision=args.precision
             )
         )
-        transcript = (args.voice_dir / "reference.txt").read_text(encoding="utf-8")
-        audio, rate = load_audio(args.voice_dir / "reference.wav")
-        voice = engine.prepare_voice(audio, rate, transcript, name=args.voice_dir.name)
+        audio, rate = load_audio(info.reference_audio)
+        voice = engine.prepare_voice(audio, rate, info.transcript, name=info.name)
         started = time.monotonic()
-        wave = engine.synthesize_all(voice, text, SynthesisOptions(seed=args.seed, speed=args.speed))
+        wave = engine.synthesize_all(voice, text, options)
     except (IShowTTSError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - started
-    sf.write(args.output, np.clip(wave, -1.0, 1.0), engine.sample_rate, subtype="PCM_16")
-    seconds = len(wave) / engine.sample_rate
+    sf.write(
+        args.output, np.frombuffer(float_to_int16_bytes(wave), dtype="<i2"), SAMPLE_RATE, subtype="PCM_16"
+    )
+    seconds = len(wave) / SAMPLE_RATE
     print(
         f"{args.output}: {seconds:.2f} s of audio in {elapsed:.2f} s (RTF {elapsed / max(seconds, 1e-9):.3f})"
     )
