@@ -28,15 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from wyoming_ishowtts.engine.options import SAMPLE_RATE
 
+from .clips import expected_seconds, make_voice
 from .launcher import ServerProcess
 
 VOICE = "tone"
-TRANSCRIPT = "This is a short test voice."
-CLIP_SECONDS = 3.0
 MAX_TEXT_CHARS = 400
 READ_TIMEOUT = 120.0
 
@@ -112,27 +109,6 @@ class Report:
 # -- the server ------------------------------------------------------------------------------------
 
 
-def write_voice(voices_dir: Path) -> None:
-    """A speech-like synthetic clip (harmonics, syllable-rate modulation, two short gaps)."""
-    import soundfile
-
-    rate = SAMPLE_RATE
-    t = np.arange(int(CLIP_SECONDS * rate)) / rate
-    audio = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.15 * np.sin(2 * np.pi * 360 * t)
-    audio *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
-    for start in (0.3, 0.65):
-        audio[int(start * len(t)) : int((start + 0.05) * len(t))] = 0.0
-    folder = voices_dir / VOICE
-    folder.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(folder / "reference.wav"), audio.astype(np.float32), rate, subtype="PCM_16")
-    (folder / "reference.txt").write_text(TRANSCRIPT + "\n", encoding="utf-8")
-
-
-def expected_seconds(text: str) -> float:
-    """Upstream's duration rule: generated frames = reference frames * text bytes / reference bytes."""
-    return CLIP_SECONDS * len(text.encode("utf-8")) / (len(TRANSCRIPT.encode("utf-8")) + 2)
-
-
 def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -174,7 +150,7 @@ class RssSampler:
 
 def start_server(args: argparse.Namespace, work: Path, model_dir: Path) -> ServerProcess:
     voices = work / "voices"
-    write_voice(voices)
+    make_voice(voices, VOICE)
     server = ServerProcess(
         [
             "--model-dir",

@@ -14,52 +14,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 from wyoming.event import Event
 from wyoming.info import Describe
 
+from ishowtts_dev.clips import TONE_TRANSCRIPT as TONE_TRANSCRIPT
+from ishowtts_dev.clips import expected_seconds as expected_seconds
+from ishowtts_dev.clips import make_voice as make_voice
+from ishowtts_dev.clips import write_tone_clip as write_tone_clip
 from ishowtts_dev.launcher import ServerProcess as ServerProcess
 from ishowtts_dev.launcher import free_port as free_port
 from ishowtts_dev.wyoming_client import WyomingConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-TONE_TRANSCRIPT = "This is a short test voice."
-TONE_SECONDS = 3.0
 START_TIMEOUT = 120.0
 READ_TIMEOUT = 60.0
-
-
-def write_tone_clip(
-    path: Path, seconds: float = TONE_SECONDS, rate: int = 24000, silent: bool = False
-) -> None:
-    """A speech-like test clip: harmonic tone, syllable-rate amplitude modulation, two short gaps."""
-    t = np.arange(int(seconds * rate)) / rate
-    audio = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.15 * np.sin(2 * np.pi * 360 * t)
-    audio *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
-    for start in (0.3, 0.65):
-        audio[int(start * len(t)) : int((start + 0.05) * len(t))] = 0.0
-    if silent:
-        audio[:] = 0.0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), audio.astype(np.float32), rate, subtype="PCM_16")
-
-
-def make_voice(
-    root: Path,
-    name: str,
-    transcript: str = TONE_TRANSCRIPT,
-    toml: str | None = None,
-    seconds: float = TONE_SECONDS,
-) -> Path:
-    directory = root / name
-    write_tone_clip(directory / "reference.wav", seconds=seconds)
-    (directory / "reference.txt").write_text(transcript + "\n", encoding="utf-8")
-    if toml is not None:
-        (directory / "voice.toml").write_text(toml, encoding="utf-8")
-    return directory
 
 
 @pytest.fixture(scope="session")
@@ -168,14 +138,3 @@ async def read_until(client: WyomingConnection, last: str) -> list[Event]:
 
 def audio_of(events: list[Event]) -> bytes:
     return b"".join(e.payload or b"" for e in events if e.type == "audio-chunk")
-
-
-def utf8_len(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def expected_seconds(
-    text: str, transcript: str = TONE_TRANSCRIPT, ref_seconds: float = TONE_SECONDS
-) -> float:
-    """Upstream's duration rule: generated frames = ref_frames * gen_bytes / ref_bytes."""
-    return ref_seconds * utf8_len(text) / (utf8_len(transcript) + 2)

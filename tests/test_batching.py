@@ -23,6 +23,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
 from wyoming_ishowtts.engine.synthesis import ChunkJob, Synthesis
+from wyoming_ishowtts.engine.voice import tone_clip
 
 TEXTS = {
     "alpha": "A first request, with three parts. It keeps on going for a while. And then it ends.",
@@ -32,20 +33,16 @@ TEXTS = {
 POISON = "This request breaks any batch it is in."
 
 
-def tone(seconds: float, pitch: float, level: float) -> np.ndarray:
-    t = np.arange(int(24000 * seconds)) / 24000
-    wave = np.sin(2 * np.pi * pitch * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
-    return (level * wave).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> Engine:
     return Engine.load(EngineSettings(model_dir=tiny_model_dir, device="cpu", precision="fp32", nfe=2))
 
 
 def test_requests_with_different_voices_share_a_batch(engine: Engine) -> None:
-    loud = engine.prepare_voice(tone(2.0, 200, 0.3), 24000, "Hello world.", trim=False)
-    quiet = engine.prepare_voice(tone(3.1, 150, 0.02), 24000, "A quieter and longer voice.", trim=False)
+    loud = engine.prepare_voice(tone_clip(2.0, pitch=200, level=0.3), 24000, "Hello world.", trim=False)
+    quiet = engine.prepare_voice(
+        tone_clip(3.1, pitch=150, level=0.02), 24000, "A quieter and longer voice.", trim=False
+    )
     assert quiet.rms < 0.1 < loud.rms and loud.mel.shape[1] != quiet.mel.shape[1]
     opts = SynthesisOptions(seed=3, max_chars=30, first_chunk_max_chars=None)
     requests = [(loud, TEXTS["alpha"]), (quiet, TEXTS["beta"])]
@@ -75,7 +72,7 @@ def test_requests_with_different_voices_share_a_batch(engine: Engine) -> None:
 
 
 def test_jobs_with_different_steps_are_not_batched(engine: Engine) -> None:
-    voice = engine.prepare_voice(tone(2.0, 200, 0.3), 24000, "Hello world.", trim=False)
+    voice = engine.prepare_voice(tone_clip(2.0, pitch=200, level=0.3), 24000, "Hello world.", trim=False)
     two = engine.begin(voice, "Two steps.", SynthesisOptions(nfe=2, seed=1)).next_job()
     three = engine.begin(voice, "Three steps.", SynthesisOptions(nfe=3, seed=1)).next_job()
     assert two is not None and three is not None

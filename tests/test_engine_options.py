@@ -14,6 +14,7 @@ import torch
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
 from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
+from wyoming_ishowtts.engine.voice import tone_clip
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.tools.random_model import write_random_model
 
@@ -26,8 +27,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def clip() -> np.ndarray:
-    t = np.arange(48000) / 24000
-    return (0.2 * np.sin(2 * np.pi * 200 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    return tone_clip(2.0, pitch=200, level=0.2)
 
 
 def test_policy_first_chunk_is_short_grid() -> None:

@@ -33,16 +33,13 @@ build; without it the install step fails and so does this test.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
@@ -51,6 +48,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from ishowtts_dev.clips import make_voice
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = ROOT / "docker" / "install-wheel.sh"
@@ -178,24 +177,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(venv=venv, python=python, wheel=wheel, torch_layer=linked)
 
 
-def write_voice(directory: Path, seconds: float = 3.0, rate: int = 24000) -> None:
-    """A speech-like clip (harmonics, syllable-rate envelope) and its transcript."""
-    directory.mkdir(parents=True)
-    frames = bytearray()
-    for i in range(int(seconds * rate)):
-        t = i / rate
-        sample = (0.3 * math.sin(2 * math.pi * 180 * t) + 0.15 * math.sin(2 * math.pi * 360 * t)) * (
-            0.6 + 0.4 * math.sin(2 * math.pi * 3 * t)
-        )
-        frames += struct.pack("<h", int(sample * 32767))
-    with wave.open(str(directory / "reference.wav"), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    (directory / "reference.txt").write_text("This is a short test voice.\n", encoding="utf-8")
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -237,7 +218,7 @@ def server(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> It
         timeout=300,
     )
     data = work / "data"
-    write_voice(data / "voices" / "test")
+    make_voice(data / "voices", "test")  # the tests' tone voice
     port = free_port()
     uri = f"tcp://127.0.0.1:{port}"
     env = {

@@ -32,7 +32,7 @@ from .sampler import draw_noise, sample
 from .synthesis import CancelCheck, ChunkJob, Synthesis, plan_chunks
 from .tokenizer import Vocab, text_to_tokens
 from .vocoder import Vocos
-from .voice import MIN_FRAMES, TARGET_RMS, PreparedClip, Voice, prepare_clip
+from .voice import MIN_FRAMES, TARGET_RMS, PreparedClip, Voice, prepare_clip, tone_clip
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -164,11 +164,7 @@ class Engine:
     def warm_up(self, voice: Voice | None = None, steps: int = 1) -> None:
         """Run the whole path once so the first real request pays no one-time costs (allocations, kernels)."""
         if voice is None:
-            t = np.arange(SAMPLE_RATE * 2) / SAMPLE_RATE
-            tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(
-                np.float32
-            )
-            voice = self.prepare_voice(tone, SAMPLE_RATE, "Warm up.")
+            voice = self.prepare_voice(tone_clip(2.0, pitch=220.0), SAMPLE_RATE, "Warm up.")
         started = time.monotonic()
         self.synthesize_all(voice, "Warming up the engine.", SynthesisOptions(nfe=steps, seed=0))
         if self.settings.length_bucket > 0:

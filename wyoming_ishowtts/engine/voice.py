@@ -48,6 +48,20 @@ class Voice(PreparedClip):
     """(1, frames, 100) on the engine's device in the model's dtype; frames = samples // 256 + 1."""
 
 
+def tone_clip(
+    seconds: float = 3.0, pitch: float = 180.0, level: float = 0.3, rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """A speech-like synthetic clip: a tone and its octave, opened and closed at a syllable rate (3 Hz),
+    with two short gaps. The engine warms up with it when no voice is given; the tests, the soak run and
+    the wheel test speak with it (ishowtts_dev/clips.py writes it as a voice folder)."""
+    t = np.arange(int(seconds * rate)) / rate
+    audio = level * np.sin(2 * np.pi * pitch * t) + level / 2 * np.sin(2 * np.pi * 2 * pitch * t)
+    audio *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
+    for start in (0.3, 0.65):
+        audio[int(start * len(t)) : int((start + 0.05) * len(t))] = 0.0
+    return audio.astype(np.float32)
+
+
 def prepare_clip(
     audio: np.ndarray, sample_rate: int, text: str, name: str = "", trim: bool = True
 ) -> PreparedClip:
