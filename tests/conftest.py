@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 from wyoming.event import Event
 from wyoming.info import Describe
 
@@ -25,6 +28,7 @@ from ishowtts_dev.clips import write_tone_clip as write_tone_clip
 from ishowtts_dev.launcher import ServerProcess as ServerProcess
 from ishowtts_dev.launcher import free_port as free_port
 from ishowtts_dev.wyoming_client import WyomingConnection
+from wyoming_ishowtts.engine import Engine, EngineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -138,3 +142,43 @@ async def read_until(client: WyomingConnection, last: str) -> list[Event]:
 
 def audio_of(events: list[Event]) -> bytes:
     return b"".join(e.payload or b"" for e in events if e.type == "audio-chunk")
+
+
+def check_audio(events: list[Event], text: str) -> None:
+    """One whole answer, no error, as long as upstream's duration rule says (within 0.6-1.4x)."""
+    types = [e.type for e in events]
+    assert "error" not in types, [e.data for e in events if e.type == "error"]
+    assert types.count("audio-start") == 1 and types[-1] == "audio-stop", types
+    seconds = len(audio_of(events)) / 2 / 24000
+    expected = expected_seconds(text)
+    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
+
+
+class RunsCode:
+    """A pickle payload: unpickling it with weights_only=False calls os.mkdir(marker), a stand-in for any
+    code a malicious checkpoint or cache file could run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def nan_forward_once(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The model's first forward afterwards returns NaNs (a half-precision overflow); the calls are counted."""
+    original = model.forward
+    calls: list[int] = []
+
+    def nan_once(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(*args, **kwargs)
+        calls.append(1)
+        return torch.full_like(out, float("nan")) if len(calls) == 1 else out
+
+    monkeypatch.setattr(model, "forward", nan_once)
+    return calls
+
+
+def load_tiny_engine(model_dir: Path, precision: str = "fp32") -> Engine:
+    """An engine on the CPU at two sampler steps: what the in-process server and engine tests drive."""
+    return Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision=precision, nfe=2))

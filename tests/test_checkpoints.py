@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from conftest import RunsCode
 
 from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.engine.checkpoints import read_dit_state, resolve_model_files
@@ -148,3 +150,21 @@ def test_offline_without_local_copy_says_what_to_pass(
 def test_unknown_model_name() -> None:
     with pytest.raises(ModelLoadError, match="Unknown model"):
         resolve_model_files("NotAModel", None)
+
+
+def test_pickle_checkpoint_cannot_run_code(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    tensors: dict[str, Any] = dict(load_file(str(folder / "model.safetensors")))
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "code-ran"
+    tensors["surprise"] = RunsCode(marker)
+    torch.save({"ema_model_state_dict": tensors}, folder / "model_1200000.pt")
+    with pytest.raises(ModelLoadError, match=r"model_1200000\.pt"):
+        Engine.load(EngineSettings(model_dir=folder, device="cpu", precision="fp32"))
+    assert not marker.exists(), "loading the checkpoint ran code"
+    # The same file does run code when loaded the unsafe way: the test above is not vacuous.
+    torch.load(folder / "model_1200000.pt", weights_only=False)
+    assert marker.is_dir()

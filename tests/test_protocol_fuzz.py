@@ -1,4 +1,4 @@
-"""Fuzzing the Wyoming event path against one real server process (issue 6, item 2).
+"""Fuzzing the Wyoming event path: against one real server process, and the framing on its own.
 
 The server listens on a home network and reads whatever any device sends, so its parser and its
 protocol state machine must hold up against anything: random and mutated events, bad JSON, wrong
@@ -8,6 +8,9 @@ Hypothesis writes those byte streams and sends them over raw TCP to one real ser
 keeps asking for speech and checks every answer (format and length) and that ``describe`` is
 answered at once.  The last test checks that the server survived all of it: still running, no
 thread or socket leaked, every connection and queue slot given back, and no traceback in its log.
+
+The framing (server/protocol.py) is also fuzzed on its own, on in-memory streams, with the same
+byte streams and hostile lines.
 
 Hypothesis runs derandomized with no example database, so every run tries the same inputs and CI
 time is bounded.

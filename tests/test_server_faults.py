@@ -1,8 +1,8 @@
-"""Fault injection (issue 6, item 3): every fault gives a clear error or log line and the server goes on.
+"""Faults the server meets: every one gives a clear error or log line, and the server goes on.
 
 Faults inside the engine (an exception, CUDA out-of-memory, a NaN) are injected into a real tiny
-engine that the real server (``serve()``, in-process: see ``inprocess.py``) drives over loopback
-TCP.  Out-of-memory is simulated on the CPU by raising ``torch.cuda.OutOfMemoryError`` from the
+engine that the real server (in-process: see ``inprocess.py``) drives over loopback TCP; how the engine
+itself takes them is in test_engine_faults.py.  Out-of-memory is simulated on the CPU by raising ``torch.cuda.OutOfMemoryError`` from the
 sampler, which is where PyTorch raises it on a GPU.  Voice faults use real files: a reference clip
 that vanished, is silent, too short or not audio, and a prepared-voice cache file that is garbage,
 truncated, or a pickle that would run code.  After each fault the same connection gets full audio,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,12 @@ import pytest
 import torch
 from conftest import (
     TONE_TRANSCRIPT,
-    audio_of,
+    RunsCode,
+    check_audio,
     connect,
-    expected_seconds,
+    load_tiny_engine,
     make_voice,
+    nan_forward_once,
     read_until,
     write_tone_clip,
 )
@@ -34,23 +35,18 @@ from inprocess import InProcessServer, run_server
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice
+from wyoming_ishowtts.engine import Engine, Voice
 from wyoming_ishowtts.engine import core as engine_module
 from wyoming_ishowtts.engine.reference import load_audio
-from wyoming_ishowtts.errors import EngineFailure
 from wyoming_ishowtts.voices.cache import cache_file, prepared_voice_key, read_clip, write_clip
 from wyoming_ishowtts.voices.registry import VoiceRegistry
 
 GOOD_TEXT = "The server is still speaking."
 
 
-def load_engine(model_dir: Path, precision: str = "fp32") -> Engine:
-    return Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision=precision, nfe=2))
-
-
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> Engine:
-    return load_engine(tiny_model_dir)
+    return load_tiny_engine(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +127,6 @@ def _read_through_error(server: InProcessServer, events: list[Event]) -> tuple[l
             return failed, await read_until(client, "audio-stop")
 
     return asyncio.run(go())
-
-
-def check_audio(events: list[Event], text: str) -> None:
-    types = [e.type for e in events]
-    assert "error" not in types, [e.data for e in events if e.type == "error"]
-    assert types[-1] == "audio-stop" and types.count("audio-start") == 1, types
-    seconds = len(audio_of(events)) / 2 / 24000
-    expected = expected_seconds(text)
-    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
 
 
 def error_of(events: list[Event]) -> dict[str, Any]:
@@ -223,24 +210,11 @@ def test_cuda_out_of_memory(
     assert_tone_cache_intact(tone_cache)
 
 
-def _nan_forward_once(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    original = model.forward
-    calls: list[int] = []
-
-    def nan_once(*args: Any, **kwargs: Any) -> torch.Tensor:
-        out = original(*args, **kwargs)
-        calls.append(1)
-        return torch.full_like(out, float("nan")) if len(calls) == 1 else out
-
-    monkeypatch.setattr(model, "forward", nan_once)
-    return calls
-
-
 def test_nan_in_fp32_is_reported(
     server: InProcessServer, engine: Engine, tone_cache: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fp32 has nothing to fall back to: a non-finite result is an error, never noise sent as audio."""
-    _nan_forward_once(engine.model, monkeypatch)
+    nan_forward_once(engine.model, monkeypatch)
     failed, good = _read_through_error(server, [synth("This request gets a NaN.")])
     error = error_of(failed)
     assert error["code"] == "synthesis-failed" and "non-finite" in error["text"]
@@ -254,7 +228,7 @@ def test_engine_failure_in_a_stream_still_ends_the_stream(
     server: InProcessServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Home Assistant waits for synthesize-stopped whatever happens: it must come after the error."""
-    _nan_forward_once(engine.model, monkeypatch)
+    nan_forward_once(engine.model, monkeypatch)
     events = [
         SynthesizeStart(voice=SynthesizeVoice(name="tone")).event(),
         SynthesizeChunk(text="A stream that fails.").event(),
@@ -264,63 +238,6 @@ def test_engine_failure_in_a_stream_still_ends_the_stream(
     assert error_of(failed)["code"] == "synthesis-failed"
     assert failed[-1].type == "synthesize-stopped"
     check_audio(good, GOOD_TEXT)
-
-
-# -- faults inside the engine, in-process ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tone_clip(fault_voices: Path) -> tuple[np.ndarray, int]:
-    return load_audio(fault_voices / "tone" / "reference.wav")
-
-
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_nan_in_half_precision_falls_back_to_fp32(
-    tiny_model_dir: Path,
-    tone_clip: tuple[np.ndarray, int],
-    precision: str,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: Any,
-) -> None:
-    caplog.set_level(logging.WARNING, logger="wyoming_ishowtts")
-    engine = load_engine(tiny_model_dir, precision)
-    voice = engine.prepare_voice(*tone_clip, text=TONE_TRANSCRIPT)
-    calls = _nan_forward_once(engine.model, monkeypatch)
-    audio = engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))
-    assert len(calls) > 2, "the chunk was not synthesized again after the NaN"
-    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
-    assert "switching the model to fp32" in caplog.text
-    assert engine.dtype == torch.float32
-    assert all(p.dtype == torch.float32 for p in engine.model.parameters())
-    # And it stays usable for the next request.
-    assert np.isfinite(engine.synthesize_all(voice, "Again.", SynthesisOptions(nfe=2, seed=2))).all()
-
-
-def test_nan_in_fp32_raises_engine_failure(
-    engine: Engine, tone_clip: tuple[np.ndarray, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    voice = engine.prepare_voice(*tone_clip, text=TONE_TRANSCRIPT)
-    _nan_forward_once(engine.model, monkeypatch)
-    with pytest.raises(EngineFailure, match="non-finite") as err:
-        engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))
-    assert err.value.code == "synthesis-failed"
-    assert np.isfinite(engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))).all()
-
-
-def test_out_of_memory_raises_engine_failure(
-    engine: Engine, tone_clip: tuple[np.ndarray, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    voice = engine.prepare_voice(*tone_clip, text=TONE_TRANSCRIPT)
-
-    def oom(*args: Any, **kwargs: Any) -> torch.Tensor:
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(engine_module, "sample", oom)
-        with pytest.raises(EngineFailure, match="out of memory") as err:
-            engine.synthesize_all(voice, GOOD_TEXT)
-    assert err.value.code == "synthesis-failed"
-    assert len(engine.synthesize_all(voice, GOOD_TEXT, SynthesisOptions(nfe=2, seed=1))) > 0
 
 
 # -- faults in the voices --------------------------------------------------------------------------
@@ -358,16 +275,6 @@ def test_reference_clip_missing(server: InProcessServer, fault_voices: Path, ton
     assert_tone_cache_intact(tone_cache)
 
 
-class _RunsCode:
-    """A pickle that calls os.mkdir(marker) when it is unpickled with weights_only=False."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (os.mkdir, (str(self.marker),))
-
-
 def _garbage(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
     path.write_bytes(b"\x00garbage, not a voice cache" * 10)
 
@@ -380,7 +287,7 @@ def _truncated(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
 
 
 def _malicious(path: Path, engine: Engine, clip: Path, marker: Path) -> None:
-    torch.save({"format": 1, "audio": torch.zeros(1, 5000), "payload": _RunsCode(marker)}, path)
+    torch.save({"format": 1, "audio": torch.zeros(1, 5000), "payload": RunsCode(marker)}, path)
 
 
 @pytest.mark.parametrize(
@@ -418,7 +325,7 @@ def test_corrupt_voice_cache_is_rebuilt_from_the_clip(
 def test_the_malicious_pickle_would_run_code_without_weights_only(tmp_path: Path) -> None:
     """Keeps the pickle test honest: the payload really executes when loaded without weights_only."""
     marker = tmp_path / "code-ran"
-    torch.save({"payload": _RunsCode(marker)}, tmp_path / "evil.voice")
+    torch.save({"payload": RunsCode(marker)}, tmp_path / "evil.voice")
     torch.load(tmp_path / "evil.voice", weights_only=False)
     assert marker.is_dir()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +176,19 @@ def test_check_command_exit_status(tmp_path: Path) -> None:
         [PYTHON, "-m", "wyoming_ishowtts.voices", "check", str(bad)], cwd=ROOT, capture_output=True
     )
     assert fail.returncode == 1 and b"ERROR" in fail.stdout
+
+
+def test_stale_temporary_cache_files_are_removed_at_start(tmp_path: Path) -> None:
+    """A server killed (SIGKILL, power loss) mid-write leaves a temporary file; the next start removes it."""
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = folder / f".abc.{dead.pid}.0123.tmp.voice"
+    ours = folder / f".abc.{os.getpid()}.4567.tmp.voice"
+    alive = folder / f".abc.{os.getppid()}.89ab.tmp.voice"  # another live process may be writing it
+    kept = folder / "abc.voice"
+    for path in (stale, ours, alive, kept):
+        path.write_bytes(b"partial")
+    PreparedVoices(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([alive.name, kept.name])
