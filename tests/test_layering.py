@@ -146,3 +146,36 @@ def test_imports_without_torch(module: str) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "False", f"importing {module} imports torch"
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "wyoming_ishowtts",
+        "wyoming_ishowtts.synthesize",
+        "wyoming_ishowtts.healthcheck",
+        "wyoming_ishowtts.voices",
+        "wyoming_ishowtts.tools.random_model",
+    ],
+)
+def test_the_entry_points_users_and_images_type_still_work(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("wyoming_ishowtts.bench", "ishowtts_dev.bench"),
+        ("wyoming_ishowtts.bench.step", "ishowtts_dev.bench"),
+        ("wyoming_ishowtts.soak", "ishowtts_dev.soak"),
+        ("wyoming_ishowtts.tools.precision", "ishowtts_dev.precision"),
+    ],
+)
+def test_an_old_developer_tool_path_says_where_it_moved(old: str, new: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", old, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0 and f"python -m {new}" in result.stderr, (result.returncode, result.stderr)

@@ -40,6 +40,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
@@ -148,9 +149,13 @@ def build_wheel(work: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel-build"))
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = tmp_path_factory.mktemp("wheel-install")
-    wheel = build_wheel(work)
 
     venv = work / "venv"
     run([sys.executable, "-m", "venv", str(venv)], timeout=300)
@@ -252,6 +257,26 @@ def server(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> It
 
 # --------------------------------------------------------------------------------------------------
 # Tests
+
+# What must never ship: the developer tools (benchmark, soak run, server launcher, precision study, test
+# clips and client), under their new home or their old module paths.
+DEV_ONLY = ("ishowtts_dev", "bench", "soak", "launcher", "precision", "clips", "wyoming_client")
+
+
+def test_the_wheel_holds_what_runs_in_production(wheel: Path) -> None:
+    """The runtime package and its metadata, with the random-model tool (the install test below runs it),
+    and no developer tool."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert {name.split("/")[0] for name in names} == {
+        "wyoming_ishowtts",
+        wheel.name.split("-py")[0] + ".dist-info",
+    }
+    shipped = [name for name in names if any(part in DEV_ONLY for part in Path(name).with_suffix("").parts)]
+    assert shipped == [], shipped
+    for needed in ("__main__", "healthcheck", "synthesize", "engine/core", "server/app", "voices/cache"):
+        assert f"wyoming_ishowtts/{needed}.py" in names, needed
+    assert "wyoming_ishowtts/tools/random_model.py" in names
 
 
 def test_install_used_the_linked_torch_and_installed_the_rest(installed: Installed) -> None:
