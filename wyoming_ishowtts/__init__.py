@@ -1,7 +1,11 @@
 """wyoming-ishowtts: a Wyoming text-to-speech server that speaks in a cloned voice with F5-TTS.
 
-The public API is small: `Engine` (load once), `Voice` (prepare once), `SynthesisOptions` (per request).
-They are imported lazily, so light entry points (the Docker health check) do not pay for importing torch.
+The public API is small: `Engine` (load once), `Voice` (prepare once), `SynthesisOptions` (per request),
+`load_audio` (a reference clip from a file). They are imported lazily, so light entry points (the Docker
+health check) do not pay for importing torch.
+
+Layers: engine/ (the inference library), voices/ (voice folders and their prepared cache), server/ (the
+Wyoming server); errors.py and arguments.py are shared by all three.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .engine import Engine, EngineSettings, SynthesisOptions, Voice
+    from .engine.reference import load_audio
 
 try:
     __version__ = version("wyoming-ishowtts")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["Engine", "EngineSettings", "SynthesisOptions", "Voice", "__version__"]
+__all__ = ["Engine", "EngineSettings", "SynthesisOptions", "Voice", "__version__", "load_audio"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from . import engine
 
         return getattr(engine, name)
+    if name == "load_audio":
+        from .engine.reference import load_audio
+
+        return load_audio
     raise AttributeError(name)

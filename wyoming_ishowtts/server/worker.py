@@ -5,13 +5,14 @@ loop must never block (Home Assistant gives ``describe`` one second).  Why a sch
 lock: with a lock, one long answer makes every other client wait for all of it.  Here each client
 connection has a FIFO of text segments, and the worker takes one engine step (one text chunk, a
 ``ChunkJob``) from each client in turn.  With ``max_batch`` > 1 it takes the next job of up to that
-many clients at once and samples those with the same step count in one batch (``Engine.run``): the
+many clients at once and samples those with the same step count in one batch (``Engine.run_batch``): the
 same audio as one at a time, and more audio per second where one job leaves the hardware idle.  A
 client whose audio is not being consumed (it stopped reading) is skipped until it catches up, so the
 server never buffers more than ``max_buffered_pieces`` pieces per request.
 
 Results travel to the event loop with ``call_soon_threadsafe`` into the request's asyncio queue;
-nothing on the loop side ever waits on a thread primitive.
+nothing on the loop side ever waits on a thread primitive.  (Request, segment, synthesis, chunk, job and
+piece each mean one thing; README.md defines them.)
 """
 
 from __future__ import annotations
