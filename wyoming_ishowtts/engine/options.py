@@ -13,6 +13,8 @@ HOP_LENGTH = 256
 MAX_FRAMES = 65536
 """The longest sequence (reference + new) the engine samples, in mel frames (~700 s)."""
 DEFAULT_MODEL = "F5TTS_v1_Base"
+MODEL_LANGUAGES: tuple[str, ...] = ("en", "zh")
+"""F5-TTS was trained on English and Mandarin and clones across the two."""
 
 
 def ceil_to(n: int, multiple: int) -> int:

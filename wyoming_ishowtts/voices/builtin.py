@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.options import MODEL_LANGUAGES
 from ..errors import VoiceUnavailableError
-from .folder import DEFAULT_LANGUAGES
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ BUILTIN_VOICE = BuiltinVoiceSource(
         "Printing, in the only sense with which we are at present concerned, differs from most if not "
         "from all the arts and crafts represented in the Exhibition"
     ),
-    languages=DEFAULT_LANGUAGES,
+    languages=MODEL_LANGUAGES,
     description="LJ Speech (public domain, built in)",
     attribution_name="LJ Speech Dataset (public domain)",
     attribution_url="https://keithito.com/LJ-Speech-Dataset/",

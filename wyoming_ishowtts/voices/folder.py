@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..engine.options import SynthesisOptions
+from ..engine.options import MODEL_LANGUAGES, SynthesisOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,8 +28,8 @@ REFERENCE_AUDIO = "reference.wav"
 REFERENCE_TEXT = "reference.txt"
 VOICE_TOML = "voice.toml"
 
-# F5TTS_v1_Base was trained on English and Mandarin and clones across the two.
-DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "zh")
+DEFAULT_LANGUAGES = MODEL_LANGUAGES
+"""A voice's languages when its voice.toml names none: the model's."""
 
 
 @dataclass(frozen=True)
