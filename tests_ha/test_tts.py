@@ -34,7 +34,7 @@ from conftest import (
 from homeassistant.core import HomeAssistant
 
 TEXT = "Hello there. This is a test of the server, and it should stream audio in pieces."
-LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 6)
+LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 3)
 assert len(LONG_TEXT) < MAX_TEXT_CHARS
 
 
@@ -101,7 +101,10 @@ def voice_used(log: str) -> list[str]:
 async def test_speech(setup: Setup) -> None:
     mark = setup.server.log_mark()
     setup.assert_speech(await setup.speak(TEXT), TEXT, TONE)
-    assert voice_used(setup.server.log_since(mark)) == [TONE.name]  # the server's default voice
+    log = setup.server.log_since(mark)
+    assert voice_used(log) == [TONE.name]  # the server's default voice
+    # The reader Home Assistant chose: a stream only where the server declares streaming.
+    assert ("stream started with voice" in log) == setup.streaming, log
 
 
 async def test_voice_chosen_by_name(setup: Setup) -> None:
