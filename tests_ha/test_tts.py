@@ -44,7 +44,10 @@ def streaming(request: pytest.FixtureRequest) -> bool:
 
 
 class Setup:
-    """Home Assistant with our server added through the config flow, and its TTS entity."""
+    """Home Assistant with our server added through the config flow, and its TTS entity.
+
+    `streaming`: whether the server declares streaming, which decides the reader Home Assistant uses.
+    """
 
     def __init__(self, hass: HomeAssistant, hass_client: Any, server: Server, streaming: bool) -> None:
         self.hass = hass
@@ -57,11 +60,13 @@ class Setup:
         self.entity_id = tts_entity_id(self.hass, await add_entry_by_user_flow(self.hass, self.server))
         return self
 
-    async def speak(self, text: str, voice: str | None = None, limit: float | None = None) -> TtsResult:
+    async def speak(
+        self, text: str, voice: str | None = None, limit: float | None = None, deltas: bool | None = None
+    ) -> TtsResult:
+        """Text word by word where the server streams (as the voice pipeline sends it), else whole."""
         kwargs = {} if limit is None else {"limit": limit}
-        return await request_audio(
-            self.hass, self.hass_client, self.entity_id, self.streaming, text, voice, **kwargs
-        )
+        deltas = self.streaming if deltas is None else deltas
+        return await request_audio(self.hass, self.hass_client, self.entity_id, deltas, text, voice, **kwargs)
 
     def assert_speech(self, result: TtsResult, text: str, voice: VoiceSpec) -> None:
         """A WAV in the server's format, as long as the duration rule says for this voice and text."""
@@ -119,11 +124,10 @@ async def test_whole_text_on_a_streaming_server(
     ha: HomeAssistant, hass_client: Any, servers: Servers
 ) -> None:
     """Text that is not streamed (the UI, automations) also goes through the streaming reader."""
-    setup = await Setup(ha, hass_client, servers.get(ServerKind(streaming=True)), streaming=False).add()
+    setup = await Setup(ha, hass_client, servers.get(ServerKind(streaming=True)), streaming=True).add()
     mark = setup.server.log_mark()
-    result = await setup.speak(TEXT)
+    result = await setup.speak(TEXT, deltas=False)
     assert "stream started with voice tone" in setup.server.log_since(mark)
-    setup.streaming = True  # the reader that answered: its WAV header declares no length
     setup.assert_speech(result, TEXT, TONE)
 
 
