@@ -251,10 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     check_parser.add_argument("--owner", help="the GitHub repository owner the images are pushed under")
     args = parser.parse_args(argv)
 
-    if args.command == "version":
-        print(read_release(args.root).version)
-        return 0
-    release, problems = check(args.root, args.tag, args.owner)
+    try:
+        if args.command == "version":
+            print(read_release(args.root).version)
+            return 0
+        release, problems = check(args.root, args.tag, args.owner)
+    except (OSError, KeyError, yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+        print(f"release check: cannot read the release files: {err}", file=sys.stderr)
+        return 1
     if problems:
         print(f"release check: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
