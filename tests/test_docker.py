@@ -159,6 +159,9 @@ DEPRECATED_ARCHES = {"armhf", "armv7", "i386"}
 SLUG = re.compile(r"^[-_.A-Za-z0-9]+$")
 VERSION = re.compile(r"^\d+(\.\d+)*([-.]?[0-9A-Za-z]+)*$")
 PORT_KEY = re.compile(r"^\d+(/tcp|/udp)?$")
+# A prebuilt image for the Supervisor to pull: [registry/]owner/name, no tag (the Supervisor appends
+# ":<version>"), "{arch}" replaced by the machine's architecture; lower case, as image names must be.
+IMAGE = re.compile(r"^([a-z0-9.-]+(:\d+)?/)?[a-z0-9._{}-]+/[a-z0-9._{}-]+$")
 STARTUP = {"initialize", "system", "services", "application", "once"}
 BOOT = {"auto", "manual", "manual_only"}
 STAGE = {"stable", "experimental", "deprecated"}
@@ -279,6 +282,8 @@ def app_config_errors(config: object) -> list[str]:
             errors.append(f"{key}: must be a list of strings")
     if "version" in config and not (isinstance(config["version"], str) and VERSION.match(config["version"])):
         errors.append('version: must be a quoted version string such as "1.2.0"')
+    if "image" in config and not (isinstance(config["image"], str) and IMAGE.match(config["image"])):
+        errors.append("image: must be [registry/]owner/name in lower case, without a tag")
     if "slug" in config and not (isinstance(config["slug"], str) and SLUG.match(config["slug"])):
         errors.append("slug: only letters, digits, '-', '_' and '.'")
     arch = config.get("arch")
@@ -411,12 +416,24 @@ def test_app_config_contents(app_config: dict[str, Any]) -> None:
     ), "voices and models are read from /share/ishowtts"
 
 
-def test_app_version_matches_the_package(app_config: dict[str, Any]) -> None:
+def test_app_uses_the_prebuilt_images(app_config: dict[str, Any]) -> None:
+    """The Supervisor pulls <image with {arch} filled in>:<version> (pushed by the release workflow,
+    tests/test_release.py checks the names against it) instead of building on the device."""
+    image = app_config["image"]
+    assert image.startswith("ghcr.io/") and "/{arch}-" in image
+
+
+def test_app_installs_the_package_at_the_build_version(app_config: dict[str, Any]) -> None:
+    """The version is config.yaml's, passed in as BUILD_VERSION by the builder or the Supervisor;
+    the Dockerfile holds no copy of it that could drift."""
+    steps = instructions(APP_DIR / "Dockerfile")
+    assert ("ARG", "BUILD_VERSION") in steps, "BUILD_VERSION without a default"
+    assert not any(w == "ARG" and re.match(r"(BUILD_|ISHOWTTS_)VERSION=", a) for w, a in steps)
+    installs = [a for w, a in steps if w == "RUN" and "wyoming-ishowtts" in a]
+    assert len(installs) == 1
+    assert re.search(r'"wyoming-ishowtts\[[a-z,]+\]==\$\{BUILD_VERSION\}"', installs[0])
     package = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-    dockerfile = (APP_DIR / "Dockerfile").read_text(encoding="utf-8")
-    pinned = re.search(r"^ARG ISHOWTTS_VERSION=(\S+)$", dockerfile, re.MULTILINE)
-    assert pinned is not None
-    assert pinned.group(1) == package, "the app installs this version of the package from PyPI"
+    assert app_config["version"] == package
 
 
 def test_translations_match_the_config(app_config: dict[str, Any]) -> None:
@@ -468,6 +485,9 @@ def test_supervisor_finds_exactly_one_app() -> None:
         ({"options": {"unknown": 1}}, "not in the schema"),
         ({"map": [{"type": "sharee"}]}, "unknown folder type"),
         ({"timeout": 5}, "timeout"),
+        ({"image": "ghcr.io/owner/{arch}-ishowtts:0.1.0"}, "without a tag"),
+        ({"image": "ghcr.io/Owner/{arch}-ishowtts"}, "lower case"),
+        ({"image": "ishowtts"}, "owner/name"),
     ],
 )
 def test_validator_rejects_broken_configs(

@@ -28,6 +28,10 @@ package of the base interpreter, hiding missing dependencies.
 
 Needs network access to the package index (PyPI) for the run-time dependencies, like the image
 build; without it the install step fails and so does this test.
+
+With ``ISHOWTTS_TEST_DIST`` set to a folder of built distributions (the release workflow's
+``dist/``), the test installs that folder's wheel instead of building one, so a release starts and
+health-checks the very file it uploads.
 """
 
 from __future__ import annotations
@@ -148,9 +152,19 @@ def build_wheel(work: Path) -> Path:
     return wheels[0]
 
 
+def release_wheel() -> Path | None:
+    """The wheel in ``$ISHOWTTS_TEST_DIST``, if that is set (exactly one, or the test fails)."""
+    dist = os.environ.get("ISHOWTTS_TEST_DIST")
+    if not dist:
+        return None
+    wheels = list(Path(dist).glob("wyoming_ishowtts-*.whl"))
+    assert len(wheels) == 1, f"ISHOWTTS_TEST_DIST={dist} must hold exactly one wheel: {wheels}"
+    return wheels[0]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheel(tmp_path_factory.mktemp("wheel-build"))
+    return release_wheel() or build_wheel(tmp_path_factory.mktemp("wheel-build"))
 
 
 @pytest.fixture(scope="module")
