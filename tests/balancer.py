@@ -209,7 +209,15 @@ class Balancer:
                 found[int(match.group(1))] = match.group(2)
         return found
 
-    def session_log(self) -> list[SessionLog]:
+    def session_log(self, at_least: int = 0, timeout: float = 10.0) -> list[SessionLog]:
+        """The sessions logged so far; HAProxy logs one when it ends, a moment after the client sees
+        the end, so this waits (bounded) until there are `at_least`."""
+        deadline = time.monotonic() + timeout
+        while len(entries := self._parse_sessions()) < at_least and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return entries
+
+    def _parse_sessions(self) -> list[SessionLog]:
         entries = []
         for line in self.log().splitlines():
             match = _SESSION_LINE.match(line)

@@ -279,8 +279,8 @@ def test_health_check_passes_only_a_server_that_offers_text_to_speech(tmp_path: 
                 # No replica up: a client is not kept waiting, its connection is closed at once.
                 outcome = await request(balancer.port, TEXT, Outcome(0), None)
                 assert outcome.kind == "closed", outcome
-                await asyncio.sleep(0.2)
-                assert [s.server for s in balancer.session_log()] == ["<NOSRV>"], balancer.log()
+                sessions = await asyncio.to_thread(balancer.session_log, 1)
+                assert [s.server for s in sessions] == ["<NOSRV>"], balancer.log()
 
     asyncio.run(go())
 
@@ -300,8 +300,8 @@ def test_timeouts_bound_silence_not_the_length_of_an_answer(tmp_path: Path) -> N
             silent = await request(balancer.port, SILENCE, Outcome(1), None)
             assert silent.kind == "closed", silent
             assert silent.ended_at - silent.sent_at >= 2.0 - 0.1, silent
-            await asyncio.sleep(0.2)
-            terminations = [entry.termination for entry in balancer.session_log()]
+            sessions = await asyncio.to_thread(balancer.session_log, 2)
+            terminations = [entry.termination for entry in sessions]
             assert terminations[0] == "--" and terminations[1][1] == "D", balancer.log()
 
     asyncio.run(go())
@@ -389,11 +389,7 @@ def test_replica_killed_under_load(tiny_model_dir: Path, voices_dir: Path, tmp_p
             balancer.wait_for_status({"gpu0": "UP", "gpu1": "UP"}, 20)
             with MemoryWatch(survivor.pid) as memory:
                 run = asyncio.run(_load_with_kill(balancer, victim, survivor, survivor_before, expected))
-            # HAProxy logs a session when it ends; wait for all of them.
-            deadline = time.monotonic() + 10
-            while len(balancer.session_log()) < REQUESTS and time.monotonic() < deadline:
-                time.sleep(0.05)
-            sessions = balancer.session_log()
+            sessions = balancer.session_log(at_least=REQUESTS)
         haproxy_log = balancer.log()
 
     outcomes = sorted(run.outcomes, key=lambda o: o.index)
@@ -519,7 +515,7 @@ def test_when_every_replica_is_busy_clients_get_the_busy_error_at_once(
     assert busy and all(o.code == "busy" for o in busy), outcomes
     assert len(full) >= 4, kinds
     assert max(o.ended_at for o in busy) < min(o.ended_at for o in full), outcomes
-    assert {entry.server for entry in balancer.session_log()} == {"gpu0", "gpu1"}, balancer.log()
+    assert {entry.server for entry in balancer.session_log(len(outcomes))} == {"gpu0", "gpu1"}, balancer.log()
 
 
 def test_haproxy_soft_stop_lets_the_answer_in_flight_finish(
@@ -583,5 +579,34 @@ def test_a_frozen_replica_is_marked_down_and_its_client_is_not_left_hanging(
         assert stuck.ended_at >= down_at - 0.5, (stuck, down_at)  # closed by the mark-down
         assert [o.kind for o in after] == ["full", "full"], after
         other = "gpu1" if name == "gpu0" else "gpu0"
-        assert [e.server for e in balancer.session_log()[-2:]] == [other, other], balancer.log()
+        assert [e.server for e in balancer.session_log(3)[-2:]] == [other, other], balancer.log()
         balancer.wait_for_status({name: "UP"}, 30)
+
+
+def test_a_drained_replica_finishes_its_answer_and_gets_no_new_ones(
+    pair: tuple[list[ServerProcess], int], tmp_path: Path
+) -> None:
+    """The documented way to take one replica out without cutting answers (docs/scaling.md): set it
+    to drain on the admin socket, wait until it has no connection, then stop it."""
+    servers, expected = pair
+    long_text = " ".join([TEXT] * 4)
+    with Balancer([address(s) for s in servers], tmp_path) as balancer:
+        balancer.wait_for_status({"gpu0": "UP", "gpu1": "UP"}, 20)
+
+        async def go() -> tuple[str, Outcome, list[Outcome]]:
+            answer = Outcome(0)
+            in_flight = asyncio.ensure_future(request(balancer.port, long_text, answer, None))
+            while not answer.samples and not in_flight.done():
+                await asyncio.sleep(0.01)
+            name = (await asyncio.to_thread(balancer.sessions))[answer.port]
+            assert await asyncio.to_thread(balancer.command, f"set server wyoming/{name} state drain") == "\n"
+            others = [await request(balancer.port, TEXT, Outcome(i), expected) for i in (1, 2)]
+            return name, await in_flight, others
+
+        name, answer, others = asyncio.run(go())
+        assert answer.kind == "full", answer
+        assert [o.kind for o in others] == ["full", "full"], others
+        entries = {entry.client_port: entry.server for entry in balancer.session_log(3)}
+        assert entries[answer.port] == name and {entries[o.port] for o in others} == {"gpu0", "gpu1"} - {name}
+        row = balancer.servers()[name]
+        assert row["status"] == "DRAIN" and row["scur"] == "0", row
