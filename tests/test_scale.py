@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -27,13 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from balancer import Balancer, SessionLog
+import yaml
+from balancer import CONFIG, SERVER_NAMES, Balancer, SessionLog, haproxy_binary
 from conftest import ROOT, ServerProcess, free_port
+from test_docker import entrypoint_args, load_yaml, parse_server_args
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Attribution, Info, TtsProgram
 from wyoming.tts import Synthesize
+
+from wyoming_ishowtts.healthcheck import build_parser as healthcheck_parser
 
 # Three sentences: an answer in three pieces, so a replica killed after the first piece was sent
 # dies in the middle of an answer.
@@ -97,7 +102,8 @@ def answers_done(server: ServerProcess) -> int:
 @dataclass
 class Outcome:
     """What one request saw: ``full``, ``short`` (ended early or the wrong length), ``closed``,
-    ``refused`` (no connection), ``error`` (with its code) or ``hang`` (a read timed out)."""
+    ``refused`` (no connection), ``error`` (an error event with its code, then a closed connection)
+    or ``hang`` (a read timed out)."""
 
     index: int
     sent_at: float = 0.0
@@ -142,7 +148,11 @@ async def _read_answer(reader: asyncio.StreamReader, outcome: Outcome, expected_
         if event.type == "audio-chunk":
             outcome.samples += len(event.payload or b"") // 2
         elif Error.is_type(event.type):
+            # A failed plain synthesize ends with a closed connection after its error (Home
+            # Assistant ignores error events): anything but the end of the stream next is a hang.
             outcome.code = str(Error.from_event(event).code)
+            while await asyncio.wait_for(async_read_event(reader), READ_TIMEOUT) is not None:
+                pass
             return "error"
         elif event.type == "audio-stop":
             return "full" if expected_samples in (None, outcome.samples) else "short"
@@ -610,3 +620,91 @@ def test_a_drained_replica_finishes_its_answer_and_gets_no_new_ones(
         assert entries[answer.port] == name and {entries[o.port] for o in others} == {"gpu0", "gpu1"} - {name}
         row = balancer.servers()[name]
         assert row["status"] == "DRAIN" and row["scur"] == "0", row
+
+
+# -- the compose file and the Kubernetes example, checked without Docker or a cluster --------------
+
+COMPOSE = ROOT / "docker" / "compose.scale.yaml"
+SCALING_DOC = ROOT / "docs" / "scaling.md"
+
+
+def _seconds(text: str) -> float:
+    """A duration as HAProxy or Compose writes it: 500ms, 10s, 5m, 1h (bare numbers: seconds)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
+    assert match, f"not a duration: {text!r}"
+    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def _config_default(variable: str) -> str:
+    """The default docker/haproxy.cfg gives ``"${VARIABLE-default}"``."""
+    found = re.findall(rf'"\$\{{{variable}-([^}}]*)\}}"', CONFIG.read_text(encoding="utf-8"))
+    assert len(found) >= 1 and len(set(found)) == 1, (variable, found)
+    return found[0]
+
+
+def test_compose_file_runs_one_replica_per_gpu_behind_haproxy() -> None:
+    compose = load_yaml(COMPOSE)
+    services = compose["services"]
+    replicas = {name: service for name, service in services.items() if name.startswith("ishowtts-")}
+    assert len(replicas) == len(SERVER_NAMES)
+    gpus = []
+    for name, service in replicas.items():
+        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"], name
+        gpus.extend(device["device_ids"])
+        assert "ports" not in service, f"{name}: replicas are reached through HAProxy only"
+        volumes = [str(v) for v in service["volumes"]]
+        assert "ishowtts-data:/data" in volumes, name  # model and prepared-voice cache, shared
+        assert any(v.endswith(":/data/voices:ro") for v in volumes), name  # voices, read-only
+        assert (COMPOSE.parent / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+        assert parse_server_args([*entrypoint_args(), *service["command"]]).device == "cuda"
+    assert len(gpus) == len(set(gpus)) == len(replicas), f"one GPU per replica: {gpus}"
+    assert "ishowtts-data" in compose["volumes"]
+
+    # HAProxy's defaults name exactly these services, in order.
+    assert [_config_default(f"ISHOWTTS_REPLICA_{i}") for i in range(len(SERVER_NAMES))] == [
+        f"{name}:10200" for name in sorted(replicas)
+    ]
+    haproxy = services["haproxy"]
+    assert "10200:10200" in haproxy["ports"] and _config_default("ISHOWTTS_BIND") == ":10200"
+    mount = "./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"
+    assert mount in haproxy["volumes"] and (COMPOSE.parent / "haproxy.cfg").resolve() == CONFIG
+    assert set(haproxy["depends_on"]) == set(replicas), "stopped before the replicas"
+    assert haproxy["stop_signal"] == "SIGUSR1"  # soft stop: answers in flight finish
+    assert _seconds(haproxy["stop_grace_period"]) > _seconds(_config_default("ISHOWTTS_HARD_STOP_AFTER"))
+    assert haproxy["environment"]["ISHOWTTS_HAPROXY_SOCKET"].startswith("ipv4@127.0.0.1:")
+
+    # HAProxy accepts the file as the compose file runs it (the replica names resolve later: a
+    # warning here, not an error).
+    env = {**os.environ, "ISHOWTTS_HAPROXY_SOCKET": haproxy["environment"]["ISHOWTTS_HAPROXY_SOCKET"]}
+    for variable in list(env):
+        if variable.startswith("ISHOWTTS_") and variable != "ISHOWTTS_HAPROXY_SOCKET":
+            del env[variable]
+    check = subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(CONFIG)], env=env, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_kubernetes_example_probes_with_the_health_check() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", SCALING_DOC.read_text(encoding="utf-8"), re.DOTALL)
+    documents = [doc for block in blocks for doc in yaml.safe_load_all(block) if doc]
+    kinds = {doc["kind"]: doc for doc in documents}
+    deployment, service = kinds["Deployment"], kinds["Service"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert parse_server_args([*entrypoint_args(), *container["args"]]).device == "cuda"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        command = container[probe]["exec"]["command"]
+        assert command[:3] == ["/opt/venv/bin/python", "-m", "wyoming_ishowtts.healthcheck"], probe
+        args = healthcheck_parser().parse_args(command[3:])
+        assert args.uri == "tcp://127.0.0.1:10200", probe
+        # Kubernetes' default probe timeout is 1 s: it must not kill the check before it can answer.
+        assert container[probe].get("timeoutSeconds", 1) > args.timeout, probe
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/data/voices"]["readOnly"] is True and "/data" in mounts
+    assert pod["terminationGracePeriodSeconds"] > int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == 10200
