@@ -198,7 +198,8 @@ class Balancer:
             ):
                 return time.monotonic()
             time.sleep(0.05)
-        raise AssertionError(f"servers not {dict(expected)} within {timeout} s: {rows}\n{self.log()}")
+        seen = {name: (row["status"], row["check_status"]) for name, row in rows.items()}
+        raise AssertionError(f"servers not {dict(expected)} within {timeout} s: {seen}\n{self.log()[-4000:]}")
 
     def sessions(self) -> dict[int, str]:
         """Client connections open now: the client's port -> the replica it is connected to."""
