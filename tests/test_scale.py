@@ -576,8 +576,10 @@ def test_a_frozen_replica_is_marked_down_and_its_client_is_not_left_hanging(
             name = (await asyncio.to_thread(balancer.sessions))[stuck.port]
             frozen = servers[int(name[-1])]
             os.kill(frozen.pid, signal.SIGSTOP)
+            frozen_at = time.monotonic()
             try:
                 down_at = await asyncio.to_thread(balancer.wait_for_status, {name: "DOWN"}, 60)
+                print(f"\nscale: frozen {name} marked down {down_at - frozen_at:.1f} s after it froze")
                 await in_flight
                 after = [await request(balancer.port, TEXT, Outcome(i), expected) for i in (1, 2)]
             finally:
