@@ -8,9 +8,11 @@ balancer is the real HAProxy; the clients speak Wyoming over loopback TCP.  What
 - under load from 4 clients, a replica killed with SIGKILL mid-answer: its requests in flight end
   with a closed connection (never a hang), every request sent after HAProxy marked it down is
   answered in full by the survivor, and the survivor's memory stays flat;
-- when every replica is busy a client gets the server's ``busy`` error at once;
+- when every replica is busy a client gets the server's ``busy`` error at once, then a closed connection;
+- a frozen replica is marked down and its client's connection closed; a drained one finishes its answer;
 - HAProxy's soft stop (the compose file's stop signal) lets an answer in flight finish;
-- HAProxy's timeouts bound silence, not the length of an answer.
+- HAProxy's timeouts bound silence, not the length of an answer;
+- docker/compose.scale.yaml and the Kubernetes example in docs/scaling.md, read without Docker or a cluster.
 """
 
 from __future__ import annotations
