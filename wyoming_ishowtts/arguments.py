@@ -42,6 +42,19 @@ def nfe(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"use auto or a number of steps: {err}") from None
 
 
+def device(text: str) -> str:
+    """Where the engine runs: ``auto``, ``cpu``, ``cuda`` (the current GPU: the first one unless the
+    process says otherwise) or ``cuda:N`` (GPU number N), so that one host can run one server per GPU."""
+    if text in ("auto", "cpu", "cuda"):
+        return text
+    kind, colon, index = text.partition(":")
+    if kind == "cuda" and colon and index.isascii() and index.isdigit():
+        return f"cuda:{int(index)}"
+    raise argparse.ArgumentTypeError(
+        f"use auto, cpu, cuda or cuda:N (N: the GPU's number, e.g. cuda:1), got {text!r}"
+    )
+
+
 def server_uri(text: str) -> str:
     """Where a Wyoming server listens: ``tcp://HOST:PORT``, ``unix://PATH`` or ``stdio://``."""
     parsed = urlparse(text)

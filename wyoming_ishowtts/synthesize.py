@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .arguments import nfe, positive_float
+from .arguments import device, nfe, positive_float
 from .engine.core import Engine
 from .engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from .engine.reference import load_audio
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--text", help="text to speak (default: read standard input)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument(
         "--nfe",

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wyoming_ishowtts.arguments import device as device_argument
 from wyoming_ishowtts.arguments import positive_int
 
 from .. import child_env
@@ -79,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--size", choices=("tiny", "base"), default=None, help="random model size (default: base)"
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: cuda if available)")
+    parser.add_argument(
+        "--device",
+        type=device_argument,
+        default="auto",
+        help="auto | cpu | cuda | cuda:N (default: cuda if available)",
+    )
     parser.add_argument(
         "--nfe-equal",
         type=positive_int,
@@ -268,7 +274,7 @@ def server_args(cfg: dict[str, Any], config: str, voices_dir: Path, batch_reques
         "--cache-dir",
         str(cfg["out"] / f"cache-{config}"),
         "--device",
-        "cuda" if cfg["device"].startswith("cuda") else "cpu",
+        cfg["device"],
         "--nfe",
         nfe,
         "--precision",

@@ -24,9 +24,12 @@ from .client import wait_until_listening
 from .measure import peak_rss_mb, reset_peak_rss
 
 
-def _gpu_reporter(stats: Path, control: Path) -> None:
-    """Write {"peak_gpu_mb", "ack"} to `stats` twice a second; a new token in `control` resets the peak."""
+def _gpu_reporter(stats: Path, control: Path, device: str) -> None:
+    """Write {"peak_gpu_mb", "ack"} to `stats` twice a second; a new token in `control` resets the peak.
+    The GPU is named: this thread's current device is GPU 0, whichever one the server runs on."""
     import torch
+
+    gpu = torch.device("cuda") if device == "auto" else torch.device(device)
 
     acked = ""
     while True:
@@ -38,9 +41,9 @@ def _gpu_reporter(stats: Path, control: Path) -> None:
         except OSError:
             token = ""
         if token != acked:
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_peak_memory_stats(gpu)
             acked = token
-        data = {"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20, "ack": acked}
+        data = {"peak_gpu_mb": torch.cuda.max_memory_allocated(gpu) / 2**20, "ack": acked}
         tmp = stats.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(stats)
@@ -57,7 +60,7 @@ def serve_main(argv: list[str] | None = None) -> None:
 
         if torch.cuda.is_available():
             thread = threading.Thread(
-                target=_gpu_reporter, args=(stats, stats.with_suffix(".control")), daemon=True
+                target=_gpu_reporter, args=(stats, stats.with_suffix(".control"), device), daemon=True
             )
             thread.start()
     from wyoming_ishowtts.__main__ import main

@@ -24,7 +24,7 @@ from ..errors import EngineFailure, ReferenceAudioError
 from .checkpoints import resolve_model_files
 from .chunking import estimate_total_frames, max_chars_for, model_ref_text
 from .dit import DiT
-from .loading import load_model
+from .loading import bind_thread, load_model
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
 from .options import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, EngineSettings, SynthesisOptions, ceil_to
@@ -66,7 +66,11 @@ class Engine:
 
     @classmethod
     def load(cls, settings: EngineSettings) -> Engine:
-        """Find the model's files (a local folder, or the hub), load them, and make the engine."""
+        """Find the model's files (a local folder, or the hub), load them, and make the engine.
+
+        The calling thread is the one that will run the engine (it is not thread-safe): its current CUDA
+        device becomes the engine's GPU first (``bind_thread``), so ``--device cuda:N`` touches no other GPU."""
+        bind_thread(settings.device)
         files = resolve_model_files(settings.model, settings.model_dir, settings.cache_dir)
         loaded = load_model(files, settings)
         return cls(

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,13 +21,34 @@ from .vocoder import Vocos, VocosConfig
 _LOGGER = logging.getLogger(__name__)
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, cuda: Any = torch.cuda) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a torch device; ModelLoadError when it does not exist.
+    `cuda` is ``torch.cuda`` (a stand-in in tests, to play a machine with GPUs)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU")
+    if device.type == "cuda":
+        if not cuda.is_available():
+            raise ModelLoadError(f"--device {name} was asked for, but this PyTorch build sees no CUDA GPU")
+        count = cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ModelLoadError(
+                f"--device {name}: this process sees {count} GPU(s), cuda:0 to cuda:{count - 1} "
+                "(CUDA_VISIBLE_DEVICES, or a container's GPU reservation, narrows and renumbers them)"
+            )
     return device
+
+
+def bind_thread(name: str, cuda: Any = torch.cuda) -> None:
+    """Make the engine's GPU the current CUDA device of the calling thread, the one that will run it.
+
+    The current device is kept per thread, and everything that names no device uses it: the CUDA context
+    made on first use, ``torch.cuda.empty_cache()`` after running out of memory, CUDA graphs, memory
+    statistics.  Without this, a server on ``cuda:1`` would also open a context on GPU 0 (hundreds of MB
+    there) and free the wrong GPU's cache.  Nothing to do for the CPU or for ``cuda`` (the current GPU)."""
+    device = pick_device(name, cuda)
+    if device.type == "cuda" and device.index is not None:
+        cuda.set_device(device)
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .. import __version__
-from ..arguments import DEFAULT_URI, nfe, positive_float, positive_int, server_uri
+from ..arguments import DEFAULT_URI, device, nfe, positive_float, positive_int, server_uri
 from ..engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from ..voices import default_cache_dir
 from .settings import (
@@ -98,7 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--model-dir", type=Path, default=None, help="load the model from this folder instead"
     )
-    engine.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    engine.add_argument(
+        "--device",
+        type=device,
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N",
+        help="where the model runs; cuda:N is GPU number N, for one server per GPU (default: auto)",
+    )
     engine.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
     engine.add_argument(
         "--nfe", type=nfe, default=None, metavar="auto|N", help="sampler steps (default: auto)"
