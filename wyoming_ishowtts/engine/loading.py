@@ -95,15 +95,22 @@ def load_vocoder(files: ModelFiles, device: torch.device) -> Vocos:
     return vocoder.to(device).eval().requires_grad_(False)  # float32, as upstream runs it
 
 
+def raise_recompile_limit(at_least: int) -> None:
+    """Let dynamo keep `at_least` graphs of one function. The setting is ``recompile_limit`` from torch 2.7
+    on and ``cache_size_limit`` before (the Jetson base's torch 2.5 has only that name)."""
+    from torch._dynamo import config as dynamo_config
+
+    name = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"
+    setattr(dynamo_config, name, max(getattr(dynamo_config, name), at_least))
+
+
 def compile_model(model: DiT, settings: EngineSettings, device: torch.device) -> None:
     """torch.compile the per-step forward: the text features run once per chunk and gain nothing. Fixed
     lengths (buckets) allow CUDA graphs, which replay a whole step without per-kernel launches."""
     bucketed = settings.length_bucket > 0
     mode = "reduce-overhead" if bucketed and device.type == "cuda" else None
     if bucketed:  # one graph per (length, batch size): more than dynamo's default limit of 8
-        from torch._dynamo import config as dynamo_config
-
-        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 256)
+        raise_recompile_limit(256)
     model.forward = torch.compile(model.forward, dynamic=not bucketed, mode=mode)  # type: ignore[method-assign]
 
 
