@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from conftest import ServerProcess, audio_of, connect, expected_seconds, make_voice, read_until
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.event import Event
@@ -19,6 +20,8 @@ from wyoming.tts import (
     SynthesizeStop,
     SynthesizeVoice,
 )
+
+from wyoming_ishowtts.server.protocol import requested_voice
 
 SAMPLE_RATE = 24000
 
@@ -225,3 +228,36 @@ def test_voice_chosen_by_language(server: ServerProcess) -> None:
 
     assert_one_response(asyncio.run(go()))
     assert "synthesize 24 characters with voice tone-zh" in server.log()
+
+
+def test_stream_voice_chosen_by_language(server: ServerProcess) -> None:
+    before = server.log().count("stream started with voice tone-zh")
+
+    async def go() -> list[Event]:
+        async with connect(server.uri) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(language="zh-CN")).event())
+            await client.write_event(SynthesizeChunk(text="Language selection test.").event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_until(client, "synthesize-stopped")
+
+    events = asyncio.run(go())
+    assert "error" not in [e.type for e in events], [e.data for e in events if e.type == "error"]
+    assert server.log().count("stream started with voice tone-zh") == before + 1
+
+
+@pytest.mark.parametrize(
+    ("voice", "expected"),
+    [
+        ({"language": "zh-CN"}, SynthesizeVoice(language="zh-CN")),  # wyoming < 1.10.0: name="zh-CN"
+        ({"name": "tone", "speaker": "a"}, SynthesizeVoice(name="tone", speaker="a")),
+        ({"name": "tone", "language": "en"}, SynthesizeVoice(name="tone")),  # the name wins
+        ({}, None),
+    ],
+)
+def test_requested_voice_is_read_the_same_on_every_wyoming(
+    voice: dict[str, str], expected: SynthesizeVoice | None
+) -> None:
+    event = Synthesize(text="Hi.").event()
+    event.data["voice"] = voice
+    assert requested_voice(event) == expected
+    assert requested_voice(SynthesizeStart().event()) is None

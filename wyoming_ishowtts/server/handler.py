@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
@@ -59,13 +59,14 @@ from ..errors import (
 )
 from ..voices.folder import VoiceInfo
 from ..voices.registry import VoiceRegistry
-from .protocol import BadEvent, FramingLost, is_synthesize, read_event
+from .protocol import BadEvent, FramingLost, is_synthesize, read_event, requested_voice
 from .responder import ResponseWriter
 from .sentences import SentenceSplitter
 from .settings import ServerSettings
 from .worker import Abort, Close, EngineWorker, Request
 
 _LOGGER = logging.getLogger(__name__)
+SHUTTING_DOWN = "the server is shutting down"
 
 PROGRAM_NAME = "ishowtts"
 F5_ATTRIBUTION = Attribution(name="F5-TTS (SWivid)", url="https://github.com/SWivid/F5-TTS")
@@ -234,9 +235,11 @@ class IShowTtsEventHandler(AsyncEventHandler):
         elif Ping.is_type(event.type):
             await self._send(Pong(text=Ping.from_event(event).text).event())
         elif Synthesize.is_type(event.type):
-            await self._on_synthesize(Synthesize.from_event(event))
+            voice = requested_voice(event)
+            await self._on_synthesize(replace(Synthesize.from_event(event), voice=voice))
         elif SynthesizeStart.is_type(event.type):
-            await self._on_stream_start(SynthesizeStart.from_event(event))
+            voice = requested_voice(event)
+            await self._on_stream_start(replace(SynthesizeStart.from_event(event), voice=voice))
         elif SynthesizeChunk.is_type(event.type):
             await self._on_stream_chunk(SynthesizeChunk.from_event(event))
         elif SynthesizeStop.is_type(event.type):

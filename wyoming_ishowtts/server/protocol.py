@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wyoming.event import Event
-from wyoming.tts import Synthesize
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from ..errors import MalformedEventError
 
@@ -112,6 +112,20 @@ def parse_event(header: Header, extra: bytes, payload: bytes | None) -> Event:
     except BadEvent as err:
         raise BadEvent(str(err), event_type) from None
     return Event(type=event_type, data=data, payload=payload)
+
+
+def requested_voice(event: Event) -> SynthesizeVoice | None:
+    """The voice a ``synthesize`` or ``synthesize-start`` event asks for: a name (with its speaker), else a
+    language, else none. wyoming 1.10 reads it so; before 1.10.0 its ``from_event`` read a voice given only
+    by a language as a voice *named* after it ("zh-CN": an unknown voice), so the server reads it here."""
+    voice = event.data.get("voice", {})
+    if not isinstance(voice, dict):
+        raise TypeError("'voice' must be an object")
+    if "name" in voice:
+        return SynthesizeVoice(name=voice["name"], speaker=voice.get("speaker"))
+    if "language" in voice:
+        return SynthesizeVoice(language=voice["language"])
+    return None
 
 
 async def read_event(reader: asyncio.StreamReader) -> Event | None:
