@@ -3,10 +3,10 @@
 `Service.run` listens at once and loads the model in the worker thread, so ``describe`` is answered while
 it loads (Home Assistant allows one second). It returns the process's exit status:
 
-- SIGTERM or SIGINT (`request_stop`): stop listening and reading, cancel running synthesis, wait at most
-  ``--shutdown-timeout`` for the engine thread, exit 0;
-- end of input on ``stdio://``: finish the answers already asked for (at most ``--shutdown-timeout``),
-  then the same, exit 0;
+- SIGTERM or SIGINT (`request_stop`), or the end of input on ``stdio://``: take no new connection or
+  request (they are answered ``busy``), let the answers already asked for finish, then stop reading, cancel
+  what is still running and stop the engine thread; exit 0. All of it within ``--shutdown-timeout`` of the
+  signal (the engine gets at least a second after the cancel, to end its sampler step);
 - a model that cannot be loaded: exit 1.
 
 Only the public API of the `wyoming` library is used: the TCP and Unix listeners' ``start``/``stop``, and
@@ -44,6 +44,9 @@ EngineFactory = Callable[[], SynthesisEngine]
 """Makes the engine; called once, in the worker thread (loading takes seconds to minutes)."""
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MIN_ENGINE_STOP = 1.0
+"""Seconds the engine thread gets after the cancel even when the answers used up --shutdown-timeout: a
+sampler step ends first, and exiting under a running torch call can abort the process."""
 
 
 class Service:
@@ -60,6 +63,7 @@ class Service:
         self._engine_factory = engine_factory or partial(Engine.load, engine_settings)
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._deadline: float | None = None  # loop time by which the process should have stopped
         self.registry = VoiceRegistry(
             settings.voices_dirs,
             default_voice=settings.default_voice,
@@ -109,7 +113,7 @@ class Service:
             for handler in list(self.state.handlers):
                 await handler.disconnect()
             self.worker.stop(cancel=True)
-            timeout = self.settings.shutdown_timeout
+            timeout = max(self._time_left(), MIN_ENGINE_STOP)
             if not await asyncio.to_thread(self.worker.join, timeout):
                 _LOGGER.warning("Engine did not stop within %.1f s; exiting anyway", timeout)
         _LOGGER.info("Stopped")
@@ -132,20 +136,42 @@ class Service:
         _LOGGER.info("Listening on %s (Wyoming has no authentication)", self.settings.uri)
         try:
             await self._until_stop_or()
+            await self._finish_answers()
         finally:
             await server.stop()  # closes the listener and every connection's reader
 
     async def _serve_stdio(self) -> None:
-        """One client on stdin/stdout. End of input finishes the answers asked for, a stop signal does not."""
+        """One client on stdin/stdout, which ends at the end of input or at a stop signal."""
         handler = IShowTtsEventHandler(await async_get_stdin(), await async_get_stdout(), state=self.state)
         _LOGGER.info("Serving on stdio://")
         reading = asyncio.ensure_future(handler.read_events())
         await self._until_stop_or(reading)
-        if reading.done() and not self._stop.is_set() and not self._fatal.done():
-            await handler.drain(self.settings.shutdown_timeout)
+        if reading.done() and not self._stop.is_set():
+            _LOGGER.info("End of input")
+        await self._finish_answers()
         await handler.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await reading
+
+    async def _finish_answers(self) -> None:
+        """Stopping: no new connection or request; the answers asked for get until the deadline."""
+        self._deadline = self._loop.time() + self.settings.shutdown_timeout
+        if self._fatal.done():
+            return
+        self.state.stopping = True
+        busy = [handler for handler in self.state.handlers if handler.answering]
+        if busy:
+            _LOGGER.info(
+                "Stopping: finishing %d connection(s)' answers (at most %.1f s)", len(busy), self._time_left()
+            )
+            await asyncio.gather(*(handler.drain(self._time_left()) for handler in busy))
+
+    def _time_left(self) -> float:
+        return (
+            max(0.0, self._deadline - self._loop.time())
+            if self._deadline is not None
+            else self.settings.shutdown_timeout
+        )
 
     async def _advertise(self) -> None:
         settings = self.settings

@@ -93,6 +93,7 @@ class ServerState:
     version: str
     connections: int = 0
     handlers: set[IShowTtsEventHandler] = field(default_factory=set)
+    stopping: bool = False  # the server finishes the answers asked for and takes no new ones
 
 
 @dataclass
@@ -132,9 +133,14 @@ class IShowTtsEventHandler(AsyncEventHandler):
         """A socket connection's life (wyoming's listeners call this): the connection limit, the events,
         and at the end of input (the client is gone) everything it asked for cancelled."""
         state = self.state
-        if state.connections >= self.settings.max_connections:
-            _LOGGER.warning("Refusing connection %d: %d connections open", self.client_id, state.connections)
-            await self._error(BusyError(f"too many connections (limit {self.settings.max_connections})"))
+        refusal = None
+        if state.stopping:
+            refusal = BusyError(SHUTTING_DOWN)
+        elif state.connections >= self.settings.max_connections:
+            refusal = BusyError(f"too many connections (limit {self.settings.max_connections})")
+        if refusal is not None:
+            _LOGGER.warning("Refusing connection %d: %s", self.client_id, refusal)
+            await self._error(refusal)
             state.handlers.discard(self)
             self.writer.close()
             return
@@ -191,8 +197,13 @@ class IShowTtsEventHandler(AsyncEventHandler):
             self._responder.cancel()
         _LOGGER.debug("Client %d disconnected", self.client_id)
 
+    @property
+    def answering(self) -> bool:
+        """Answers asked for on this connection are not all written yet."""
+        return bool(self._open)
+
     async def drain(self, timeout: float) -> None:
-        """Wait (bounded) until the answers asked for are written; for stdio at the end of input."""
+        """Wait (bounded) until the answers asked for are written; the server is stopping."""
         deadline = asyncio.get_running_loop().time() + timeout
         while self._open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
@@ -290,7 +301,9 @@ class IShowTtsEventHandler(AsyncEventHandler):
             return registry.resolve(name, language)
 
     def _open_request(self, voice: VoiceInfo, streaming: bool) -> Request:
-        """Raises BusyError past the worker's limits (per connection and in total)."""
+        """Raises BusyError past the worker's limits (per connection and in total) or once the server stops."""
+        if self.state.stopping:
+            raise BusyError(SHUTTING_DOWN)
         request = self.state.worker.open_request(self.client_id, voice, streaming)
         request.label = f"client {self.client_id} request {next(self._request_ids)}"
         self._open.append(request)
