@@ -271,11 +271,14 @@ async def exchange(
             # The server may already have closed a connection whose framing is lost (ENOTCONN, EPIPE,
             # ECONNRESET, depending on timing): what it sent before closing is still read below.
             pass
-        async with asyncio.timeout(EXCHANGE_TIMEOUT):
+
+        async def read_answers() -> None:
             while (event := await read_strict(reader)) is not None:
                 events.append(event)
                 if until is not None and until(event):
                     break
+
+        await asyncio.wait_for(read_answers(), EXCHANGE_TIMEOUT)  # asyncio.timeout needs Python 3.11
     except ConnectionResetError:
         pass  # the server may drop a connection whose framing is lost while we still write
     finally:
