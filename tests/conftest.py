@@ -36,6 +36,22 @@ START_TIMEOUT = 120.0
 READ_TIMEOUT = 60.0
 
 
+def flushes_subnormals() -> bool:
+    """This thread rounds subnormal floats to zero (the CPU's FTZ/DAZ modes, which -ffast-math code sets)."""
+    return sys.float_info.min / 2 == 0.0
+
+
+@pytest.fixture(autouse=True)
+def ieee_subnormals() -> Iterator[None]:
+    """Every test leaves the thread computing with subnormal floats. torch 2.5 (the floor; 2.14 does not)
+    loads the code that a CPU ``torch.compile`` builds with -ffast-math, which switches the loading thread to
+    flush subnormals to zero: later tests in the same process would compute differently, and hypothesis
+    refuses to run."""
+    yield
+    if flushes_subnormals():
+        torch.set_flush_denormal(False)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny"
