@@ -471,7 +471,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         await self._send_error(error.code, str(error))
 
     async def _send_error(self, code: str, text: str) -> None:
-        _LOGGER.debug("Client %d: error %s: %s", self.client_id, code, text)
+        _LOGGER.info("client %d: error %s: %s", self.client_id, code, text)
         await self._send(Error(text=text, code=code).event())
 
     async def _send(self, event: Event) -> None:

@@ -61,10 +61,13 @@ class ResponseWriter:
                 if not failed:
                     failed = True
                     worker.cancel_request(request)
-                    _LOGGER.info("%s failed: %s (%s)", request.label, item.text, item.code)
+                    _LOGGER.info("%s: error %s: %s", request.label, item.code, item.text)
                     await self._send(Error(text=item.text, code=item.code).event())
             elif isinstance(item, Close):
                 closed = True
+        # The slot is free before the client can see the end: a client that sends its next request
+        # as soon as it reads audio-stop / synthesize-stopped must not be refused as over its limit.
+        worker.finish_request(request)
         if self._started:
             if not failed:
                 await self._send_audio(self._resampler.flush())
