@@ -15,10 +15,16 @@ from wyoming_ishowtts.server.cli import build_parser, server_settings_from_args
 
 
 def test_model_that_cannot_load_exits_nonzero(voices_dir: Path, tmp_path: Path) -> None:
+    """Exit status 1 for the reason the name gives: the log says the model could not be loaded and why
+    (naming the folder), with no traceback. Any other crash at start-up exits 1 too, and fails here."""
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    with pytest.raises(RuntimeError, match="server exited with 1"):
+    with pytest.raises(RuntimeError, match="server exited with 1") as raised:
         start_server(empty, voices_dir, tmp_path / "work")
+    log = str(raised.value)
+    assert f"Model could not be loaded: No vocab.txt in {empty}" in log, log
+    assert "Stopping: the model could not be loaded" in log, log
+    assert "Traceback" not in log, log
 
 
 def test_version_and_help() -> None:
