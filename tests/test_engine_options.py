@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, loading
 from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
 from wyoming_ishowtts.engine.voice import tone_clip
@@ -67,9 +67,26 @@ def test_precision_choice() -> None:
     assert pick_dtype("fp32", cpu) == torch.float32
     assert pick_dtype("bf16", cpu) == torch.bfloat16
     assert pick_dtype("fp16", cpu) == torch.float16
-    assert pick_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
     with pytest.raises(ModelLoadError):
         pick_dtype("fp8", cpu)
+
+
+@pytest.mark.parametrize(
+    ("device", "hardware", "expected"),
+    [
+        ("cpu", True, torch.bfloat16),  # AVX512-BF16 or AMX: bf16 in hardware
+        ("cpu", False, torch.float32),  # emulated bf16 is slower than fp32
+        ("cuda", (7, 0), torch.float16),  # Volta and newer
+        ("cuda", (6, 1), torch.float32),  # Pascal and older: fp16 gives silence or NaN
+    ],
+)
+def test_auto_precision_follows_the_hardware(
+    monkeypatch: pytest.MonkeyPatch, device: str, hardware: object, expected: torch.dtype
+) -> None:
+    """ "auto" picks one dtype for each kind of hardware (the hardware probes are stood in for)."""
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: hardware)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: hardware)
+    assert pick_dtype("auto", torch.device(device)) == expected
 
 
 def test_half_precision_stays_close_to_fp32(model_dir: Path) -> None:
