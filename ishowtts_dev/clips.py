@@ -62,12 +62,15 @@ def _trimmed_reference(seconds: float) -> tuple[int, float]:
     return samples // HOP_LENGTH, samples / rate
 
 
-def expected_samples(*segments: str, transcript: str = TONE_TRANSCRIPT, seconds: float = TONE_SECONDS) -> int:
+def expected_samples(
+    *segments: str, transcript: str = TONE_TRANSCRIPT, seconds: float = TONE_SECONDS, speed: float = 1.0
+) -> int:
     """Exactly how many 24 kHz samples a voice made by `make_voice` speaks for `segments`, one after the
     other (a plain request is one segment; each sentence of a stream is one).
 
     Upstream's duration rule, written out here rather than taken from the engine: each text chunk gets
-    ``int(ref_frames / ref_bytes * chunk_bytes / speed)`` mel frames (speed 0.3 under 10 bytes), which the
+    ``int(ref_frames / ref_bytes * chunk_bytes / speed)`` mel frames (speed 0.3 under 10 bytes; the chunk
+    budget scales with the speed too), which the
     vocoder turns into 256 samples a frame, less one frame; a segment's chunks are joined by a 0.15 s
     cross-fade; segments follow one another without one.  Where the chunks fall comes from the engine's
     chunker, which tests/test_chunking.py holds to upstream's.  An answer that loses, repeats or cuts short
@@ -77,7 +80,7 @@ def expected_samples(*segments: str, transcript: str = TONE_TRANSCRIPT, seconds:
     ref_frames, ref_seconds = _trimmed_reference(seconds)
     ref_text = normalize_ref_text(transcript)
     ref_bytes = utf8_len(model_ref_text(ref_text))
-    budget = int(utf8_len(ref_text) / ref_seconds * (22 - ref_seconds))
+    budget = int(utf8_len(ref_text) / ref_seconds * (22 - ref_seconds) * speed)
     fade = int(options.cross_fade_seconds * SAMPLE_RATE)
     total = 0
     for segment in segments:
@@ -85,7 +88,7 @@ def expected_samples(*segments: str, transcript: str = TONE_TRANSCRIPT, seconds:
         if options.first_chunk_max_chars:
             chunks = shorten_first_chunk(chunks, options.first_chunk_max_chars, budget)
         for chunk in chunks:
-            speed = 0.3 if utf8_len(chunk) < 10 else 1.0
-            total += HOP_LENGTH * (int(ref_frames / ref_bytes * utf8_len(chunk) / speed) - 1)
+            pace = 0.3 if utf8_len(chunk) < 10 else speed
+            total += HOP_LENGTH * (int(ref_frames / ref_bytes * utf8_len(chunk) / pace) - 1)
         total -= fade * (len(chunks) - 1)
     return total
