@@ -1,15 +1,19 @@
 """The test voice as files: the engine's synthetic tone clip (`tone_clip`) written as a voice folder, and
-upstream's duration rule for what a text spoken with it should last. Used by the tests, the soak run and
+upstream's duration rule for exactly how long a text spoken with it lasts. Used by the tests, the soak run and
 the wheel-install test, so they all speak with one voice."""
 
 from __future__ import annotations
 
+import functools
+import io
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from wyoming_ishowtts.engine.options import SAMPLE_RATE
+from wyoming_ishowtts.engine.chunking import chunk_text, model_ref_text, shorten_first_chunk
+from wyoming_ishowtts.engine.options import HOP_LENGTH, SAMPLE_RATE, SynthesisOptions
+from wyoming_ishowtts.engine.reference import normalize_ref_text, trim_reference
 from wyoming_ishowtts.engine.voice import tone_clip
 
 TONE_TRANSCRIPT = "This is a short test voice."
@@ -47,8 +51,44 @@ def utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def expected_seconds(
-    text: str, transcript: str = TONE_TRANSCRIPT, ref_seconds: float = TONE_SECONDS
-) -> float:
-    """Upstream's duration rule: generated frames = ref_frames * gen_bytes / ref_bytes."""
-    return ref_seconds * utf8_len(text) / (utf8_len(transcript) + 2)
+@functools.cache
+def _trimmed_reference(seconds: float) -> tuple[int, float]:
+    """The tone clip as a voice folder holds it (16-bit WAV), after upstream's trimming: mel frames, seconds."""
+    wav = io.BytesIO()
+    soundfile.write(wav, tone_clip(seconds, rate=SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    wav.seek(0)
+    audio, rate = soundfile.read(wav, dtype="float32")
+    samples = len(trim_reference(audio, rate))
+    return samples // HOP_LENGTH, samples / rate
+
+
+def expected_samples(
+    *segments: str, transcript: str = TONE_TRANSCRIPT, seconds: float = TONE_SECONDS, speed: float = 1.0
+) -> int:
+    """Exactly how many 24 kHz samples a voice made by `make_voice` speaks for `segments`, one after the
+    other (a plain request is one segment; each sentence of a stream is one).
+
+    Upstream's duration rule, written out here rather than taken from the engine: each text chunk gets
+    ``int(ref_frames / ref_bytes * chunk_bytes / speed)`` mel frames (speed 0.3 under 10 bytes; the chunk
+    budget scales with the speed too), which the
+    vocoder turns into 256 samples a frame, less one frame; a segment's chunks are joined by a 0.15 s
+    cross-fade; segments follow one another without one.  Where the chunks fall comes from the engine's
+    chunker, which tests/test_chunking.py holds to upstream's.  An answer that loses, repeats or cuts short
+    any text misses this number.
+    """
+    options = SynthesisOptions()
+    ref_frames, ref_seconds = _trimmed_reference(seconds)
+    ref_text = normalize_ref_text(transcript)
+    ref_bytes = utf8_len(model_ref_text(ref_text))
+    budget = int(utf8_len(ref_text) / ref_seconds * (22 - ref_seconds) * speed)
+    fade = int(options.cross_fade_seconds * SAMPLE_RATE)
+    total = 0
+    for segment in segments:
+        chunks = chunk_text(" ".join(segment.split()), budget)
+        if options.first_chunk_max_chars:
+            chunks = shorten_first_chunk(chunks, options.first_chunk_max_chars, budget)
+        for chunk in chunks:
+            pace = 0.3 if utf8_len(chunk) < 10 else speed
+            total += HOP_LENGTH * (int(ref_frames / ref_bytes * utf8_len(chunk) / pace) - 1)
+        total -= fade * (len(chunks) - 1)
+    return total

@@ -21,8 +21,9 @@ import torch
 from wyoming.event import Event
 from wyoming.info import Describe
 
+from ishowtts_dev.clips import TONE_SECONDS as TONE_SECONDS
 from ishowtts_dev.clips import TONE_TRANSCRIPT as TONE_TRANSCRIPT
-from ishowtts_dev.clips import expected_seconds as expected_seconds
+from ishowtts_dev.clips import expected_samples as expected_samples
 from ishowtts_dev.clips import make_voice as make_voice
 from ishowtts_dev.clips import write_tone_clip as write_tone_clip
 from ishowtts_dev.launcher import ServerProcess as ServerProcess
@@ -160,14 +161,18 @@ def audio_of(events: list[Event]) -> bytes:
     return b"".join(e.payload or b"" for e in events if e.type == "audio-chunk")
 
 
-def check_audio(events: list[Event], text: str) -> None:
-    """One whole answer, no error, as long as upstream's duration rule says (within 0.6-1.4x)."""
+def samples_of(events: list[Event]) -> int:
+    """Samples of 16-bit mono audio in the answer."""
+    return len(audio_of(events)) // 2
+
+
+def check_audio(events: list[Event], *segments: str, seconds: float = TONE_SECONDS) -> None:
+    """One whole answer, no error, exactly as long as upstream's duration rule says for the text (a plain
+    request is one segment; a stream, one per sentence) in a `make_voice` voice of `seconds`."""
     types = [e.type for e in events]
     assert "error" not in types, [e.data for e in events if e.type == "error"]
     assert types.count("audio-start") == 1 and types[-1] == "audio-stop", types
-    seconds = len(audio_of(events)) / 2 / 24000
-    expected = expected_seconds(text)
-    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
+    assert samples_of(events) == expected_samples(*segments, seconds=seconds), segments
 
 
 class RunsCode:

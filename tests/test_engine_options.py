@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, loading
 from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
 from wyoming_ishowtts.engine.voice import tone_clip
@@ -67,9 +69,26 @@ def test_precision_choice() -> None:
     assert pick_dtype("fp32", cpu) == torch.float32
     assert pick_dtype("bf16", cpu) == torch.bfloat16
     assert pick_dtype("fp16", cpu) == torch.float16
-    assert pick_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
     with pytest.raises(ModelLoadError):
         pick_dtype("fp8", cpu)
+
+
+@pytest.mark.parametrize(
+    ("device", "hardware", "expected"),
+    [
+        ("cpu", True, torch.bfloat16),  # AVX512-BF16 or AMX: bf16 in hardware
+        ("cpu", False, torch.float32),  # emulated bf16 is slower than fp32
+        ("cuda", (7, 0), torch.float16),  # Volta and newer
+        ("cuda", (6, 1), torch.float32),  # Pascal and older: fp16 gives silence or NaN
+    ],
+)
+def test_auto_precision_follows_the_hardware(
+    monkeypatch: pytest.MonkeyPatch, device: str, hardware: object, expected: torch.dtype
+) -> None:
+    """ "auto" picks one dtype for each kind of hardware (the hardware probes are stood in for)."""
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: hardware)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: hardware)
+    assert pick_dtype("auto", torch.device(device)) == expected
 
 
 def test_half_precision_stays_close_to_fp32(model_dir: Path) -> None:
@@ -111,11 +130,40 @@ def test_batched_later_chunks_equal_one_at_a_time(model_dir: Path, tmp_path: Pat
         assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()
 
 
-def synthesize_with(model_dir: Path, **settings: Any) -> np.ndarray:
-    """TEXT at 3 steps, seed 1, fp32 on the CPU, with these engine settings."""
+def synthesize_with(model_dir: Path, **settings: Any) -> tuple[np.ndarray, list[int]]:
+    """TEXT at 3 steps, seed 1, fp32 on the CPU, with these engine settings: the audio, and the sequence
+    length the model saw at each step."""
     engine = Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", **settings))
     voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
-    return engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
+    with model_lengths(engine) as lengths:
+        audio = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
+    return audio, lengths
+
+
+@contextmanager
+def model_lengths(engine: Engine) -> Iterator[list[int]]:
+    """The frames axis of each input the model gets while the block runs (a forward pre-hook: it sees the
+    padded tensor whether or not the forward is compiled)."""
+    lengths: list[int] = []
+    hook = engine.model.register_forward_pre_hook(lambda _, args: lengths.append(int(args[0].shape[1])))
+    try:
+        yield lengths
+    finally:
+        hook.remove()
+
+
+@contextmanager
+def compiled_graphs() -> Iterator[Callable[[], int]]:
+    """Counts the graphs dynamo compiles from here on (its own statistics, cleared first)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        yield lambda: int(counters["stats"]["unique_graphs"])
+    finally:
+        torch._dynamo.reset()
 
 
 def assert_same_audio(a: np.ndarray, b: np.ndarray) -> None:
@@ -124,7 +172,12 @@ def assert_same_audio(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:
-    assert_same_audio(synthesize_with(model_dir), synthesize_with(model_dir, compile=True))
+    """The same audio, and the compiled model made it."""
+    plain, _ = synthesize_with(model_dir)
+    with compiled_graphs() as graphs:
+        compiled, _ = synthesize_with(model_dir, compile=True)
+        assert graphs() >= 1, "--compile compiled nothing"
+    assert_same_audio(plain, compiled)
 
 
 def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
@@ -139,25 +192,38 @@ def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
 
 
 def test_length_buckets_give_the_same_audio(model_dir: Path) -> None:
-    """Padding every batch to a multiple of 64 frames (masked) changes no number beyond float rounding."""
-    assert_same_audio(synthesize_with(model_dir), synthesize_with(model_dir, length_bucket=64))
+    """Padding every batch to a multiple of 64 frames (masked) changes no number beyond float rounding;
+    the model did get the padded lengths."""
+    plain, plain_lengths = synthesize_with(model_dir)
+    padded, padded_lengths = synthesize_with(model_dir, length_bucket=64)
+    assert any(n % 64 for n in plain_lengths), plain_lengths  # else padding would change nothing here
+    assert padded_lengths == [-(-n // 64) * 64 for n in plain_lengths], (plain_lengths, padded_lengths)
+    assert_same_audio(plain, padded)
 
 
 def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
-    """With --compile and buckets the warm-up compiles each length the voice can reach; a request after it
-    compiles nothing new (dynamo is told to fail on any recompilation)."""
+    """With --compile and buckets the warm-up runs every length the voice can reach and compiles a graph
+    for each; requests after it run only those lengths and compile nothing (dynamo is also told to fail
+    on any recompilation)."""
     import torch._dynamo
 
-    torch._dynamo.reset()
-    engine = Engine.load(
-        EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", compile=True, length_bucket=1024)
-    )
-    voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
-    buckets = engine.bucket_lengths(voice)
-    assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
-    engine.warm_up(voice)
-    with torch._dynamo.config.patch(error_on_recompile=True):
-        long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
-        for text in ("Short.", long_text):
-            assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
-    torch._dynamo.reset()
+    with compiled_graphs() as graphs:
+        engine = Engine.load(
+            EngineSettings(
+                model_dir=model_dir, device="cpu", precision="fp32", compile=True, length_bucket=1024
+            )
+        )
+        voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+        buckets = engine.bucket_lengths(voice)
+        assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
+        with model_lengths(engine) as warmed:
+            engine.warm_up(voice)
+        assert set(buckets) <= set(warmed), (buckets, warmed)
+        compiled = graphs()
+        assert compiled >= len(buckets), (compiled, buckets)  # a static graph per length, at least
+        with torch._dynamo.config.patch(error_on_recompile=True), model_lengths(engine) as used:
+            long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
+            for text in ("Short.", long_text):
+                assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
+        assert set(used) <= set(buckets) and len(set(used)) >= 2, (used, buckets)
+        assert graphs() == compiled, "a request after the warm-up compiled a graph"

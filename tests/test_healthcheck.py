@@ -133,6 +133,11 @@ def test_main_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unhealthy: cannot reach" in capsys.readouterr().err
 
 
-def test_timeout_must_be_positive() -> None:
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["--timeout", "0"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_timeout_must_be_positive(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused as a usage error (exit 2) that says what is wrong with --timeout; a positive one is taken."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--timeout", value])
+    assert exit_info.value.code == 2
+    assert f"argument --timeout: must be positive, got {value}" in capsys.readouterr().err
+    assert build_parser().parse_args(["--timeout", "0.5"]).timeout == 0.5

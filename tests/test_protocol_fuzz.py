@@ -5,9 +5,11 @@ protocol state machine must hold up against anything: random and mutated events,
 types, huge or negative lengths, unknown types, events in the wrong order and plain binary garbage.
 Hypothesis writes those byte streams and sends them over raw TCP to one real server subprocess
 (the tiny random model, two sampler steps).  Meanwhile a well-formed client in a background thread
-keeps asking for speech and checks every answer (format and length) and that ``describe`` is
-answered at once.  The last test checks that the server survived all of it: still running, no
-thread or socket leaked, every connection and queue slot given back, and no traceback in its log.
+keeps asking for speech and checks every answer (format and exact length) and that ``describe`` is
+answered at once.  After each test the server must still run, with no traceback or error in the log it
+wrote meanwhile (an autouse check: a crash is blamed on the test that caused it); when the server fixture
+ends, no thread or socket may have leaked, every connection and queue slot must be free again and the good
+client served throughout.  Both checks run with whatever subset of the tests ran (``-k``).
 
 The framing (server/protocol.py) is also fuzzed on its own, on in-memory streams, with the same
 byte streams and hostile lines.
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerProcess, audio_of, connect, expected_seconds, read_until, start_server
+from conftest import ServerProcess, audio_of, connect, expected_samples, read_until, start_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.event import Event
@@ -94,7 +96,12 @@ FUZZ_SETTINGS = settings(
     deadline=None,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # The one function-scoped fixture is the autouse check below: once per test, around all its examples.
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 
@@ -159,9 +166,7 @@ def check_audio(events: list[Event], text: str) -> None:
     for event in events:
         if event.type in ("audio-start", "audio-chunk"):
             assert (event.data["rate"], event.data["width"], event.data["channels"]) == (24000, 2, 1)
-    seconds = len(audio_of(events)) / 2 / 24000
-    expected = expected_seconds(text)
-    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
+    assert len(audio_of(events)) // 2 == expected_samples(text)
 
 
 # -- the server and how it is observed --------------------------------------------------------------
@@ -219,12 +224,36 @@ def target(
         good = GoodClient(server.uri)
         good.start()
         try:
-            yield FuzzTarget(server, good, baseline_threads, baseline_sockets)
+            target = FuzzTarget(server, good, baseline_threads, baseline_sockets)
+            yield target
+            assert_survived(target)
         finally:
             good.stop()
     finally:
         status = server.stop()
     assert status == 0, server.log()[-5000:]
+
+
+LOG_MARKERS = ("Traceback", "exception was never retrieved", "ERROR")
+
+
+@pytest.fixture(autouse=True)
+def server_unharmed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that talks to the server: it still runs, the log it wrote meanwhile shows no crash
+    and no error, and the good client met no failure meanwhile."""
+    if "target" not in request.fixturenames:
+        yield
+        return
+    target: FuzzTarget = request.getfixturevalue("target")
+    log_from = len(target.server.log())
+    failures_from = len(target.good.failures)
+    yield
+    server = target.server
+    assert server.alive(), server.log()[-5000:]
+    log = server.log()[log_from:]
+    for marker in LOG_MARKERS:
+        assert marker not in log, log[max(0, log.find(marker) - 2000) : log.find(marker) + 3000]
+    assert target.good.failures[failures_from:] == []
 
 
 async def _describe(uri: str) -> None:
@@ -570,12 +599,16 @@ def test_any_unicode_text_is_spoken_or_refused_with_a_reason(target: FuzzTarget,
 # -- and afterwards ---------------------------------------------------------------------------------
 
 
-def test_server_survived_the_fuzzing(target: FuzzTarget) -> None:
-    """Runs last (file order): the server is alive, leaked nothing, and serves at full capacity."""
+def assert_survived(target: FuzzTarget) -> None:
+    """When the server fixture ends, after whichever tests ran: the server is alive, leaked nothing, kept
+    the good client served, and serves at full capacity."""
     server = target.server
-    assert server.alive(), server.log()[-5000:]
-    target.good.stop()
     good = target.good
+    deadline = time.monotonic() + 60  # a short subset: give the good client its few rounds
+    while good.rounds < 3 and not good.failures and time.monotonic() < deadline:
+        time.sleep(0.2)
+    good.stop()
+    assert server.alive(), server.log()[-5000:]
     assert not good.failures, good.failures[:5]
     assert good.rounds >= 3, f"the good client completed only {good.rounds} rounds"
     assert good.slowest_describe < 2.0, good.slowest_describe
@@ -616,7 +649,7 @@ def test_server_survived_the_fuzzing(target: FuzzTarget) -> None:
 
     asyncio.run(full_capacity())
     log = server.log()
-    for marker in ("Traceback", "exception was never retrieved", "ERROR"):
+    for marker in LOG_MARKERS:
         assert marker not in log, log[max(0, log.find(marker) - 2000) : log.find(marker) + 3000]
 
 

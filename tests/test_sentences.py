@@ -43,11 +43,54 @@ def test_whitespace_only_stream_gives_nothing() -> None:
     assert emitted == [[], [], []] and rest is None
 
 
-def test_long_run_without_punctuation_is_cut_at_a_clause_break() -> None:
-    words = ("word, " * 30 + "and more words without any end ") * 2
-    emitted, rest = feed(every(words, 5), max_pending=100)
-    forced = [s for batch in emitted for s in batch]
+def forced_cuts(text: str, max_pending: int, size: int = 5) -> tuple[list[str], str | None]:
+    emitted, rest = feed(every(text, size), max_pending)
+    return [s for batch in emitted for s in batch], rest
+
+
+def test_long_run_without_sentence_end_is_cut_at_a_clause_break() -> None:
+    """Commas between words, never a sentence end: every forced cut lands just after a comma, not at the
+    last word gap (which, in this text, is never next to a comma)."""
+    text = "a clause of several words, " * 20
+    forced, rest = forced_cuts(text, max_pending=100)
     assert forced, "a long unpunctuated run must not wait for the end of the stream"
-    assert all(len(s) <= 110 for s in forced)
-    joined = " ".join([*forced, rest or ""])
-    assert joined.split() == words.split()
+    assert all(s.endswith("words,") for s in forced), forced
+    assert all(len(s) <= 110 for s in forced), forced
+    assert " ".join([*forced, rest or ""]).split() == text.split()
+
+
+def test_forced_cut_takes_the_last_clause_break_not_the_first() -> None:
+    text = "one, two; three: " + "four five six seven eight nine " * 4
+    forced, rest = forced_cuts(text, max_pending=60, size=len(text))
+    assert forced == ["one, two; three:"], forced
+    assert rest == text[len("one, two; three: ") :].strip()
+
+
+@pytest.mark.parametrize("mark", ["，", "、", "；", "："])
+def test_cjk_clause_marks_are_clause_breaks(mark: str) -> None:
+    text = f"今天我们去公园散步{mark}然后去商店买东西" * 12
+    forced, rest = forced_cuts(text, max_pending=100, size=3)
+    assert forced and all(s.endswith(mark) for s in forced), forced
+    assert "".join([*forced, rest or ""]) == text
+
+
+def test_without_a_clause_break_the_cut_is_at_the_last_word_gap() -> None:
+    text = "and more words without any end " * 6
+    forced, rest = forced_cuts(text, max_pending=100)
+    assert forced, "a long run without clause breaks must still be cut"
+    for piece in forced:  # whole words only, and as long as the limit allowed
+        assert piece.split() == piece.split(" ")
+        assert 90 <= len(piece) <= 110, forced
+    assert " ".join([*forced, rest or ""]).split() == text.split()
+
+
+@pytest.mark.parametrize("number", ["1,000", "12:30"])
+def test_mark_inside_a_number_is_not_a_clause_break(number: str) -> None:
+    """A Latin mark counts only before a space: "1,000" is one word, even when the limit is crossed by a
+    delta that ends right after its comma."""
+    before_mark = number[: number.index(number.strip("0123456789")) + 1]
+    head = f"we counted the birds in the quiet morning light at {before_mark}"
+    text = f"{head}{number[len(before_mark) :]} and then went home"
+    emitted, rest = feed([head, text[len(head) :]], max_pending=len(head) - 1)
+    assert emitted[0] == ["we counted the birds in the quiet morning light at"], emitted
+    assert rest == f"{number} and then went home"

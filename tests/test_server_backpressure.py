@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 from pathlib import Path
@@ -47,13 +46,15 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_client_that_stops_reading_is_not_buffered_without_limit(
-    engine: Engine, voices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    max_buffered = 2
+def stalled_text_chunks(engine: Engine, voices: Path) -> int:
+    """How many text chunks (so pieces) STALLED_TEXT makes in the tone voice."""
     voice = engine.prepare_voice(*load_audio(voices / "tone" / "reference.wav"), text=TONE_TRANSCRIPT)
-    chunks = len(engine.plan(voice, STALLED_TEXT))
-    synthesized: list[int] = []  # samples of each piece the engine produced, in order
+    return len(engine.plan(voice, STALLED_TEXT))
+
+
+def count_pieces(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the samples of each piece the engine produces, in order."""
+    synthesized: list[int] = []
     original = engine._synthesize_chunks
 
     def counting(*args: Any, **kwargs: Any) -> Any:
@@ -62,31 +63,45 @@ def test_client_that_stops_reading_is_not_buffered_without_limit(
         return waves
 
     monkeypatch.setattr(engine, "_synthesize_chunks", counting)
+    return synthesized
+
+
+async def stalled_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client with a small receive buffer that asks for STALLED_TEXT and then reads nothing."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    await async_write_event(Synthesize(text=STALLED_TEXT, voice=SynthesizeVoice(name="tone")).event(), writer)
+    return reader, writer
+
+
+async def wait_until_stalled(synthesized: list[int], chunks: int) -> int:
+    """Wait until the engine has made nothing for 2 s, short of the whole answer: the stall, once the
+    socket and the per-request buffer are full. Returns how many pieces were made by then."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + 60
+    while time.monotonic() - since < 2.0:
+        assert time.monotonic() < deadline, "the engine never stopped for the stalled client"
+        if len(synthesized) != last:
+            last, since = len(synthesized), time.monotonic()
+        await asyncio.sleep(0.1)
+    assert 0 < last < chunks, f"{last} of {chunks} chunks synthesized for a client that reads nothing"
+    return last
+
+
+def test_client_that_stops_reading_is_not_buffered_without_limit(
+    engine: Engine, voices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    max_buffered = 2
+    chunks = stalled_text_chunks(engine, voices)
+    synthesized = count_pieces(engine, monkeypatch)
     with run_server(engine, voices, tmp_path / "cache", max_buffered_pieces=max_buffered) as server:
 
         async def go() -> None:
-            # A client with a small receive buffer that sends a long request and then reads nothing.
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-            sock.connect(("127.0.0.1", server.port))
-            sock.setblocking(False)
-            reader, writer = await asyncio.open_connection(sock=sock)
-            await async_write_event(
-                Synthesize(text=STALLED_TEXT, voice=SynthesizeVoice(name="tone")).event(), writer
-            )
-
-            # The engine stops producing for it once the socket and the per-request buffer are full.
-            last, since = -1, time.monotonic()
-            deadline = time.monotonic() + 60
-            while time.monotonic() - since < 2.0:
-                assert time.monotonic() < deadline, "the engine never stopped for the stalled client"
-                if len(synthesized) != last:
-                    last, since = len(synthesized), time.monotonic()
-                await asyncio.sleep(0.1)
-            stalled_at = len(synthesized)
-            assert stalled_at < chunks, (
-                f"all {chunks} chunks were synthesized for a client that reads nothing"
-            )
+            reader, writer = await stalled_client(server.port)
+            stalled_at = await wait_until_stalled(synthesized, chunks)
             # What may legitimately be held: the pieces the worker may run ahead, the one being written
             # and one in the write lock's queue, plus the bytes in asyncio's write buffer and the
             # kernel's socket buffers (the server's send buffer at its maximum, the client's receive one).
@@ -147,21 +162,25 @@ def test_idle_stream_gives_its_queue_slot_back(engine: Engine, voices: Path, tmp
         asyncio.run(go())
 
 
-def test_describe_is_answered_while_a_client_is_stalled(engine: Engine, voices: Path, tmp_path: Path) -> None:
-    """The stalled client of the first test blocks only its own connection, never the server's loop."""
+def test_describe_is_answered_while_a_client_is_stalled(
+    engine: Engine, voices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stalled client of the first test blocks only its own connection, never the server's loop: the
+    engine has stopped for it (its answer held up in the socket) when describe is asked, and still has when
+    the answer comes."""
+    chunks = stalled_text_chunks(engine, voices)
+    synthesized = count_pieces(engine, monkeypatch)
     with run_server(engine, voices, tmp_path / "cache", max_buffered_pieces=1) as server:
 
         async def go() -> float:
-            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            body = json.dumps({"text": STALLED_TEXT, "voice": {"name": "tone"}}).encode()
-            writer.write(json.dumps({"type": "synthesize", "data_length": len(body)}).encode() + b"\n" + body)
-            await writer.drain()
-            await asyncio.sleep(1.0)
+            _, writer = await stalled_client(server.port)
+            stalled_at = await wait_until_stalled(synthesized, chunks)
             async with connect(server.uri) as client:
                 started = time.monotonic()
                 await client.write_event(Describe().event())
                 await read_until(client, "info")
                 elapsed = time.monotonic() - started
+            assert len(synthesized) == stalled_at, "the client was not stalled while describe was answered"
             writer.close()
             return elapsed
 

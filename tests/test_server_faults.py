@@ -306,14 +306,15 @@ def test_corrupt_voice_cache_is_rebuilt_from_the_clip(
     kinds = [_garbage, _truncated, _malicious]
     name = f"cached-{corrupt.__name__.strip('_')}"
     # A clip of its own length, so its cache key differs from every other voice's.
-    make_voice(fault_voices, name, seconds=2.0 + 0.1 * kinds.index(corrupt))
+    seconds = 2.0 + 0.1 * kinds.index(corrupt)
+    make_voice(fault_voices, name, seconds=seconds)
     path = cached_voice(server, engine, fault_voices, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     marker = tmp_path / "code-ran"
     corrupt(path, engine, fault_voices / name / "reference.wav", marker)
     bad = path.read_bytes()
 
-    check_audio(speak(server, GOOD_TEXT, name), GOOD_TEXT)
+    check_audio(speak(server, GOOD_TEXT, name), GOOD_TEXT, seconds=seconds)
     assert "Rebuilding voice cache" in caplog.text
     assert not marker.exists(), "the cache file's pickle ran code"
     assert path.read_bytes() != bad

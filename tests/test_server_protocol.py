@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, audio_of, connect, expected_seconds, make_voice, read_until
+from conftest import ServerProcess, audio_of, connect, expected_samples, make_voice, read_until
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.event import Event
 from wyoming.info import Describe, Info
@@ -108,9 +108,7 @@ def test_one_shot_synthesize(server: ServerProcess) -> None:
             return events
 
     pcm = assert_one_response(asyncio.run(go()))
-    seconds = len(pcm) / 2 / SAMPLE_RATE
-    expected = expected_seconds(text)
-    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
+    assert len(pcm) // 2 == expected_samples(text)
 
 
 def test_home_assistant_streaming_sequence(server: ServerProcess) -> None:
@@ -133,14 +131,10 @@ def test_home_assistant_streaming_sequence(server: ServerProcess) -> None:
     assert types[-2] == "audio-stop"
     assert "error" not in types
     pcm = assert_one_response(events[:-1])
-    seconds = len(pcm) / 2 / SAMPLE_RATE
-    # Three sentences synthesized separately, so the short-sentence pacing rule cannot apply; the
-    # compat synthesize was ignored (otherwise the audio would be about twice as long).
-    expected = sum(
-        expected_seconds(s)
-        for s in ("Good morning.", "The weather today is sunny and warm.", "Have a nice day!")
-    )
-    assert 0.6 * expected < seconds < 1.4 * expected, (seconds, expected)
+    # Each of the three sentences synthesized on its own, and every one whole; the compat synthesize was
+    # ignored (it would have added the whole text once more).
+    sentences = ("Good morning.", "The weather today is sunny and warm.", "Have a nice day!")
+    assert len(pcm) // 2 == expected_samples(*sentences)
 
 
 def test_stream_deltas_split_inside_words(server: ServerProcess) -> None:
@@ -156,7 +150,9 @@ def test_stream_deltas_split_inside_words(server: ServerProcess) -> None:
 
     events = asyncio.run(go())
     assert "error" not in [e.type for e in events]
-    assert_one_response(events[:-1])
+    pcm = assert_one_response(events[:-1])
+    sentences = ("Splitting inside words must not matter.", "你好。", "今天天气很好！")
+    assert len(pcm) // 2 == expected_samples(*sentences)
     log = server.log()
     assert "sentence 'Splitting inside words must not matter.'" in log
     assert "sentence '你好。'" in log
@@ -187,7 +183,9 @@ def test_first_audio_arrives_before_the_last_text_chunk_is_sent(server: ServerPr
     order, events = asyncio.run(go())
     assert order == ["audio-start", "audio-chunk", "client sends last chunk"]
     assert [e.type for e in events].count("audio-start") == 1
-    assert_one_response(events[:-1])
+    pcm = assert_one_response(events[:-1])
+    sentences = ("The first sentence is complete here.", "The second one is spoken later.")
+    assert len(pcm) // 2 == expected_samples(*sentences)
 
 
 def test_multi_chunk_one_shot_sends_audio_per_text_chunk(server: ServerProcess) -> None:
@@ -203,7 +201,7 @@ def test_multi_chunk_one_shot_sends_audio_per_text_chunk(server: ServerProcess) 
             await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="tone")).event())
             return await read_until(client, "audio-stop")
 
-    assert_one_response(asyncio.run(go()))
+    assert len(assert_one_response(asyncio.run(go()))) // 2 == expected_samples(text)
     time.sleep(0.2)
     lines = [line for line in server.log().splitlines() if "request" in line]
     label = next(
@@ -226,7 +224,8 @@ def test_voice_chosen_by_language(server: ServerProcess) -> None:
             )
             return await read_until(client, "audio-stop")
 
-    assert_one_response(asyncio.run(go()))
+    pcm = assert_one_response(asyncio.run(go()))
+    assert len(pcm) // 2 == expected_samples("Language selection test.", transcript="这是一个测试声音。")
     assert "synthesize 24 characters with voice tone-zh" in server.log()
 
 

@@ -8,11 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from conftest import PYTHON, ROOT, audio_of, connect, make_voice, read_until
+from conftest import (
+    PYTHON,
+    ROOT,
+    TONE_TRANSCRIPT,
+    audio_of,
+    connect,
+    expected_samples,
+    make_voice,
+    read_until,
+)
 from inprocess import run_server
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from wyoming_ishowtts.engine import Engine, EngineSettings
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
+from wyoming_ishowtts.engine.reference import load_audio
+from wyoming_ishowtts.server.pcm import float_to_int16_bytes
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,6 +37,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_writes_a_wav(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The WAV holds the engine's audio for the text: exactly its length, and its samples."""
+    text = "Hello there, this is a test."
     voice = make_voice(tmp_path, "alice")
     out = tmp_path / "out.wav"
     result = run_cli(
@@ -40,16 +53,20 @@ def test_writes_a_wav(tiny_model_dir: Path, tmp_path: Path) -> None:
         "--seed",
         "3",
         "--text",
-        "Hello there, this is a test.",
+        text,
         "-o",
         str(out),
     )
     assert result.returncode == 0, result.stderr
-    audio, rate = soundfile.read(out)
+    audio, rate = soundfile.read(out, dtype="int16")
     assert rate == 24000 and audio.ndim == 1
-    assert 0.5 < len(audio) / rate < 10
-    assert abs(audio).max() > 0
-    assert "RTF" in result.stdout
+    assert len(audio) == expected_samples(text)
+    # What the engine says for the same text, voice, steps and seed, as 16-bit samples.
+    engine = Engine.load(EngineSettings(model_dir=tiny_model_dir, device="cpu", nfe=2))
+    prepared = engine.prepare_voice(*load_audio(voice / "reference.wav"), text=TONE_TRANSCRIPT)
+    wave = engine.synthesize_all(prepared, text, SynthesisOptions(seed=3))
+    assert np.array_equal(audio, np.frombuffer(float_to_int16_bytes(wave), dtype="<i2"))
+    assert f"{len(audio) / rate:.2f} s of audio" in result.stdout and "RTF" in result.stdout
 
 
 def test_missing_voice_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -101,5 +118,5 @@ def test_the_cli_and_the_server_give_the_same_samples(tiny_model_dir: Path, tmp_
                 return audio_of(await read_until(client, "audio-stop"))
 
         served = np.frombuffer(asyncio.run(ask()), dtype="<i2")
-    assert len(cli) > 0.5 * rate
+    assert len(cli) == expected_samples(text, speed=0.9)
     assert np.array_equal(cli, served), (len(cli), len(served))

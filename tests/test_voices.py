@@ -16,6 +16,7 @@ from conftest import PYTHON, ROOT, make_voice, write_tone_clip
 
 from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.errors import VoiceNotFoundError, VoiceUnavailableError
+from wyoming_ishowtts.voices import cache as cache_module
 from wyoming_ishowtts.voices.builtin import BUILTIN_VOICE, BuiltinVoiceSource, fetch_builtin_voice
 from wyoming_ishowtts.voices.cache import PreparedVoices
 from wyoming_ishowtts.voices.check import Finding, check_voice_dir
@@ -63,7 +64,13 @@ def test_unknown_voice_toml_setting_is_rejected(tmp_path: Path) -> None:
     assert "typo" not in VoiceRegistry([tmp_path], builtin=None).scan()
 
 
-def test_prepared_voice_cache_roundtrip_and_corruption(engine: Engine, tmp_path: Path) -> None:
+def _must_not_prepare(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the voice was prepared from its clip again")
+
+
+def test_prepared_voice_cache_roundtrip_and_corruption(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_voice(tmp_path / "voices", "tone")
     registry = VoiceRegistry([tmp_path / "voices"], builtin=None)
     info = registry.scan()["tone"]
@@ -74,10 +81,15 @@ def test_prepared_voice_cache_roundtrip_and_corruption(engine: Engine, tmp_path:
     assert len(files) == 1
     assert not list((cache / "voices").glob(".*tmp*")), "no temporary file left behind"
 
-    # A fresh process (no memory cache) reads it from disk.
-    again = PreparedVoices(cache).get(engine, info)
-    assert again.ref_text == first.ref_text
+    # A fresh process (no memory cache) reads it from disk: what only the file holds comes back (a
+    # transcript written into it), and the clip is not prepared again.
+    cache_module.write_clip(dataclasses.replace(first, ref_text="Only in the file. "), files[0])
+    with monkeypatch.context() as patch:
+        patch.setattr(cache_module, "prepare_clip", _must_not_prepare)
+        again = PreparedVoices(cache).get(engine, info)
+    assert again.ref_text == "Only in the file. "
     assert np.array_equal(again.audio.numpy(), first.audio.numpy())
+    cache_module.write_clip(first, files[0])
 
     # A truncated file is rebuilt from the clip.
     data = files[0].read_bytes()

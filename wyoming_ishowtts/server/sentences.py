@@ -19,8 +19,20 @@ from sentence_stream.util import remove_asterisks
 
 DEFAULT_MAX_PENDING_CHARS = 400
 
-# Clause boundaries where a forced cut sounds least unnatural, best first.
-_CLAUSE_BREAK_RE = re.compile(r"[,;:，、；：]\s*|\s+")
+# Where a forced cut sounds least unnatural: after a clause mark.  A Latin one counts only before a space
+# ("1,000" and "12:30" stay whole, even when a delta ends right after the mark); a CJK one counts anywhere.
+_CLAUSE_BREAK_RE = re.compile(r"[,;:]\s+|[，、；：]\s*")
+# Failing a clause mark, between words (never inside one).
+_WORD_GAP_RE = re.compile(r"\s+")
+
+
+def _last_cut(held: str, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The last match of `pattern` in `held` that leaves text before it."""
+    cut = None
+    for match in pattern.finditer(held):
+        if match.start() > 0:
+            cut = match
+    return cut
 
 
 class SentenceSplitter:
@@ -49,12 +61,10 @@ class SentenceSplitter:
         return rest or None
 
     def _force_cut(self) -> str | None:
-        """Cut the pending text at its last clause break and restart the detector on the rest."""
+        """Cut the pending text at its last clause break (else its last word gap) and restart the detector
+        on the rest."""
         held = self._detector.current_sentence + self._detector.remaining_text
-        cut = None
-        for match in _CLAUSE_BREAK_RE.finditer(held):
-            if match.start() > 0:
-                cut = match
+        cut = _last_cut(held, _CLAUSE_BREAK_RE) or _last_cut(held, _WORD_GAP_RE)
         if cut is None:
             return None
         head, tail = remove_asterisks(held[: cut.end()]).strip(), held[cut.end() :]
