@@ -86,8 +86,7 @@ def guided_step(
     mask: (B, N) valid frames or None. Everything the step reads is an argument: no Python state changes
     between steps, which is what lets a graph capture it.
     """
-    dtype = step_cond.dtype
-    flow = model(x.to(dtype), step_cond, text_pair, t.to(dtype).expand(x.shape[0]), mask).float()
+    flow = model(x, step_cond, text_pair, t.expand(x.shape[0]), mask).float()
     if text_pair[1] is not None:
         cond_flow, null_flow = flow.chunk(2, dim=0)
         flow = cond_flow + (cond_flow - null_flow) * cfg_strength
@@ -119,7 +118,7 @@ def sample(
     step: runs each Euler step (default `guided_step`; a CUDA-graph replay of it has the same signature).
     Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
     """
-    device, dtype = cond.device, next(model.parameters()).dtype
+    device = cond.device
     batch = cond.shape[0]
     # Something must be generated: at least one frame past the reference and past the text.
     text_lens = (text_ids != -1).sum(dim=-1)
@@ -130,11 +129,13 @@ def sample(
     n = min(-(-longest // pad_to) * pad_to, 65536) if pad_to > 1 else longest
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
-    cond = pad_frames(cond.to(dtype), n)
+    cond = pad_frames(cond, n)  # in the voice's dtype: the model casts what it reads
     step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
-    # A single item needs no mask (upstream skips it too, and it is faster); a batch hides its padding, and
-    # so does a padded length (always, then, so that the model sees one input layout per length).
-    mask = (frames[None, :] < durations[:, None]) if batch > 1 or pad_to > 1 else None
+    # Nothing padded, no mask: upstream skips it for one item too, and without one SDPA may pick
+    # FlashAttention on a GPU. A batch of unequal lengths hides its padding, and so does a padded length
+    # (always, then, so that a compiled model sees one input layout per length).
+    padded = pad_to > 1 or (batch > 1 and bool((durations < n).any()))
+    mask = (frames[None, :] < durations[:, None]) if padded else None
 
     # With padding the features end at the longest item; the frames past it are masked anyway.
     text_cond, text_null = model.embed_text(
