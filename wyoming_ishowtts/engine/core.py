@@ -94,7 +94,9 @@ class Engine:
         if clip.audio.shape[-1] < HOP_LENGTH * MIN_FRAMES:
             raise ReferenceAudioError("reference clip is too short")
         with torch.inference_mode():
-            mel = self.mel(clip.audio.to(self.device)).transpose(1, 2).to(self.dtype)
+            # float32 whatever the model's precision: the sampler casts what the model reads, and the
+            # reference frame the vocoder starts from is copied back from it unrounded.
+            mel = self.mel(clip.audio.to(self.device)).transpose(1, 2)
         return Voice(clip.name, clip.ref_text, clip.audio, clip.rms, clip.source_seconds, mel=mel)
 
     def plan(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> list[str]:
@@ -224,9 +226,7 @@ class Engine:
         if all(v is voices[0] for v in voices):
             cond = voices[0].mel.expand(batch, -1, -1)
         else:  # different references: padded, and the padding is outside every item's cond_lens
-            cond = torch.nn.utils.rnn.pad_sequence(
-                [v.mel[0].to(self.dtype) for v in voices], batch_first=True
-            )
+            cond = torch.nn.utils.rnn.pad_sequence([v.mel[0] for v in voices], batch_first=True)
         while True:
             try:
                 mel = sample(

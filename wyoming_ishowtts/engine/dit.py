@@ -463,6 +463,11 @@ class DiT(nn.Module):
         return self
 
     @property
+    def input_dtype(self) -> torch.dtype:
+        """The input layer's precision: what the sampler casts the per-chunk inputs to, once."""
+        return self.input_embed.proj.weight.dtype
+
+    @property
     def stream_dtype(self) -> torch.dtype:
         """The residual stream's precision: the time modulation's (float32 in mixed precision)."""
         return self.norm_out.linear.weight.dtype

@@ -129,8 +129,11 @@ def sample(
     n = min(-(-longest // pad_to) * pad_to, 65536) if pad_to > 1 else longest
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
-    cond = pad_frames(cond, n)  # in the voice's dtype: the model casts what it reads
-    step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
+    cond = pad_frames(cond, n)
+    # What every step reads is cast once per chunk to the precision the model's input layer runs in; the
+    # reference copied back at the end keeps the precision it came in.
+    dtype = model.input_dtype
+    step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond)).to(dtype)
     # Nothing padded, no mask: upstream skips it for one item too, and without one SDPA may pick
     # FlashAttention on a GPU. A batch of unequal lengths hides its padding, and so does a padded length
     # (always, then, so that a compiled model sees one input layout per length).
@@ -142,7 +145,7 @@ def sample(
         text_ids, durations if mask is not None else torch.full_like(durations, n)
     )
     guided = cfg_strength >= 1e-5
-    text_pair = (pad_frames(text_cond, n), pad_frames(text_null, n) if guided else None)
+    text_pair = (pad_frames(text_cond, n).to(dtype), pad_frames(text_null, n).to(dtype) if guided else None)
 
     # The ODE state and the time grid stay in float32 whatever the model's precision: in fp16/bf16 only the
     # network runs in half precision, and the Euler sum does not lose bits step after step.
