@@ -15,12 +15,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wyoming_ishowtts import dit as dit_module
-from wyoming_ishowtts.checkpoints import load_strict, read_dit_state, read_vocos_state
-from wyoming_ishowtts.dit import DiT, DiTBlock, DiTConfig, Rope, RotaryEmbedding, apply_rope
-from wyoming_ishowtts.sampler import draw_noise, sample
-from wyoming_ishowtts.tokenizer import Vocab
-from wyoming_ishowtts.vocoder import Vocos, VocosConfig
+from wyoming_ishowtts.engine import dit as dit_module
+from wyoming_ishowtts.engine.checkpoints import load_strict, read_dit_state, read_vocos_state
+from wyoming_ishowtts.engine.dit import DiT, DiTBlock, DiTConfig, Rope, RotaryEmbedding, apply_rope
+from wyoming_ishowtts.engine.sampler import draw_noise, sample
+from wyoming_ishowtts.engine.tokenizer import Vocab
+from wyoming_ishowtts.engine.vocoder import Vocos, VocosConfig
 
 
 def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
@@ -67,7 +67,9 @@ def test_half_precision_keeps_position_tables_in_float32(
     inv_freq = model.rotary_embed.inv_freq.clone()
     text_table = model.text_embed.freqs_cis.clone()
     model.to_precision(dtype, mixed=mixed)
-    assert model.transformer_blocks[0].attn.to_q.weight.dtype == dtype  # the cast did happen
+    block = model.transformer_blocks[0]
+    assert isinstance(block, DiTBlock)
+    assert block.attn.to_q.weight.dtype == dtype  # the cast did happen
     assert model.rotary_embed.inv_freq.dtype == torch.float32
     assert torch.equal(model.rotary_embed.inv_freq, inv_freq)
     assert model.text_embed.freqs_cis.dtype == torch.float32
@@ -85,7 +87,8 @@ def test_mixed_precision_keeps_the_stream_norms_and_time_in_float32(fp32_model: 
     model = copy.deepcopy(fp32_model).to_precision(torch.bfloat16, mixed=True)
     block = model.transformer_blocks[0]
     assert isinstance(block, DiTBlock)
-    assert block.attn.dtype == torch.bfloat16 and block.ff.ff[0][0].weight.dtype == torch.bfloat16
+    assert block.attn.dtype == torch.bfloat16
+    assert all(p.dtype == torch.bfloat16 for p in block.ff.parameters())
     assert model.input_embed.proj.weight.dtype == torch.bfloat16
     for kept in (model.time_embed, model.text_embed, block.attn_norm, model.norm_out, model.proj_out):
         assert all(p.dtype == torch.float32 for p in kept.parameters()), kept
@@ -323,3 +326,60 @@ def test_batched_vocoding_runs_the_network_once(vocoder: Vocos, monkeypatch: pyt
     vocoder.decode_batch([torch.zeros(100, 30), torch.zeros(100, 50), torch.zeros(100, 20)])
     hook.remove()
     assert calls == [(3, 100, 50)]
+
+
+# ----------------------------------------------------------------------------------------- the engine
+
+
+@pytest.fixture(scope="module")
+def fp32_engine(tiny_model_dir: Path) -> Any:
+    from wyoming_ishowtts.engine import Engine, EngineSettings
+
+    return Engine.load(EngineSettings(model_dir=tiny_model_dir, device="cpu", precision="fp32", nfe=2))
+
+
+def test_engine_vocodes_a_batch_in_one_pass(fp32_engine: Any) -> None:
+    from wyoming_ishowtts.engine import SynthesisOptions
+    from wyoming_ishowtts.engine.voice import tone_clip
+
+    engine = fp32_engine
+    voices = [
+        engine.prepare_voice(tone_clip(2.0, pitch=200.0), 24000, "Hello world.", trim=False),
+        engine.prepare_voice(tone_clip(3.0, pitch=150.0, level=0.02), 24000, "A quiet voice.", trim=False),
+    ]
+    opts = SynthesisOptions(seed=3)
+    texts = ["The first request speaks here.", "A second one, longer than the first by far."]
+
+    def first_jobs() -> list[Any]:
+        jobs = [engine.begin(v, t, opts).next_job() for v, t in zip(voices, texts, strict=True)]
+        assert all(job is not None for job in jobs)
+        return jobs
+
+    alone = [engine.run_batch([job])[0] for job in first_jobs()]
+
+    passes: list[tuple[int, ...]] = []
+    hook = engine.vocoder.backbone.register_forward_pre_hook(lambda m, a: passes.append(tuple(a[0].shape)))
+    try:
+        together = engine.run_batch(first_jobs())
+    finally:
+        hook.remove()
+    assert len(passes) == 1 and passes[0][0] == 2  # one vocoder pass for the batch
+    for (a,), (b,) in zip(alone, together, strict=True):
+        assert a.shape == b.shape and float(abs(a - b).max()) <= 1e-4 * float(abs(a).max())
+
+
+@pytest.mark.parametrize(("precision", "stream"), [("bf16", torch.float32), ("fp16", torch.float16)])
+def test_engine_half_precision_layout(tiny_model_dir: Path, precision: str, stream: torch.dtype) -> None:
+    """bf16 runs mixed (float32 stream), fp16 whole, as upstream; a voice's mel is float32 either way."""
+    from wyoming_ishowtts.engine import Engine, EngineSettings
+    from wyoming_ishowtts.engine.voice import tone_clip
+
+    engine = Engine.load(
+        EngineSettings(model_dir=tiny_model_dir, device="cpu", precision=precision, warmup=False)
+    )
+    block = engine.model.transformer_blocks[0]
+    assert block.attn.dtype == engine.dtype != torch.float32
+    assert engine.model.stream_dtype == stream
+    assert engine.model.rotary_embed.inv_freq.dtype == torch.float32
+    voice = engine.prepare_voice(tone_clip(2.0), 24000, "Hello world.", trim=False)
+    assert voice.mel.dtype == torch.float32

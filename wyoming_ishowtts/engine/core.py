@@ -243,24 +243,31 @@ class Engine:
                     pad_to=max(1, self.settings.length_bucket),
                 )
                 # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
-                waves = [
-                    self.vocoder.decode(mel[i : i + 1, v.ref_frames : total].float().transpose(1, 2))[0]
-                    for i, (v, total) in enumerate(zip(voices, totals, strict=True))
-                ]
+                # One vocoder pass for the whole batch.
+                waves = self.vocoder.decode_batch(
+                    [
+                        mel[i, v.ref_frames : total].transpose(0, 1)
+                        for i, (v, total) in enumerate(zip(voices, totals, strict=True))
+                    ]
+                )
+                # Back to each reference's own loudness where it was quiet, in upstream's order of operations.
+                joined = torch.cat(
+                    [
+                        w * v.rms / TARGET_RMS if v.rms < TARGET_RMS else w
+                        for w, v in zip(waves, voices, strict=True)
+                    ]
+                )
             except torch.cuda.OutOfMemoryError as err:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 raise EngineFailure("the GPU ran out of memory for this text; try a shorter text") from err
-            if all(bool(torch.isfinite(w).all()) for w in waves):
+            if bool(torch.isfinite(joined).all()):  # one check and one copy to the host for the batch
                 break
             if self.dtype == torch.float32:
                 raise EngineFailure("the model produced non-finite audio")
             self._fall_back_to_fp32()  # then the same chunks again, with the same noise
-        # Back to each reference's own loudness where it was quiet, in upstream's order of operations.
-        waves = [
-            w * v.rms / TARGET_RMS if v.rms < TARGET_RMS else w for w, v in zip(waves, voices, strict=True)
-        ]
-        return [w.cpu().numpy().astype(np.float32, copy=False) for w in waves]
+        host = joined.cpu().numpy().astype(np.float32, copy=False)
+        return np.split(host, np.cumsum([len(w) for w in waves])[:-1])
 
     def _fall_back_to_fp32(self) -> None:
         """Half precision overflowed (some GPUs and checkpoints do): switch to fp32 for good, and say so."""
