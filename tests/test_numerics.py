@@ -151,6 +151,29 @@ def test_sampler_hands_the_model_float32_time(tiny_model_dir: Path, vocab_size: 
     assert times == [torch.float32] * 3
 
 
+def test_one_shared_time_equals_per_item_times(fp32_model: DiT, vocab_size: int) -> None:
+    """A (1,) time (the sampler's, folded into LayerNorm's affine) equals the same time given per item, and
+    per-item times still modulate each item on its own."""
+    x, cond, text = inputs(50, vocab_size, batch=2)
+    features = fp32_model.embed_text(text, torch.tensor([50, 50]))
+    with torch.inference_mode():
+        shared = fp32_model(x, cond, features, torch.tensor([0.3]))
+        expanded = fp32_model(x, cond, features, torch.tensor([0.3, 0.3]))
+        mixed_times = fp32_model(x, cond, features, torch.tensor([0.3, 0.8]))
+        second_alone = fp32_model(
+            x[1:],
+            cond[1:],
+            (features[0][1:], features[1][1:]),
+            torch.tensor([0.8]),
+        )
+    assert shared.shape == (4, 50, 100)
+    assert float((shared - expanded).abs().max()) <= 1e-5 * float(shared.abs().max())
+    assert float((mixed_times[:1] - shared[:1]).abs().max()) <= 1e-5 * float(shared.abs().max())
+    for half in (1, 3):  # the second item's conditional and null outputs
+        got, alone = mixed_times[half], second_alone[half // 2]
+        assert float((got - alone).abs().max()) <= 1e-5 * float(alone.abs().max())
+
+
 # ----------------------------------------------------------------------------------------- RoPE
 
 

@@ -86,7 +86,7 @@ def guided_step(
     mask: (B, N) valid frames or None. Everything the step reads is an argument: no Python state changes
     between steps, which is what lets a graph capture it.
     """
-    flow = model(x, step_cond, text_pair, t.expand(x.shape[0]), mask).float()
+    flow = model(x, step_cond, text_pair, t.reshape(1), mask).float()  # one time for the whole batch
     if text_pair[1] is not None:
         cond_flow, null_flow = flow.chunk(2, dim=0)
         flow = cond_flow + (cond_flow - null_flow) * cfg_strength
