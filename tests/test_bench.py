@@ -179,3 +179,16 @@ def test_step_ab_runs_both_models_interleaved(tiny_model_dir: Path, tmp_path: Pa
     for row in rows:
         assert len(row["runs"]["ours"]) == len(row["runs"]["upstream"]) == 2
         assert _positive(row["ours_s"]) and _positive(row["upstream_s"]) and _positive(row["ratio"])
+
+
+def test_ttfa_ab_runs_both_systems_interleaved(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """bench.ttfa times our first piece and upstream's streaming first piece in turns; only structure is
+    asserted."""
+    from ishowtts_dev.bench.ttfa import main as ttfa_main
+
+    out = tmp_path / "ttfa.json"
+    ttfa_main(["--model-dir", str(tiny_model_dir), "--size", "tiny", "--repeats", "2", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert len(report["runs"]["ours"]) == len(report["runs"]["upstream"]) == 2
+    assert all(_positive(t) for t in report["runs"]["ours"] + report["runs"]["upstream"])
+    assert _positive(report["ratio"]) and report["text"] == "medium" and report["nfe"] == 4

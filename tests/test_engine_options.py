@@ -227,3 +227,21 @@ def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
                 assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
         assert set(used) <= set(buckets) and len(set(used)) >= 2, (used, buckets)
         assert graphs() == compiled, "a request after the warm-up compiled a graph"
+
+
+def test_precision_study_runs_a_baseline_checkout_interleaved(model_dir: Path, tmp_path: Path) -> None:
+    """ishowtts_dev.precision --baseline: another checkout's engine (here this one, imported again under
+    another name) runs in the same process; identical code gives identical fp32 audio and a time ratio."""
+    import json
+
+    from ishowtts_dev.precision import main
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "precision.json"
+    args = ["--model-dir", str(model_dir), "--precisions", "bf16", "--repeats", "1", "--nfe", "2"]
+    main([*args, "--baseline", str(root), "--out", str(out)])
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"fp32", "bf16", "baseline fp32", "baseline bf16"}
+    assert results["baseline fp32"]["snr_db"] == float("inf")  # the same code, imported twice
+    assert results["bf16"]["ran_as"] == "bf16" and 5 < results["bf16"]["snr_db"] < 200
+    assert results["bf16"]["ratio_to_baseline"] > 0 and len(results["bf16"]["runs"]) == 1

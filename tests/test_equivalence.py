@@ -129,6 +129,31 @@ def test_one_dit_forward_tiny(tiny_dir: Path, engine: Engine, label: str = "DiT 
     assert report(label, ours, theirs) < 1e-4
 
 
+def test_one_dit_forward_tiny_real_rope(
+    tiny_dir: Path, tiny_v0_dir: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RoPE's real-valued form (what a GPU and torch.compile run; a CPU runs the complex one) against
+    upstream, both variants (all heads, first head only)."""
+    import dataclasses
+
+    from wyoming_ishowtts.engine.dit import Rope, RotaryEmbedding
+
+    original = RotaryEmbedding._compute
+
+    def real_only(self: RotaryEmbedding, n: int) -> Rope:
+        return dataclasses.replace(original(self, n), rotation=None)
+
+    monkeypatch.setattr(RotaryEmbedding, "_compute", real_only)
+    engine.model.rotary_embed.buffers_moved()  # drop the cached (complex) table
+    try:
+        test_one_dit_forward_tiny(tiny_dir, engine, label="DiT forward (tiny, real-valued RoPE)")
+        v0 = Engine.load(EngineSettings(model_dir=tiny_v0_dir, device="cpu", precision="fp32", warmup=False))
+        test_one_dit_forward_tiny(tiny_v0_dir, v0, label="DiT forward (tiny, F5TTS_Base, real-valued RoPE)")
+    finally:
+        monkeypatch.undo()
+        engine.model.rotary_embed.buffers_moved()
+
+
 @pytest.mark.slow
 def test_one_dit_forward_base(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The real F5TTS_v1_Base shape, loaded by upstream's own F5TTS API from the files our tool writes."""

@@ -120,6 +120,14 @@ def _load_upstream(job: dict[str, Any]) -> Any:
     return api
 
 
+def stream_chunks(text: str, ref_seconds: float, ref_text: str) -> list[str]:
+    """The text chunks upstream's streaming path gets: ``chunk_text`` with ``infer_process``'s max_chars rule."""
+    from f5_tts.infer import utils_infer
+
+    max_chars = int(len(ref_text.encode("utf-8")) / ref_seconds * (22 - ref_seconds))
+    return list(utils_infer.chunk_text(text, max_chars=max_chars))
+
+
 def _cuda(device: str) -> Any:
     import torch
 
@@ -182,9 +190,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         sync()
         others.start()
         start = time.perf_counter()
-        ref_sec = prepared_audio.shape[-1] / prepared_sr
-        max_chars = int(len(prepared_text.encode("utf-8")) / ref_sec * (22 - ref_sec))  # infer_process's rule
-        batches = utils_infer.chunk_text(text, max_chars=max_chars)
+        batches = stream_chunks(text, prepared_audio.shape[-1] / prepared_sr, prepared_text)
         first = None
         busy_first = 0.0
         samples = 0

@@ -94,7 +94,9 @@ class Engine:
         if clip.audio.shape[-1] < HOP_LENGTH * MIN_FRAMES:
             raise ReferenceAudioError("reference clip is too short")
         with torch.inference_mode():
-            mel = self.mel(clip.audio.to(self.device)).transpose(1, 2).to(self.dtype)
+            # float32 whatever the model's precision: the sampler casts what the model reads, and the
+            # reference frame the vocoder starts from is copied back from it unrounded.
+            mel = self.mel(clip.audio.to(self.device)).transpose(1, 2)
         return Voice(clip.name, clip.ref_text, clip.audio, clip.rms, clip.source_seconds, mel=mel)
 
     def plan(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> list[str]:
@@ -224,9 +226,7 @@ class Engine:
         if all(v is voices[0] for v in voices):
             cond = voices[0].mel.expand(batch, -1, -1)
         else:  # different references: padded, and the padding is outside every item's cond_lens
-            cond = torch.nn.utils.rnn.pad_sequence(
-                [v.mel[0].to(self.dtype) for v in voices], batch_first=True
-            )
+            cond = torch.nn.utils.rnn.pad_sequence([v.mel[0] for v in voices], batch_first=True)
         while True:
             try:
                 mel = sample(
@@ -243,24 +243,31 @@ class Engine:
                     pad_to=max(1, self.settings.length_bucket),
                 )
                 # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
-                waves = [
-                    self.vocoder.decode(mel[i : i + 1, v.ref_frames : total].float().transpose(1, 2))[0]
-                    for i, (v, total) in enumerate(zip(voices, totals, strict=True))
-                ]
+                # One vocoder pass for the whole batch.
+                waves = self.vocoder.decode_batch(
+                    [
+                        mel[i, v.ref_frames : total].transpose(0, 1)
+                        for i, (v, total) in enumerate(zip(voices, totals, strict=True))
+                    ]
+                )
+                # Back to each reference's own loudness where it was quiet, in upstream's order of operations.
+                joined = torch.cat(
+                    [
+                        w * v.rms / TARGET_RMS if v.rms < TARGET_RMS else w
+                        for w, v in zip(waves, voices, strict=True)
+                    ]
+                )
             except torch.cuda.OutOfMemoryError as err:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 raise EngineFailure("the GPU ran out of memory for this text; try a shorter text") from err
-            if all(bool(torch.isfinite(w).all()) for w in waves):
+            if bool(torch.isfinite(joined).all()):  # one check and one copy to the host for the batch
                 break
             if self.dtype == torch.float32:
                 raise EngineFailure("the model produced non-finite audio")
             self._fall_back_to_fp32()  # then the same chunks again, with the same noise
-        # Back to each reference's own loudness where it was quiet, in upstream's order of operations.
-        waves = [
-            w * v.rms / TARGET_RMS if v.rms < TARGET_RMS else w for w, v in zip(waves, voices, strict=True)
-        ]
-        return [w.cpu().numpy().astype(np.float32, copy=False) for w in waves]
+        host = joined.cpu().numpy().astype(np.float32, copy=False)
+        return np.split(host, np.cumsum([len(w) for w in waves])[:-1])
 
     def _fall_back_to_fp32(self) -> None:
         """Half precision overflowed (some GPUs and checkpoints do): switch to fp32 for good, and say so."""

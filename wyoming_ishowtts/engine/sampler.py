@@ -7,6 +7,7 @@ the text features are computed once per request, and the caller may stop it betw
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import torch
 
@@ -50,6 +51,48 @@ def pad_frames(x: torch.Tensor, n: int) -> torch.Tensor:
     return x if x.shape[1] == n else torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1]))
 
 
+class StepFn(Protocol):
+    """One Euler step; `guided_step`'s signature, so a captured replay of it (a CUDA graph) can stand in."""
+
+    def __call__(
+        self,
+        model: DiT,
+        x: torch.Tensor,
+        step_cond: torch.Tensor,
+        text_pair: tuple[torch.Tensor, torch.Tensor | None],
+        t: torch.Tensor,
+        dt: torch.Tensor,
+        mask: torch.Tensor | None,
+        cfg_strength: float,
+    ) -> torch.Tensor: ...
+
+
+def guided_step(
+    model: DiT,
+    x: torch.Tensor,
+    step_cond: torch.Tensor,
+    text_pair: tuple[torch.Tensor, torch.Tensor | None],
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    mask: torch.Tensor | None,
+    cfg_strength: float,
+) -> torch.Tensor:
+    """One Euler step of the flow ODE with classifier-free guidance; returns the next state.
+
+    x: (B, N, mel) float32 state; step_cond: (B, N, mel) reference mel, zero past it; text_pair: the
+    (conditional, null) text features from `DiT.embed_text`, the null one None when unguided; t, dt: the
+    flow time and the step to the next one, 0-d or (1,) float32 tensors on the model's device (tensors, not
+    Python numbers, so that a CUDA graph captured with static buffers replays every step of the grid);
+    mask: (B, N) valid frames or None. Everything the step reads is an argument: no Python state changes
+    between steps, which is what lets a graph capture it.
+    """
+    flow = model(x, step_cond, text_pair, t.reshape(1), mask).float()  # one time for the whole batch
+    if text_pair[1] is not None:
+        cond_flow, null_flow = flow.chunk(2, dim=0)
+        flow = cond_flow + (cond_flow - null_flow) * cfg_strength
+    return x + dt * flow
+
+
 @torch.inference_mode()
 def sample(
     model: DiT,
@@ -64,6 +107,7 @@ def sample(
     use_epss: bool = True,
     cancelled: Callable[[], bool] | None = None,
     pad_to: int = 1,
+    step: StepFn = guided_step,
 ) -> torch.Tensor:
     """Generate mel frames after a reference.
 
@@ -71,9 +115,10 @@ def sample(
     padding; durations: (B,) total frames (reference + new); noise: per item (duration, mel).
     pad_to > 1 rounds the sequence length up to a multiple of it (masked padding: the same numbers), so
     that a compiled model or a CUDA graph sees a few fixed lengths instead of a new one per chunk.
+    step: runs each Euler step (default `guided_step`; a CUDA-graph replay of it has the same signature).
     Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
     """
-    device, dtype = cond.device, next(model.parameters()).dtype
+    device = cond.device
     batch = cond.shape[0]
     # Something must be generated: at least one frame past the reference and past the text.
     text_lens = (text_ids != -1).sum(dim=-1)
@@ -84,18 +129,23 @@ def sample(
     n = min(-(-longest // pad_to) * pad_to, 65536) if pad_to > 1 else longest
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
-    cond = pad_frames(cond.to(dtype), n)
-    step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
-    # A single item needs no mask (upstream skips it too, and it is faster); a batch hides its padding, and
-    # so does a padded length (always, then, so that the model sees one input layout per length).
-    mask = (frames[None, :] < durations[:, None]) if batch > 1 or pad_to > 1 else None
+    cond = pad_frames(cond, n)
+    # What every step reads is cast once per chunk to the precision the model's input layer runs in; the
+    # reference copied back at the end keeps the precision it came in.
+    dtype = model.input_dtype
+    step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond)).to(dtype)
+    # Nothing padded, no mask: upstream skips it for one item too, and without one SDPA may pick
+    # FlashAttention on a GPU. A batch of unequal lengths hides its padding, and so does a padded length
+    # (always, then, so that a compiled model sees one input layout per length).
+    padded = pad_to > 1 or (batch > 1 and bool((durations < n).any()))
+    mask = (frames[None, :] < durations[:, None]) if padded else None
 
     # With padding the features end at the longest item; the frames past it are masked anyway.
     text_cond, text_null = model.embed_text(
         text_ids, durations if mask is not None else torch.full_like(durations, n)
     )
     guided = cfg_strength >= 1e-5
-    text_pair = (pad_frames(text_cond, n), pad_frames(text_null, n) if guided else None)
+    text_pair = (pad_frames(text_cond, n).to(dtype), pad_frames(text_null, n).to(dtype) if guided else None)
 
     # The ODE state and the time grid stay in float32 whatever the model's precision: in fp16/bf16 only the
     # network runs in half precision, and the Euler sum does not lose bits step after step.
@@ -106,9 +156,5 @@ def sample(
     for i in range(steps):
         if cancelled is not None and cancelled():
             raise SynthesisCancelled("synthesis cancelled")
-        flow = model(x.to(dtype), step_cond, text_pair, t[i].to(dtype).expand(batch), mask).float()
-        if guided:
-            cond_flow, null_flow = flow.chunk(2, dim=0)
-            flow = cond_flow + (cond_flow - null_flow) * cfg_strength
-        x = x + (t[i + 1] - t[i]) * flow
+        x = step(model, x, step_cond, text_pair, t[i], t[i + 1] - t[i], mask, cfg_strength)
     return torch.where(cond_mask, cond.float(), x)

@@ -7,6 +7,7 @@ uses; the loader checks and drops them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,10 +80,12 @@ class Backbone(nn.Module):
         )
         self.final_layer_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:  # (B, mel, T) -> (B, T, C)
+    def forward(self, mel: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, mel, T) -> (B, T, C). padding: (B, 1, T) True past each item's end, or None. Padding frames are
+        zeroed before every convolution, so each item sees the zeros its own unpadded decode would see."""
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.convnext:
-            x = block(x)
+            x = block(x if padding is None else x.masked_fill(padding, 0.0))
         return self.final_layer_norm(x.transpose(1, 2))
 
 
@@ -106,11 +109,15 @@ class ISTFTHead(nn.Module):
         self.out = nn.Linear(cfg.dim, cfg.n_fft + 2)
         self.istft = ISTFT(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> complex (B, n_fft/2+1, T), float32 even for a half-precision backbone (complex half
+        is poorly supported)."""
         mag, phase = self.out(x).transpose(1, 2).float().chunk(2, dim=1)
         mag = torch.exp(mag).clip(max=1e2)  # the published guard against runaway magnitudes
-        # ISTFT runs in float32 even for a half-precision backbone: complex half is poorly supported.
-        return self.istft(mag * (torch.cos(phase) + 1j * torch.sin(phase)))
+        return mag * (torch.cos(phase) + 1j * torch.sin(phase))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.istft(self.spectrum(x))
 
 
 class Vocos(nn.Module):
@@ -127,3 +134,21 @@ class Vocos(nn.Module):
         The backbone runs in the module's dtype (float32 as published; tools.precision measures half);
         the ISTFT always in float32."""
         return self.head(self.backbone(mel.to(self.backbone.embed.weight.dtype)))
+
+    @torch.inference_mode()
+    def decode_batch(self, mels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Several mels (each (100, T_i), any lengths) in one pass -> their waveforms ((T_i - 1) * 256 each).
+
+        The network runs once on the zero-padded batch, with the padding masked before every convolution,
+        so each wave equals `decode` of its own mel (to float rounding). The inverse STFT runs per item on
+        its own frames: its overlap-add normalization at the end of an item would otherwise count the
+        padding's windows."""
+        if len(mels) == 1:
+            return [self.decode(mels[0][None])[0]]
+        lengths = [int(m.shape[-1]) for m in mels]
+        batch = torch.nn.utils.rnn.pad_sequence([m.transpose(0, 1) for m in mels], batch_first=True)
+        frames = torch.arange(batch.shape[1], device=batch.device)
+        padding = (frames[None, :] >= torch.tensor(lengths, device=batch.device)[:, None])[:, None, :]
+        hidden = self.backbone(batch.transpose(1, 2).to(self.backbone.embed.weight.dtype), padding)
+        spectrum = self.head.spectrum(hidden)
+        return [self.head.istft(spectrum[i : i + 1, :, :n])[0] for i, n in enumerate(lengths)]

@@ -45,7 +45,7 @@ class Voice(PreparedClip):
     """A prepared clip with its mel on one engine's device: what synthesis reads."""
 
     mel: torch.Tensor = field(repr=False, kw_only=True)
-    """(1, frames, 100) on the engine's device in the model's dtype; frames = samples // 256 + 1."""
+    """(1, frames, 100) float32 on the engine's device, whatever the model's precision; frames = samples // 256 + 1."""
 
 
 def tone_clip(
