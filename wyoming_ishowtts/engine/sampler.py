@@ -7,6 +7,7 @@ the text features are computed once per request, and the caller may stop it betw
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import torch
 
@@ -50,6 +51,49 @@ def pad_frames(x: torch.Tensor, n: int) -> torch.Tensor:
     return x if x.shape[1] == n else torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1]))
 
 
+class StepFn(Protocol):
+    """One Euler step; `guided_step`'s signature, so a captured replay of it (a CUDA graph) can stand in."""
+
+    def __call__(
+        self,
+        model: DiT,
+        x: torch.Tensor,
+        step_cond: torch.Tensor,
+        text_pair: tuple[torch.Tensor, torch.Tensor | None],
+        t: torch.Tensor,
+        dt: torch.Tensor,
+        mask: torch.Tensor | None,
+        cfg_strength: float,
+    ) -> torch.Tensor: ...
+
+
+def guided_step(
+    model: DiT,
+    x: torch.Tensor,
+    step_cond: torch.Tensor,
+    text_pair: tuple[torch.Tensor, torch.Tensor | None],
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    mask: torch.Tensor | None,
+    cfg_strength: float,
+) -> torch.Tensor:
+    """One Euler step of the flow ODE with classifier-free guidance; returns the next state.
+
+    x: (B, N, mel) float32 state; step_cond: (B, N, mel) reference mel, zero past it; text_pair: the
+    (conditional, null) text features from `DiT.embed_text`, the null one None when unguided; t, dt: the
+    flow time and the step to the next one, 0-d or (1,) float32 tensors on the model's device (tensors, not
+    Python numbers, so that a CUDA graph captured with static buffers replays every step of the grid);
+    mask: (B, N) valid frames or None. Everything the step reads is an argument: no Python state changes
+    between steps, which is what lets a graph capture it.
+    """
+    dtype = step_cond.dtype
+    flow = model(x.to(dtype), step_cond, text_pair, t.to(dtype).expand(x.shape[0]), mask).float()
+    if text_pair[1] is not None:
+        cond_flow, null_flow = flow.chunk(2, dim=0)
+        flow = cond_flow + (cond_flow - null_flow) * cfg_strength
+    return x + dt * flow
+
+
 @torch.inference_mode()
 def sample(
     model: DiT,
@@ -64,6 +108,7 @@ def sample(
     use_epss: bool = True,
     cancelled: Callable[[], bool] | None = None,
     pad_to: int = 1,
+    step: StepFn = guided_step,
 ) -> torch.Tensor:
     """Generate mel frames after a reference.
 
@@ -71,6 +116,7 @@ def sample(
     padding; durations: (B,) total frames (reference + new); noise: per item (duration, mel).
     pad_to > 1 rounds the sequence length up to a multiple of it (masked padding: the same numbers), so
     that a compiled model or a CUDA graph sees a few fixed lengths instead of a new one per chunk.
+    step: runs each Euler step (default `guided_step`; a CUDA-graph replay of it has the same signature).
     Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
     """
     device, dtype = cond.device, next(model.parameters()).dtype
@@ -106,9 +152,5 @@ def sample(
     for i in range(steps):
         if cancelled is not None and cancelled():
             raise SynthesisCancelled("synthesis cancelled")
-        flow = model(x.to(dtype), step_cond, text_pair, t[i].to(dtype).expand(batch), mask).float()
-        if guided:
-            cond_flow, null_flow = flow.chunk(2, dim=0)
-            flow = cond_flow + (cond_flow - null_flow) * cfg_strength
-        x = x + (t[i + 1] - t[i]) * flow
+        x = step(model, x, step_cond, text_pair, t[i], t[i + 1] - t[i], mask, cfg_strength)
     return torch.where(cond_mask, cond.float(), x)
