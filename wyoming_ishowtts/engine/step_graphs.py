@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 
 from .dit import DiT
-from .sampler import guided_step
+from .sampler import StepFn, guided_step
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -106,11 +106,19 @@ def _inputs(
 
 
 class StepGraphs:
-    """A drop-in for `sampler.guided_step` that replays recorded CUDA graphs (see the module docstring)."""
+    """A drop-in for `sampler.guided_step` that replays recorded CUDA graphs (see the module docstring).
 
-    def __init__(self, model: DiT, recorder: Recorder, batch_sizes: Sequence[int] = (1,)) -> None:
+    `step` is what gets recorded: `guided_step` itself, or a torch.compile'd guided_step (then "recording"
+    compiles each layout at warm-up, and with the `EagerRecorder` a layout that was not compiled at warm-up
+    runs uncompiled rather than compiling inside a request).
+    """
+
+    def __init__(
+        self, model: DiT, recorder: Recorder, batch_sizes: Sequence[int] = (1,), step: StepFn = guided_step
+    ) -> None:
         self.model = model
         self.recorder = recorder
+        self.step = step
         self.batch_sizes = sorted(set(batch_sizes))
         self._graphs: dict[tuple[Any, ...], _Graph] = {}
         self._recording = False
@@ -214,7 +222,7 @@ class StepGraphs:
         assert t is not None and dt is not None
 
         def step() -> torch.Tensor:
-            return guided_step(self.model, x, step_cond, (text_cond, text_null), t, dt, mask, cfg_strength)
+            return self.step(self.model, x, step_cond, (text_cond, text_null), t, dt, mask, cfg_strength)
 
         graph.replay, graph.out = self.recorder.record(step)
         self._graphs[layout] = graph
