@@ -14,6 +14,7 @@ import torch
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
 from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
+from wyoming_ishowtts.engine.step_graphs import EagerRecorder
 from wyoming_ishowtts.engine.voice import tone_clip
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.tools.random_model import write_random_model
@@ -111,11 +112,19 @@ def test_batched_later_chunks_equal_one_at_a_time(model_dir: Path, tmp_path: Pat
         assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()
 
 
-def synthesize_with(model_dir: Path, **settings: Any) -> np.ndarray:
-    """TEXT at 3 steps, seed 1, fp32 on the CPU, with these engine settings."""
+def synthesize_with(model_dir: Path, stand_in: bool = False, **settings: Any) -> np.ndarray:
+    """TEXT at 3 steps, seed 1, fp32 on the CPU, with these engine settings; `stand_in`: on the CUDA-graph
+    path, played by its CPU stand-in. A recorded or compiled path is warmed up first, and must then run
+    every step recorded (none eagerly)."""
     engine = Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", **settings))
+    if stand_in:
+        engine._accelerate(EagerRecorder())
     voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
-    return engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
+    if engine.steps is not None:
+        engine.warm_up(voice)
+    wave = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
+    assert engine.steps is None or engine.steps.eager_steps == 0
+    return wave
 
 
 def assert_same_audio(a: np.ndarray, b: np.ndarray) -> None:
@@ -124,7 +133,11 @@ def assert_same_audio(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:
+    import torch._dynamo
+
+    torch._dynamo.reset()
     assert_same_audio(synthesize_with(model_dir), synthesize_with(model_dir, compile=True))
+    torch._dynamo.reset()
 
 
 def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
@@ -139,13 +152,14 @@ def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
 
 
 def test_length_buckets_give_the_same_audio(model_dir: Path) -> None:
-    """Padding every batch to a multiple of 64 frames (masked) changes no number beyond float rounding."""
-    assert_same_audio(synthesize_with(model_dir), synthesize_with(model_dir, length_bucket=64))
+    """Padding every batch to a multiple of 64 frames (masked), as the recorded steps do, changes no number
+    beyond float rounding."""
+    assert_same_audio(synthesize_with(model_dir), synthesize_with(model_dir, stand_in=True, length_bucket=64))
 
 
 def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
-    """With --compile and buckets the warm-up compiles each length the voice can reach; a request after it
-    compiles nothing new (dynamo is told to fail on any recompilation)."""
+    """With --compile the warm-up compiles each length the voice can reach; a request after it compiles
+    nothing new (dynamo is told to fail on any recompilation): a longer one runs uncompiled."""
     import torch._dynamo
 
     torch._dynamo.reset()
