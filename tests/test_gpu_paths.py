@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import threading
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,8 +25,10 @@ from wyoming_ishowtts.engine import core as engine_module
 from wyoming_ishowtts.engine.sampler import guided_step
 from wyoming_ishowtts.engine.step_graphs import EagerRecorder
 from wyoming_ishowtts.engine.voice import tone_clip
-from wyoming_ishowtts.server.worker import EngineWorker
+from wyoming_ishowtts.errors import EngineFailure
+from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
 from wyoming_ishowtts.tools.random_model import write_random_model
+from wyoming_ishowtts.voices.folder import VoiceInfo
 
 TEXT = "The fox jumps over the lazy dog. It runs back home at night, and then it sleeps until dawn."
 
@@ -154,6 +157,61 @@ def test_warm_up_records_every_layout_the_voices_and_batches_reach(
     assert steps.eager_steps > 0 and any("not warmed" in r.getMessage() for r in caplog.records)
 
 
+# ---------------------------------------------------------------------------------------------- out of memory
+def test_out_of_memory_leaves_nothing_of_the_batch_alive(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = load(model_dir)
+    voice = voice_of(engine)
+    held: list[weakref.ref[torch.Tensor]] = []
+
+    def step_out_of_memory(*args: Any) -> torch.Tensor:
+        activations = torch.empty(1 << 20)  # what a real failed step would have allocated
+        held.append(weakref.ref(activations))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(engine_module, "guided_step", step_out_of_memory)
+    jobs = [engine.begin(voice, TEXT, SynthesisOptions(nfe=2, seed=s)).next_job() for s in (1, 2)]
+    with pytest.raises(EngineFailure, match="ran out of memory") as caught:
+        engine.run_batch([job for job in jobs if job is not None])
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert held and held[0]() is None  # freed before the caller even sees the error
+
+
+class FailingBatchEngine:
+    """A batch of two fails holding a tensor (as a failed GPU batch holds its activations); each retry
+    alone notes whether that tensor is still alive."""
+
+    def __init__(self) -> None:
+        self.held: list[weakref.ref[torch.Tensor]] = []
+        self.alive_at_retry: list[bool] = []
+
+    def begin(self, voice: Any, text: str, options: Any, cancelled: Any = None) -> Any:
+        return _OneChunk()
+
+    def run_batch(self, jobs: list[Any]) -> list[list[np.ndarray]]:
+        if len(jobs) > 1:
+            self._fail()
+        self.alive_at_retry.append(self.held[0]() is not None)
+        return [[np.zeros(8, dtype=np.float32)] for _ in jobs]
+
+    def _fail(self) -> None:
+        activations = torch.empty(1 << 20)
+        self.held.append(weakref.ref(activations))
+        raise EngineFailure("the GPU ran out of memory for this text (injected)")
+
+
+class _OneChunk:
+    finished = False
+
+    def next_job(self) -> Any:
+        return SimpleNamespace(synthesis=self, texts=["x"], steps=2, batch_key=(2, 2.0, -1.0))
+
+    def deliver(self, job: Any, waves: list[np.ndarray], spent: float) -> list[np.ndarray]:
+        self.finished = True
+        return waves
+
+
 class _Voices:
     voices: dict[str, Any] = {}  # noqa: RUF012
 
@@ -183,6 +241,28 @@ def _worker(fake: Any, loop: Any, **kw: Any) -> EngineWorker:
         max_buffered_pieces=8,
         **kw,
     )
+
+
+def test_a_failed_batch_is_retried_one_by_one_after_its_tensors_are_freed() -> None:
+    fake = FailingBatchEngine()
+    voice = VoiceInfo(name="v", reference_audio=Path("unused.wav"), transcript="unused")
+
+    async def main() -> None:
+        worker = _worker(fake, asyncio.get_running_loop(), warm_up=False, max_batch=2)
+        worker.start()
+        assert await asyncio.to_thread(worker.ready.wait, 30)
+        with worker._cond:  # both requests queued before the worker looks: one batch of two
+            requests = [worker.open_request(i, voice, streaming=False) for i in range(2)]
+            for request in requests:
+                worker.submit(request, "one chunk")
+        for request in requests:
+            while not isinstance(await asyncio.wait_for(request.results.get(), 30), SegmentDone):
+                worker.taken(request)
+        worker.stop()
+        assert await asyncio.to_thread(worker.join, 30)
+
+    asyncio.run(main())
+    assert fake.alive_at_retry == [False, False]
 
 
 class FailingWarmUpEngine:

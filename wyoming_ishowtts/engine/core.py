@@ -379,6 +379,7 @@ class Engine:
                 cond = self._mel_of(voices[0]).expand(batch, -1, -1)
             else:  # different references: padded, and the padding is outside every item's cond_lens
                 cond = torch.nn.utils.rnn.pad_sequence([self._mel_of(v)[0] for v in voices], batch_first=True)
+            out_of_memory, mel, waves = False, None, []
             try:
                 mel = sample(
                     self.model,
@@ -399,10 +400,15 @@ class Engine:
                     self.vocoder.decode(mel[i : i + 1, v.ref_frames : total].float().transpose(1, 2))[0]
                     for i, (v, total) in enumerate(zip(voices, totals, strict=True))
                 ]
-            except torch.cuda.OutOfMemoryError as err:
+            except torch.cuda.OutOfMemoryError:
+                out_of_memory = True
+            if out_of_memory:
+                # Raised here, after the handler, so that neither its traceback nor a chained exception keeps
+                # the failed batch's activations alive while the caller retries its items one by one.
+                mel, waves = None, []
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                raise EngineFailure("the GPU ran out of memory for this text; try a shorter text") from err
+                raise EngineFailure("the GPU ran out of memory for this text; try a shorter text")
             if all(bool(torch.isfinite(w).all()) for w in waves):
                 break
             if self.dtype == torch.float32:

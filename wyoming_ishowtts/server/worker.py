@@ -441,6 +441,7 @@ class EngineWorker:
 
     def _run_group(self, engine: SynthesisEngine, group: list[tuple[_Segment, ScheduledJob]]) -> None:
         started = time.monotonic()
+        failure: Exception | None = None
         try:
             results = engine.run_batch([job for _, job in group])
         except SynthesisCancelled:
@@ -450,14 +451,22 @@ class EngineWorker:
                 _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
             return
         except Exception as err:
+            failure = err
+        if failure is not None:
             if len(group) > 1:
                 # One request's trouble (a text too long for the GPU's memory, say) must not fail the
-                # others: each runs alone, with the noise it already has, so its audio is unchanged.
-                _LOGGER.warning("A batch of %d failed (%s); running its requests one by one", len(group), err)
+                # others: each runs alone, with the noise it already has, so its audio is unchanged. The
+                # retries run after the handler, with the exception dropped: its traceback would keep the
+                # failed batch's tensors (on a GPU, its memory) alive through them.
+                reason = str(failure) or type(failure).__name__  # a string: log records keep their args
+                failure = None
+                _LOGGER.warning(
+                    "A batch of %d failed (%s); running its requests one by one", len(group), reason
+                )
                 for item in group:
                     self._run_group(engine, [item])
                 return
-            self._fail(group[0][0], err)
+            self._fail(group[0][0], failure)
             return
         spent = time.monotonic() - started
         if len(group) > 1:
