@@ -47,16 +47,23 @@ class Stage:
     gpu_limit_s: int
     cpu_limit_s: int
     what: str
+    optional: bool = False
+    """Run only if the budget leaves time for it; skipping it is no problem."""
 
 
 STAGES = (
     Stage("setup", 90, 180, "environment, torch build vs GPU, SDPA kernels, random models"),
     Stage("equivalence", 90, 180, "our fp32 on the device equals our fp32 on the CPU (TF32 off)"),
     Stage("precision", 60, 180, "fp16 and bf16 SNR against fp32, warm times, no silent fallback"),
-    Stage("paths", 120, 60, "compiled paths equal eager and compile nothing after warm-up"),
-    Stage("server", 150, 400, "the server over Wyoming at defaults: TTFA, RTF, memory, 1/2/4/8 clients"),
+    Stage("paths", 120, 180, "CUDA graphs and compiled steps equal eager, nothing new after warm-up"),
+    Stage("graph-speed", 60, 180, "ms per sampler step, eager against CUDA graphs"),
+    Stage("server", 120, 400, "the server over Wyoming at defaults: TTFA, RTF, memory, 1/2/4/8 clients"),
+    Stage("server-graphs", 120, 60, "the same with --cuda-graphs"),
     Stage("upstream", 100, 400, "throughput against upstream f5-tts at equal steps and precision"),
+    Stage("server-batch", 90, 300, "the load run with --batch-requests 4 (and --cuda-graphs)", optional=True),
+    Stage("compile-speed", 150, 60, "ms per step of the compiled paths, base model", optional=True),
 )
+OPTIONAL_SKIP = "skipped: budget spent (optional)"
 GPU_BUDGET_S = 450
 """The whole run on a GPU, wheels included: under 8 minutes, so a device call of 9 leaves time to spare."""
 CPU_BUDGET_S = 1500
@@ -245,12 +252,49 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"  {'target':<30} {'goal':<9} {'measured':<46} verdict")
     for row in result["targets"]:
         lines.append(f"  {row['target']:<30} {row['goal']:<9} {row['measured']:<46} {row['verdict']}")
+    lines += ["", "paths and server configurations (choose the GPU defaults by these):"]
+    lines += speed_lines(result["stages"])
     lines += ["", "figures:"]
     for name, info in result["stages"].items():
         for key, value in info.get("values", {}).items():
             if key != "env":
                 lines.append(f"  {name}/{key}: {_short(value, 300)}")
     return "\n".join(lines) + "\n"
+
+
+def speed_lines(stages: dict[str, Any]) -> list[str]:
+    """ms per step of each path beside eager's, and each server configuration's headline figures."""
+    lines = []
+    for stage, key in (("graph-speed", "ms_per_step"), ("compile-speed", "ms_per_step_compiled")):
+        table = stages.get(stage, {}).get("values", {}).get(key)
+        if not isinstance(table, dict) or "eager" not in table:
+            continue
+        eager = table["eager"]
+        for path, row in table.items():
+            cells = []
+            for layout, ms in row.items():
+                if layout in eager and path != "eager" and isinstance(ms, float):
+                    cells.append(f"{layout}: {ms:.2f} ms ({eager[layout] / ms:.2f}x eager)")
+                elif isinstance(ms, float):
+                    cells.append(f"{layout}: {ms:.2f} ms")
+                else:
+                    cells.append(f"{layout}: {ms}")
+            lines.append(f"  step {path:<22} " + "; ".join(cells))
+    for stage in ("server", "server-graphs", "server-batch"):
+        values = stages.get(stage, {}).get("values", {})
+        for label in sorted({k.rsplit("_", 1)[0] for k in values if k.endswith("_load")}):
+            short = values.get(f"{label}_short") or {}
+            long = values.get(f"{label}_long") or {}
+            load = values.get(f"{label}_load") or []
+            top = load[-1] if load else {}
+            ttfa = short.get("ttfa_s")
+            lines.append(
+                f"  server {label:<20} TTFA short {'-' if ttfa is None else f'{ttfa * 1000:.0f} ms'}, "
+                f"RTF long {_short(long.get('rtf'))}, {top.get('clients', '-')} clients: "
+                f"{_short(top.get('throughput_audio_s_per_s'))} audio s/s, "
+                f"{'all ahead' if top.get('all_ahead') else 'some late'}"
+            )
+    return lines or ["  (not measured)"]
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -277,19 +321,20 @@ def write_chart(result: dict[str, Any], path: Path) -> str | None:
     except ImportError as err:
         return f"no chart: {err}"
     values = {name: info.get("values", {}) for name, info in result["stages"].items()}
-    server = values.get("server", {})
+    server = {**values.get("server", {}), **values.get("server-graphs", {}), **values.get("server-batch", {})}
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    configs = sorted({k.split("_")[0] for k in server if k.endswith("_short")})
+    configs = sorted({k.rsplit("_", 1)[0] for k in server if k.endswith(("_short", "_load"))})
+    timed = [c for c in configs if f"{c}_short" in server]
 
     ax = axes[0][0]
-    ttfa = [server[f"{c}_short"]["ttfa_s"] * 1000 for c in configs]
-    rtf = [(server.get(f"{c}_long") or {}).get("rtf", math.nan) for c in configs]
-    ax.bar([f"{c}\nTTFA short" for c in configs], ttfa, color="#1f77b4")
+    ttfa = [server[f"{c}_short"]["ttfa_s"] * 1000 for c in timed]
+    rtf = [(server.get(f"{c}_long") or {}).get("rtf", math.nan) for c in timed]
+    ax.bar([f"{c}\nTTFA short" for c in timed], ttfa, color="#1f77b4")
     ax.axhline(80, color="red", linestyle="--", linewidth=1, label="target 80 ms")
     ax.set_ylabel("ms")
     ax.set_title(
         "time to first audio (short text)"
-        + "".join(f"\n{c}: RTF long {r:.3g}" for c, r in zip(configs, rtf, strict=True))
+        + "".join(f"\n{c}: RTF long {r:.3g}" for c, r in zip(timed, rtf, strict=True))
     )
     ax.legend()
 
@@ -442,13 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     table = format_table(result)
     (out / "table.txt").write_text(table, encoding="utf-8")
-    chart_problem = write_chart(result, out / "chart.png")
-    if chart_problem:
-        result["meta"]["chart"] = chart_problem
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     (out / "stages.log").write_text(collect_logs(work, logs), encoding="utf-8")
+    try:  # the figures are safe on disk first: a chart that cannot be drawn costs only the chart
+        result["meta"]["chart"] = write_chart(result, out / "chart.png") or "chart.png"
+    except Exception as err:
+        result["meta"]["chart"] = f"no chart: {type(err).__name__}: {err}"
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(table)
-    failed = [f"{n} ({s['status']})" for n, s in stages.items() if s["status"] != "ok"]
+    failed = [f"{n} ({s['status']})" for n, s in stages.items() if s["status"] not in ("ok", OPTIONAL_SKIP)]
     failed += [f"{n}/{c['name']}" for n, s in stages.items() for c in s.get("checks", []) if not c["ok"]]
     if failed:
         print(f"gpu-check: {len(failed)} problem(s): {', '.join(failed)}")

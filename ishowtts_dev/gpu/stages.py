@@ -421,54 +421,137 @@ def stage_precision(plan: Plan, rec: Record) -> None:
         del engine, voice
 
 
+PATHS: dict[str, dict[str, Any]] = {
+    "cuda-graphs": {"cuda_graphs": True},
+    "compiled": {"compile": True},
+    "compiled-cuda-graphs": {"compile": True, "cuda_graphs": True},
+}
+
+
+def accelerated_engine(plan: Plan, size: str, precision: str, path: str, **settings: Any) -> tuple[Any, Any]:
+    """An engine on `path` (see PATHS). On a CPU the CUDA graphs are played by the eager stand-in recorder
+    (step_graphs.EagerRecorder): the same buffers, layouts and warm-up, without the GPU's speed-up."""
+    from wyoming_ishowtts.engine.step_graphs import EagerRecorder
+
+    wanted = dict(PATHS[path])
+    stand_in = not plan.cuda and wanted.pop("cuda_graphs", False)
+    engine, voice = load_engine(plan, size, plan.device, precision, **wanted, **settings)
+    if stand_in:
+        engine._accelerate(EagerRecorder())
+    return engine, voice
+
+
 def stage_paths(plan: Plan, rec: Record) -> None:
-    """The compiled paths give eager's audio and compile nothing after their warm-up."""
+    """CUDA graphs and compiled steps give eager's audio, and after their warm-up a request of the warmed
+    voice records, compiles and falls back to eager nothing (any of those fails the check)."""
     import torch
+    import torch._dynamo
 
     from wyoming_ishowtts.engine import SynthesisOptions
 
-    if not plan.cuda:
-        rec.value("compile", "skipped on the CPU (minutes of Inductor compiling; tests cover it there)")
-        return
-    import torch._dynamo
-
     options = SynthesisOptions(nfe=4, seed=1, max_chars=40)
-    for precision in ("fp32", "fp16"):
-        engine, voice = load_engine(plan, "tiny", plan.device, precision)
+    paths = list(PATHS) if plan.cuda else ["cuda-graphs"]  # compiling takes minutes on a CPU (tests cover it)
+    runs = [("tiny", "fp32")] if plan.quick else [("tiny", "fp32"), ("tiny", "fp16"), ("base", "fp16")]
+    for size, precision in runs:
+        engine, voice = load_engine(plan, size, plan.device, precision, batch_chunks=2)
         reference = engine.synthesize_all(voice, FOUR, options)
         del engine
-        variants: list[tuple[str, dict[str, Any]]] = [
-            ("compile-dynamic", {"compile": True, "batch_chunks": 2}),
-            ("compile-bucket256", {"compile": True, "length_bucket": 256, "batch_chunks": 2}),
-        ]
-        for name, settings in variants:
+        for path in paths:
+            if size == "base" and path != "cuda-graphs":
+                continue  # compiling the base model takes minutes: the compile-speed stage does it
             torch._dynamo.reset()
             free_cuda()
             started = time.perf_counter()
+            error, waves, layouts, eager_steps, acceleration = None, [], 0, None, "-"
             try:
-                engine, voice = load_engine(plan, "tiny", plan.device, precision, **settings)
-                engine.warm_up(voice)
-                warm_s = time.perf_counter() - started
+                engine, voice = accelerated_engine(plan, size, precision, path, batch_chunks=2)
+                engine.warm_up(voice, options=options)
+                layouts = len(engine.steps) if engine.steps is not None else 0
                 with torch._dynamo.config.patch(error_on_recompile=True):
                     waves = [engine.synthesize_all(voice, FOUR, options) for _ in range(2)]
-                error = None
+                eager_steps = None if engine.steps is None else engine.steps.eager_steps
+                acceleration = engine.acceleration
+                del engine
             except Exception as exc:  # reported as a failed check
-                waves, warm_s, error = [], time.perf_counter() - started, f"{type(exc).__name__}: {exc}"[:400]
+                error = f"{type(exc).__name__}: {exc}"[:400]
             floor = 60.0 if precision == "fp32" else 30.0
             snrs = [snr_db(reference, w) for w in waves]
             rec.check(
-                f"{name}-{precision}-equals-eager-without-recompiling",
+                f"{path}-{size}-{precision}-equals-eager-nothing-new-after-warm-up",
                 error is None
+                and acceleration != "eager"
+                and eager_steps == 0
                 and all(len(w) == len(reference) for w in waves)
                 and min(snrs, default=0) >= floor,
                 snr_db=snrs,
                 floor_db=floor,
-                warm_s=warm_s,
+                warm_s=time.perf_counter() - started,
+                layouts=layouts,
+                eager_steps_after_warm_up=eager_steps,
+                acceleration=acceleration,
                 error=error,
             )
-            with contextlib.suppress(NameError):
-                del engine
     torch._dynamo.reset()
+
+
+def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
+    """Milliseconds per sampler step, eager against each of `paths`, at a few batch layouts of the main
+    model in the device's serving precision (the best of two timed samples, after one untimed)."""
+    import torch
+
+    from wyoming_ishowtts.engine.sampler import draw_noise, guided_step, sample
+
+    precision = "fp16" if plan.cuda else "fp32"
+    bucket = 512
+    layouts = [(1, 512), (2, 1024)] if plan.quick else [(1, 1024), (1, 2048), (4, 1024), (8, 2048)]
+    steps = 4 if plan.quick else 16
+    table: dict[str, dict[str, float]] = {}
+    for path in ["eager", *paths]:
+        free_cuda()
+        if path == "eager":
+            engine, voice = load_engine(plan, plan.main_size, plan.device, precision)
+        else:
+            engine, voice = accelerated_engine(plan, plan.main_size, precision, path, length_bucket=bucket)
+            engine.warm_up(voice, max_requests=max(b for b, _ in layouts))
+        ids = torch.tensor([engine.vocab.encode(list("Warm up the step."))], device=engine.device)
+        generator = torch.Generator().manual_seed(0)
+        row = {}
+        for batch, frames in layouts:
+            times = []
+            for _ in range(3):
+                with timed() as spent:
+                    sample(
+                        engine.model,
+                        voice.mel.expand(batch, -1, -1),
+                        torch.full((batch,), int(voice.mel.shape[1]), device=engine.device),
+                        ids.expand(batch, -1),
+                        torch.full((batch,), frames, device=engine.device),
+                        draw_noise([frames] * batch, engine.model.cfg.mel_dim, generator),
+                        steps=steps,
+                        pad_to=bucket,
+                        step=engine.steps or guided_step,
+                    )
+                times.append(spent[0])
+            row[f"batch {batch} x {frames} frames"] = 1000 * min(times[1:]) / steps
+        if engine.steps is not None:
+            row["eager steps (not warmed)"] = engine.steps.eager_steps
+        table[path] = row
+        rec.value(key, table)
+        del engine, voice
+    torch.compiler.reset()
+
+
+def stage_graph_speed(plan: Plan, rec: Record) -> None:
+    """Per-step time, eager against CUDA graphs (on a CPU: the stand-in, which is no faster)."""
+    step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
+
+
+def stage_compile_speed(plan: Plan, rec: Record) -> None:
+    """Per-step time of the compiled paths on the main model (compiling it takes minutes: the last stage)."""
+    if not plan.cuda:
+        rec.value("ms_per_step_compiled", "skipped on the CPU")
+        return
+    step_speed(plan, rec, ["compiled", "compiled-cuda-graphs"], "ms_per_step_compiled")
 
 
 # ---------------------------------------------------------------------------------------------- server
@@ -504,7 +587,68 @@ async def _burst(server: Any, text: str, clients: int) -> tuple[float, list[Any]
     return time.perf_counter() - started, list(timings)
 
 
-async def _serve_and_measure(plan: Plan, rec: Record, label: str, extra: Sequence[str]) -> None:
+async def _short_and_long(plan: Plan, rec: Record, label: str, server: Any) -> None:
+    """Time to first audio of the short text (median of 3), then the long text's RTF and peak memory."""
+    from ..bench import client as wy
+    from ..bench.texts import TEXTS
+
+    short = [await wy.synthesize(server.host, server.port, TEXTS["short"], "bench") for _ in range(3)]
+    rec.value(
+        f"{label}_short",
+        {
+            "ttfa_s": median([t.ttfa_s for t in short]),
+            "ttfa_runs_s": [t.ttfa_s for t in short],
+            "total_s": median([t.total_s for t in short]),
+        },
+    )
+    server.reset_peaks()
+    long = await wy.synthesize(server.host, server.port, TEXTS[plan.long_text], "bench")
+    rss, allocated = server.peaks()
+    stats = server._gpu_stats()
+    rec.value(
+        f"{label}_long",
+        {
+            "text": plan.long_text,
+            "rtf": long.rtf,
+            "ttfa_s": long.ttfa_s,
+            "total_s": long.total_s,
+            "audio_s": long.audio_s,
+            "worst_gap_s": worst_gap_s(long.timeline.times, long.timeline.audio),
+            "peak_rss_mib": rss,
+            "peak_allocated_mib": allocated,
+            "peak_reserved_mib": stats.get("peak_reserved_mb"),
+            "nvidia_smi_used_mib": smi_used_mib(server.pid) if plan.cuda else None,
+        },
+    )
+
+
+async def _load(plan: Plan, rec: Record, label: str, server: Any) -> None:
+    """1/2/4/8 clients released together, each level after an untimed burst of the same size (so batched
+    kernels and layouts are warm): each client's worst gap against playback, and the throughput."""
+    from ..bench.texts import TEXTS
+
+    levels = []
+    for clients in plan.load_levels:
+        await _burst(server, TEXTS[plan.load_text], clients)
+        wall, timings = await _burst(server, TEXTS[plan.load_text], clients)
+        gaps = [worst_gap_s(t.timeline.times, t.timeline.audio) for t in timings]
+        levels.append(
+            {
+                "clients": clients,
+                "text": plan.load_text,
+                "wall_s": wall,
+                "throughput_audio_s_per_s": sum(t.audio_s for t in timings) / wall,
+                "ttfa_s": [t.ttfa_s for t in timings],
+                "worst_gap_s": gaps,
+                "all_ahead": all(g is None or g <= 0 for g in gaps),
+            }
+        )
+        rec.value(f"{label}_load", levels)
+
+
+async def _serve_and_measure(
+    plan: Plan, rec: Record, label: str, extra: Sequence[str], load_only: bool = False
+) -> None:
     from ..bench import client as wy
     from ..bench.server import ServerProcess
     from ..bench.texts import TEXTS
@@ -521,51 +665,9 @@ async def _serve_and_measure(plan: Plan, rec: Record, label: str, extra: Sequenc
             rec.value(f"{label}_dtype", loaded.group(2) if loaded else None)
             await wy.synthesize(server.host, server.port, TEXTS["short"], "bench")  # not counted
             await wy.synthesize(server.host, server.port, TEXTS["short"], SECOND_VOICE)  # the other voice
-            short = [await wy.synthesize(server.host, server.port, TEXTS["short"], "bench") for _ in range(3)]
-            rec.value(
-                f"{label}_short",
-                {
-                    "ttfa_s": median([t.ttfa_s for t in short]),
-                    "ttfa_runs_s": [t.ttfa_s for t in short],
-                    "total_s": median([t.total_s for t in short]),
-                },
-            )
-            server.reset_peaks()
-            long = await wy.synthesize(server.host, server.port, TEXTS[plan.long_text], "bench")
-            rss, allocated = server.peaks()
-            stats = server._gpu_stats()
-            rec.value(
-                f"{label}_long",
-                {
-                    "text": plan.long_text,
-                    "rtf": long.rtf,
-                    "ttfa_s": long.ttfa_s,
-                    "total_s": long.total_s,
-                    "audio_s": long.audio_s,
-                    "worst_gap_s": worst_gap_s(long.timeline.times, long.timeline.audio),
-                    "peak_rss_mib": rss,
-                    "peak_allocated_mib": allocated,
-                    "peak_reserved_mib": stats.get("peak_reserved_mb"),
-                    "nvidia_smi_used_mib": smi_used_mib(server.pid) if plan.cuda else None,
-                },
-            )
-            levels = []
-            for clients in plan.load_levels:
-                await _burst(server, TEXTS[plan.load_text], clients)  # warm this batch shape first
-                wall, timings = await _burst(server, TEXTS[plan.load_text], clients)
-                gaps = [worst_gap_s(t.timeline.times, t.timeline.audio) for t in timings]
-                levels.append(
-                    {
-                        "clients": clients,
-                        "text": plan.load_text,
-                        "wall_s": wall,
-                        "throughput_audio_s_per_s": sum(t.audio_s for t in timings) / wall,
-                        "ttfa_s": [t.ttfa_s for t in timings],
-                        "worst_gap_s": gaps,
-                        "all_ahead": all(g is None or g <= 0 for g in gaps),
-                    }
-                )
-                rec.value(f"{label}_load", levels)
+            if not load_only:
+                await _short_and_long(plan, rec, label, server)
+            await _load(plan, rec, label, server)
             log = server.log()
             ready_at = log.find("Model ready")
             after = log[ready_at:] if ready_at >= 0 else log
@@ -580,6 +682,20 @@ async def _serve_and_measure(plan: Plan, rec: Record, label: str, extra: Sequenc
 def stage_server(plan: Plan, rec: Record) -> None:
     """The server over Wyoming at its defaults: time to first audio, RTF, memory, 1/2/4/8 clients."""
     asyncio.run(_serve_and_measure(plan, rec, "defaults", []))
+
+
+def stage_server_graphs(plan: Plan, rec: Record) -> None:
+    """The same with --cuda-graphs (GPU only: on a CPU the server refuses it and runs eagerly)."""
+    if not plan.cuda:
+        rec.value("graphs", "skipped on the CPU")
+        return
+    asyncio.run(_serve_and_measure(plan, rec, "graphs", ["--cuda-graphs"]))
+
+
+def stage_server_batch(plan: Plan, rec: Record) -> None:
+    """The load run with --batch-requests 4 (and --cuda-graphs on a GPU): four clients' chunks per step."""
+    extra = ["--batch-requests", "4"] + (["--cuda-graphs"] if plan.cuda else [])
+    asyncio.run(_serve_and_measure(plan, rec, "batch4", extra, load_only=True))
 
 
 def stage_upstream(plan: Plan, rec: Record) -> None:
@@ -678,8 +794,12 @@ STAGES = {
     "equivalence": stage_equivalence,
     "precision": stage_precision,
     "paths": stage_paths,
+    "graph-speed": stage_graph_speed,
     "server": stage_server,
+    "server-graphs": stage_server_graphs,
     "upstream": stage_upstream,
+    "server-batch": stage_server_batch,
+    "compile-speed": stage_compile_speed,
 }
 
 
