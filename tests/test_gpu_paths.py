@@ -313,3 +313,12 @@ def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: py
     assert half._mel_of(voice).dtype == torch.float32  # from the clip again; the voice itself is unchanged
     gc.collect()
     np.testing.assert_array_equal(wave, expected)
+
+
+# ---------------------------------------------------------------------------------------------- images
+@pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "docker/Dockerfile.jetson"])
+def test_images_keep_compiled_kernels_in_the_data_volume(dockerfile: str) -> None:
+    """Inductor's cache defaults to /tmp, lost at every container restart (and every start recompiles)."""
+    text = (Path(__file__).resolve().parents[1] / dockerfile).read_text()
+    assert 'VOLUME ["/data"]' in text
+    assert "TORCHINDUCTOR_CACHE_DIR=/data/cache/torchinductor" in text
