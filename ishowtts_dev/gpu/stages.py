@@ -30,7 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from wyoming_ishowtts.engine.hardware import arch_supported
+
 from ..bench.measure import median, write_json
+from ..precision import snr_db
 
 # Four short sentences: four chunks at max_chars=40, so batching and several lengths are exercised.
 FOUR = (
@@ -136,13 +139,6 @@ def rel_l2(reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.linalg.norm(other.astype(np.float64) - ref)) / norm if norm > 0 else math.inf
 
 
-def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    n = min(len(reference), len(other))
-    noise = float(np.sum((reference[:n].astype(np.float64) - other[:n]) ** 2))
-    signal = float(np.sum(reference[:n].astype(np.float64) ** 2))
-    return math.inf if noise == 0 else 10 * math.log10(signal / noise)
-
-
 def worst_gap_s(times: Sequence[float], audio: Sequence[float]) -> float | None:
     """How late a client's audio arrived against a player that starts at the first chunk and then plays
     without pause: the largest (arrival - moment it is needed) over every chunk after the first. Negative:
@@ -182,35 +178,6 @@ def nvidia_smi(*query: str) -> list[list[str]] | None:
     if out.returncode != 0:
         return None
     return [[cell.strip() for cell in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
-
-
-def smi_used_mib(pid: int) -> float | None:
-    """GPU memory nvidia-smi charges to `pid` (CUDA context and kernels included)."""
-    rows = nvidia_smi("--query-compute-apps=pid,used_memory") or []
-    for row in rows:
-        with contextlib.suppress(ValueError, IndexError):
-            if int(row[0]) == pid:
-                return float(row[1])
-    return None
-
-
-def arch_supported(capability: tuple[int, int], arch_list: Sequence[str]) -> bool:
-    """Whether a torch build with `arch_list` (torch.cuda.get_arch_list()) carries kernels this GPU runs:
-    a cubin of the same major version and a minor version at most the GPU's, or PTX (compute_XY) of an
-    older or equal architecture, which the driver compiles for newer GPUs."""
-    major, minor = capability
-    for arch in arch_list:
-        kind, _, digits = arch.partition("_")
-        digits = "".join(ch for ch in digits if ch.isdigit())
-        specific = kind == "sm" and arch.endswith(("a", "f"))  # sm_90a: that GPU only
-        if len(digits) < 2 or (specific and digits != f"{major}{minor}"):
-            continue
-        a_major, a_minor = int(digits[:-1]), int(digits[-1])
-        if kind == "sm" and a_major == major and a_minor <= minor:
-            return True
-        if kind == "compute" and (a_major, a_minor) <= (major, minor):
-            return True
-    return False
 
 
 @contextlib.contextmanager
@@ -383,42 +350,28 @@ def stage_equivalence(plan: Plan, rec: Record) -> None:
 
 
 def stage_precision(plan: Plan, rec: Record) -> None:
-    """fp16 and bf16 against fp32 on the device: SNR, warm time (each engine warmed first), and whether the
-    engine silently fell back to fp32 (then its SNR would be meaningless)."""
-    import torch
+    """fp16 and bf16 against fp32 on the device (the precision study's warm runs): SNR, time, and whether
+    the engine silently fell back to fp32 (then its SNR would be meaningless)."""
+    from ..precision import DTYPES, run
 
-    from wyoming_ishowtts.engine import SynthesisOptions
-
-    from ..precision import TEXT
-
-    options = SynthesisOptions(nfe=4 if plan.quick else 16, seed=1)
-    size = plan.main_size
-    reference: np.ndarray | None = None
-    wanted = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    for precision, dtype in wanted.items():
+    nfe = 4 if plan.quick else 16
+    reference = None
+    for precision in ("fp32", "fp16", "bf16"):
         free_cuda()
-        engine, voice = load_engine(plan, size, plan.device, precision)
-        engine.warm_up(voice)
-        times = []
-        wave = np.zeros(0, dtype=np.float32)
-        for _ in range(2):
-            with timed() as spent:
-                wave = engine.synthesize_all(voice, TEXT, options)
-            times.append(spent[0])
-        if reference is None:
-            reference = wave
+        found = run(plan.model_dir(plan.main_size), plan.device, precision, nfe, seed=1)
+        reference = reference if reference is not None else found.wave
+        fell_back = found.dtype != DTYPES[precision]
         info = {
-            "size": size,
-            "nfe": options.nfe,
-            "warm_s": min(times),
-            "audio_s": len(wave) / 24000,
-            "dtype_after": str(engine.dtype).replace("torch.", ""),
-            "snr_db_vs_fp32": None if precision == "fp32" else snr_db(reference, wave),
+            "size": plan.main_size,
+            "nfe": nfe,
+            "warm_s": found.seconds,
+            "audio_s": len(found.wave) / 24000,
+            "dtype_after": found.dtype,
+            "snr_db_vs_fp32": None if precision == "fp32" or fell_back else snr_db(reference, found.wave),
             "memory": cuda_memory(),
         }
         rec.value(f"precision_{precision}", info)
-        rec.check(f"{precision}-no-silent-fallback", engine.dtype == dtype, dtype_after=info["dtype_after"])
-        del engine, voice
+        rec.check(f"{precision}-no-silent-fallback", not fell_back, dtype_after=found.dtype)
 
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -604,7 +557,7 @@ async def _short_and_long(plan: Plan, rec: Record, label: str, server: Any) -> N
     server.reset_peaks()
     long = await wy.synthesize(server.host, server.port, TEXTS[plan.long_text], "bench")
     rss, allocated = server.peaks()
-    stats = server._gpu_stats()
+    memory = server.gpu_memory()
     rec.value(
         f"{label}_long",
         {
@@ -616,8 +569,8 @@ async def _short_and_long(plan: Plan, rec: Record, label: str, server: Any) -> N
             "worst_gap_s": worst_gap_s(long.timeline.times, long.timeline.audio),
             "peak_rss_mib": rss,
             "peak_allocated_mib": allocated,
-            "peak_reserved_mib": stats.get("peak_reserved_mb"),
-            "nvidia_smi_used_mib": smi_used_mib(server.pid) if plan.cuda else None,
+            "peak_reserved_mib": memory["peak_gpu_reserved_mb"],
+            "nvidia_smi_used_mib": memory["gpu_smi_mb"],
         },
     )
 
