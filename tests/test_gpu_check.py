@@ -21,7 +21,8 @@ import pytest
 
 from ishowtts_dev.gpu import __main__ as gpu_check
 from ishowtts_dev.gpu import wheels as gpu_wheels
-from ishowtts_dev.gpu.stages import arch_supported, worst_gap_s
+from ishowtts_dev.gpu.stages import worst_gap_s
+from wyoming_ishowtts.engine.hardware import arch_supported
 
 ROOT = Path(__file__).resolve().parents[1]
 
