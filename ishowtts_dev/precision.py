@@ -4,10 +4,7 @@
     python -m ishowtts_dev.precision --vocoder --model-dir DIR [--device cuda] [--precisions fp16]
 
 Prints, per precision, the signal-to-noise ratio of its waveform against fp32 (higher is closer; identical
-output is infinite) and the wall time of a warm run (each engine is warmed up first, so the first precision
-does not pay the start-up costs for all), and writes them as JSON with --out. BENCHMARKS.md quotes it. A
-precision the engine abandoned during the run (a fallback to fp32 after non-finite output) is reported as
-such, with no SNR: its audio would be fp32's.
+output is infinite) and the wall time of each run, and writes them as JSON with --out. BENCHMARKS.md quotes it.
 With --vocoder only the vocoder is measured (the DiT stays out of it): the median time of --repeats decodes
 of the same mel, and the SNR of the half-precision waveform, which is what decides whether the engine
 should run the vocoder in half precision (it runs it in fp32).
@@ -19,7 +16,6 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,29 +46,15 @@ def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
     return math.inf if noise == 0 else 10 * math.log10(signal / noise)
 
 
-@dataclass(frozen=True)
-class Run:
-    wave: np.ndarray
-    seconds: float
-    """Wall time of a warm run (ends with the audio on the CPU: synchronized on a GPU too)."""
-    dtype: str
-    """The model's precision after the run: another than asked means the engine fell back to fp32."""
-
-
-def run(model_dir: Path | None, device: str, precision: str, nfe: int, seed: int, text: str = TEXT) -> Run:
+def run(model_dir: Path | None, device: str, precision: str, nfe: int, seed: int) -> tuple[np.ndarray, float]:
     engine = Engine.load(
         EngineSettings(model_dir=model_dir, device=device, precision=precision, warmup=False)
     )
     voice = engine.prepare_voice(reference_clip(), SAMPLE_RATE, REF_TEXT, trim=False)
-    engine.warm_up(voice)
     options = SynthesisOptions(nfe=nfe, seed=seed)
     started = time.perf_counter()
-    wave = engine.synthesize_all(voice, text, options)
-    seconds = time.perf_counter() - started
-    return Run(wave, seconds, str(engine.dtype).replace("torch.", ""))
-
-
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+    wave = engine.synthesize_all(voice, TEXT, options)
+    return wave, time.perf_counter() - started
 
 
 def vocoder_run(
@@ -135,20 +117,14 @@ def main() -> None:
             args.out.write_text(json.dumps({**report, "results": found}, indent=2))
         return
 
-    reference = run(args.model_dir, args.device, "fp32", args.nfe, args.seed)
-    results: dict[str, dict[str, float | str | None]] = {
-        "fp32": {"seconds": reference.seconds, "snr_db": None, "dtype": reference.dtype}
-    }
-    print(f"fp32: {reference.seconds:.2f} s for {len(reference.wave) / SAMPLE_RATE:.2f} s of audio")
+    reference, seconds = run(args.model_dir, args.device, "fp32", args.nfe, args.seed)
+    results: dict[str, dict[str, float | None]] = {"fp32": {"seconds": seconds, "snr_db": None}}
+    print(f"fp32: {seconds:.2f} s for {len(reference) / SAMPLE_RATE:.2f} s of audio")
     for precision in args.precisions.split(","):
-        measured = run(args.model_dir, args.device, precision, args.nfe, args.seed)
-        if measured.dtype != DTYPES[precision]:
-            results[precision] = {"seconds": measured.seconds, "snr_db": None, "dtype": measured.dtype}
-            print(f"{precision}: fell back to {measured.dtype} during the run: no {precision} figure")
-            continue
-        snr = snr_db(reference.wave, measured.wave)
-        results[precision] = {"seconds": measured.seconds, "snr_db": snr, "dtype": measured.dtype}
-        print(f"{precision}: {measured.seconds:.2f} s, SNR against fp32 {snr:.1f} dB")
+        wave, seconds = run(args.model_dir, args.device, precision, args.nfe, args.seed)
+        snr = snr_db(reference, wave)
+        results[precision] = {"seconds": seconds, "snr_db": snr}
+        print(f"{precision}: {seconds:.2f} s, SNR against fp32 {snr:.1f} dB")
     if args.out:
         args.out.write_text(
             json.dumps({"device": args.device, "nfe": args.nfe, "results": results}, indent=2)

@@ -350,28 +350,37 @@ def stage_equivalence(plan: Plan, rec: Record) -> None:
 
 
 def stage_precision(plan: Plan, rec: Record) -> None:
-    """fp16 and bf16 against fp32 on the device (the precision study's warm runs): SNR, time, and whether
-    the engine silently fell back to fp32 (then its SNR would be meaningless)."""
-    from ..precision import DTYPES, run
+    """fp16 and bf16 against fp32 on the device: SNR, the time of a warm run (each engine warmed up first),
+    and whether the engine silently fell back to fp32 (then its SNR would be meaningless)."""
+    import torch
 
-    nfe = 4 if plan.quick else 16
-    reference = None
-    for precision in ("fp32", "fp16", "bf16"):
+    from wyoming_ishowtts.engine import SynthesisOptions
+
+    from ..precision import TEXT
+
+    options = SynthesisOptions(nfe=4 if plan.quick else 16, seed=1)
+    reference: np.ndarray | None = None
+    wanted = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    for precision, dtype in wanted.items():
         free_cuda()
-        found = run(plan.model_dir(plan.main_size), plan.device, precision, nfe, seed=1)
-        reference = reference if reference is not None else found.wave
-        fell_back = found.dtype != DTYPES[precision]
+        engine, voice = load_engine(plan, plan.main_size, plan.device, precision)
+        engine.warm_up(voice)
+        with timed() as spent:
+            wave = engine.synthesize_all(voice, TEXT, options)
+        reference = reference if reference is not None else wave
+        fell_back = engine.dtype != dtype
         info = {
             "size": plan.main_size,
-            "nfe": nfe,
-            "warm_s": found.seconds,
-            "audio_s": len(found.wave) / 24000,
-            "dtype_after": found.dtype,
-            "snr_db_vs_fp32": None if precision == "fp32" or fell_back else snr_db(reference, found.wave),
+            "nfe": options.nfe,
+            "warm_s": spent[0],
+            "audio_s": len(wave) / 24000,
+            "dtype_after": str(engine.dtype).replace("torch.", ""),
+            "snr_db_vs_fp32": None if precision == "fp32" or fell_back else snr_db(reference, wave),
             "memory": cuda_memory(),
         }
         rec.value(f"precision_{precision}", info)
-        rec.check(f"{precision}-no-silent-fallback", not fell_back, dtype_after=found.dtype)
+        rec.check(f"{precision}-no-silent-fallback", not fell_back, dtype_after=info["dtype_after"])
+        del engine, voice
 
 
 PATHS: dict[str, dict[str, Any]] = {
