@@ -179,21 +179,20 @@ class Engine:
         """A prepared clip (fresh, or read from a cache) with its mel computed on this engine's device."""
         if clip.audio.shape[-1] < HOP_LENGTH * MIN_FRAMES:
             raise ReferenceAudioError("reference clip is too short")
-        mel = self._reference_mel(clip.audio)
+        with torch.inference_mode():
+            mel = self.mel(clip.audio.to(self.device)).transpose(1, 2).to(self.dtype)
         return Voice(clip.name, clip.ref_text, clip.audio, clip.rms, clip.source_seconds, mel=mel)
 
-    def _reference_mel(self, audio: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.mel(audio.to(self.device)).transpose(1, 2).to(self.dtype)
-
     def _mel_of(self, voice: Voice) -> torch.Tensor:
-        """`voice`'s reference mel in the model's current dtype: after a fallback to fp32, computed again
-        from its clip (once per voice), not the half-precision one widened, so the rerun is a true fp32 run."""
-        if voice.mel.dtype == self.dtype:
+        """`voice`'s reference mel as this run needs it. After a fallback to fp32, a voice prepared in half
+        precision gets its mel computed again from its clip (once), not the rounded one widened, so that the
+        rerun is a true fp32 run; otherwise the voice's own (the sampler casts it to the model's dtype)."""
+        if self.dtype != torch.float32 or voice.mel.dtype == torch.float32:
             return voice.mel
         mel = self._mels.get(voice)
-        if mel is None or mel.dtype != self.dtype:
-            mel = self._mels[voice] = self._reference_mel(voice.audio)
+        if mel is None:
+            with torch.inference_mode():
+                mel = self._mels[voice] = self.mel(voice.audio.to(self.device)).transpose(1, 2)
         return mel
 
     def plan(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> list[str]:
