@@ -37,6 +37,9 @@ def _device_env(tmp: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(sim)])}
 
 
+upstream = pytest.mark.upstream  # the quick run times upstream f5-tts too (the reference extra)
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
     tmp = tmp_path_factory.mktemp("gpu-check")
@@ -63,6 +66,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     return json.loads((out / "results.json").read_text()), out, proc.stdout
 
 
+@upstream
 def test_quick_run_passes_every_stage_and_writes_four_files(
     quick_run: tuple[dict[str, Any], Path, str],
 ) -> None:
@@ -76,6 +80,7 @@ def test_quick_run_passes_every_stage_and_writes_four_files(
     assert "targets (issue 12" in stdout and "not judged (cpu run)" in stdout
 
 
+@upstream
 def test_quick_run_ran_upstream_on_the_device_package_set(
     quick_run: tuple[dict[str, Any], Path, str],
 ) -> None:
@@ -87,6 +92,7 @@ def test_quick_run_ran_upstream_on_the_device_package_set(
     assert values["throughput_ratio"]["ours_over_upstream"] > 0
 
 
+@upstream
 def test_quick_run_measures_what_the_targets_name(quick_run: tuple[dict[str, Any], Path, str]) -> None:
     result, _, _ = quick_run
     figure = result["figures"]
