@@ -52,6 +52,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
             "--quick",
             "--out",
             str(out),
+            "--work",
+            str(tmp / "work"),
             "--wheels",
             str(tmp / "no-wheels"),  # everything carried is installed here already; placeholders are not
         ],

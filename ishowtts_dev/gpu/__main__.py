@@ -99,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("gpu-check-results"), help="table, JSON, chart, logs"
     )
     parser.add_argument(
-        "--work", type=Path, default=None, help="models, caches, server logs (default: OUT/../gpu-check-work)"
+        "--work",
+        type=Path,
+        default=ROOT / ".gpu-check-work",
+        help="models, caches, server logs (default: .gpu-check-work in the checkout, git-ignored; a device "
+        "call keeps it for a rerun)",
     )
     parser.add_argument("--wheels", type=Path, default=ROOT / ".gpu-wheels", help="from script/gpu-wheels")
     parser.add_argument(
@@ -408,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     out: Path = args.out.resolve()
-    work: Path = (args.work or out.parent / f"{out.name}-work").resolve()
+    work: Path = args.work.resolve()
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
 
