@@ -16,6 +16,7 @@ import torch
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, loading
 from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
+from wyoming_ishowtts.engine.step_graphs import EagerRecorder
 from wyoming_ishowtts.engine.voice import tone_clip
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.tools.random_model import write_random_model
@@ -130,13 +131,19 @@ def test_batched_later_chunks_equal_one_at_a_time(model_dir: Path, tmp_path: Pat
         assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()
 
 
-def synthesize_with(model_dir: Path, **settings: Any) -> tuple[np.ndarray, list[int]]:
+def synthesize_with(model_dir: Path, stand_in: bool = False, **settings: Any) -> tuple[np.ndarray, list[int]]:
     """TEXT at 3 steps, seed 1, fp32 on the CPU, with these engine settings: the audio, and the sequence
-    length the model saw at each step."""
+    length the model saw at each step. `stand_in`: on the CUDA-graph path, played by its CPU stand-in. A
+    recorded or compiled path is warmed up first, and must then run every step recorded (none eagerly)."""
     engine = Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", **settings))
+    if stand_in:
+        engine._accelerate(EagerRecorder())
     voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
+    if engine.steps is not None:
+        engine.warm_up(voice)
     with model_lengths(engine) as lengths:
         audio = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
+    assert engine.steps is None or engine.steps.eager_steps == 0
     return audio, lengths
 
 
@@ -192,19 +199,19 @@ def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
 
 
 def test_length_buckets_give_the_same_audio(model_dir: Path) -> None:
-    """Padding every batch to a multiple of 64 frames (masked) changes no number beyond float rounding;
-    the model did get the padded lengths."""
+    """Padding every batch to a multiple of 64 frames (masked), as the recorded steps do, changes no number
+    beyond float rounding; the model did get the padded lengths."""
     plain, plain_lengths = synthesize_with(model_dir)
-    padded, padded_lengths = synthesize_with(model_dir, length_bucket=64)
+    padded, padded_lengths = synthesize_with(model_dir, stand_in=True, length_bucket=64)
     assert any(n % 64 for n in plain_lengths), plain_lengths  # else padding would change nothing here
     assert padded_lengths == [-(-n // 64) * 64 for n in plain_lengths], (plain_lengths, padded_lengths)
     assert_same_audio(plain, padded)
 
 
 def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
-    """With --compile and buckets the warm-up runs every length the voice can reach and compiles a graph
-    for each; requests after it run only those lengths and compile nothing (dynamo is also told to fail
-    on any recompilation)."""
+    """With --compile the warm-up compiles what each length the voice can reach needs; a request after
+    it compiles nothing new (dynamo is told to fail on any recompilation, and its own count of graphs
+    does not move): a longer one runs uncompiled."""
     import torch._dynamo
 
     with compiled_graphs() as graphs:
@@ -216,16 +223,13 @@ def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
         voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
         buckets = engine.bucket_lengths(voice)
         assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
-        with model_lengths(engine) as warmed:
-            engine.warm_up(voice)
-        assert set(buckets) <= set(warmed), (buckets, warmed)
+        engine.warm_up(voice)
         compiled = graphs()
-        assert compiled >= len(buckets), (compiled, buckets)  # a static graph per length, at least
-        with torch._dynamo.config.patch(error_on_recompile=True), model_lengths(engine) as used:
+        assert compiled >= 1, "--compile compiled nothing in the warm-up"
+        with torch._dynamo.config.patch(error_on_recompile=True):
             long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
             for text in ("Short.", long_text):
                 assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
-        assert set(used) <= set(buckets) and len(set(used)) >= 2, (used, buckets)
         assert graphs() == compiled, "a request after the warm-up compiled a graph"
 
 

@@ -59,7 +59,9 @@ class FakeEngine:
     def voice(self, clip: Any) -> Any:
         raise AssertionError("no voice is prepared in this test")
 
-    def warm_up(self, voice: Any = None) -> None:
+    warm_up_needs_voices = False
+
+    def warm_up(self, voice: Any = None, **kwargs: Any) -> None:
         raise AssertionError("no warm-up in this test")
 
     def run_batch(self, jobs: Sequence[FakeJob]) -> list[list[np.ndarray]]:

@@ -148,13 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cuda_capability(device: str) -> tuple[int, int] | None:
+    """The GPU's compute capability, None without one, asked in a child process: in this one, CUDA would
+    keep a context (half a gigabyte of GPU memory) for the whole run, beside the servers it measures."""
+    probe = (
+        "import sys, torch\n"
+        "if not torch.cuda.is_available(): sys.exit(3)\n"
+        f"print(*torch.cuda.get_device_capability(torch.device({device!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return None
+    major, minor = out.stdout.split()
+    return int(major), int(minor)
+
+
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Fill every default that depends on the device or on --quick, in one place."""
-    import torch
-
     device = args.device
+    capability = None if device == "cpu" else cuda_capability("cuda" if device == "auto" else device)
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if capability is not None else "cpu"
+    elif device.startswith("cuda") and capability is None:
+        raise SystemExit(f"--device {device}: torch sees no CUDA GPU here")
     gpu = device.startswith("cuda")
     quick = args.quick
     size = args.size or ("tiny" if quick else "base")
@@ -167,13 +183,13 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     else:
         defaults_texts = list(texts) if gpu or quick else ["short"]
     defaults_texts = [t for t in texts if t in defaults_texts]
+    if gpu and defaults_texts != texts:
+        # The extrapolation scales upstream's DiT-busy time, which its hooks can only see as launch time on
+        # a GPU (they would have to synchronize, slowing upstream down): on a GPU every text is measured.
+        raise SystemExit("on a GPU every text is measured at 32 steps: leave --defaults-texts out")
     repeats = args.repeats or (1 if quick else 3 if gpu else 2)
-    if gpu:
-        major, _ = torch.cuda.get_device_capability(torch.device(device))
-        # Upstream's load_checkpoint: fp16 from compute capability 7 (ZLUDA aside), else fp32.
-        equal_precision = "fp16" if major >= 7 else "fp32"
-    else:
-        equal_precision = "fp32"
+    # Upstream's load_checkpoint: fp16 on GPUs from compute capability 7 (ZLUDA aside), else fp32.
+    equal_precision = "fp16" if gpu and capability is not None and capability[0] >= 7 else "fp32"
     load = args.load if args.load is not None else ([1, 2] if quick else [1, 2, 4, 8])
     default_batch = [2] if quick else [4] if gpu else []
     load_batch = args.load_batch if args.load_batch is not None else default_batch
@@ -320,7 +336,12 @@ async def run_server_config(
                         flush=True,
                     )
                 rss, gpu = server.peaks()
-                record["texts"][name] = {"runs": runs, "peak_rss_mb": rss, "peak_gpu_mb": gpu}
+                record["texts"][name] = {
+                    "runs": runs,
+                    "peak_rss_mb": rss,
+                    "peak_gpu_mb": gpu,
+                    **server.gpu_memory(),
+                }
             if with_load and cfg["load"]:
                 record["load"] = await load_run(server, cfg)
         except BaseException:
@@ -359,6 +380,16 @@ async def load_run(server: ServerProcess, cfg: dict[str, Any]) -> dict[str, Any]
     idle = [await wy.describe(server.host, server.port) for _ in range(5)]
     levels = []
     for n in cfg["load"]:
+        # An untimed burst of the same size first: a batched server's first batches of n would otherwise
+        # be timed cold (kernels chosen and loaded, memory grown, graphs or compiled code built).
+        warm = asyncio.Event()
+        burst = [
+            asyncio.create_task(wy.synthesize(server.host, server.port, text, VOICE, start_event=warm))
+            for _ in range(n)
+        ]
+        await asyncio.sleep(0.3)
+        warm.set()
+        await asyncio.gather(*burst)
         server.reset_peaks()
         go = asyncio.Event()
         tasks = [
@@ -386,6 +417,7 @@ async def load_run(server: ServerProcess, cfg: dict[str, Any]) -> dict[str, Any]
         done.set()
         await prober
         rss, gpu = server.peaks()
+        memory = server.gpu_memory()
         audio = sum(t.audio_s for t in timings)
         level = {
             "clients": n,
@@ -402,6 +434,7 @@ async def load_run(server: ServerProcess, cfg: dict[str, Any]) -> dict[str, Any]
             },
             "peak_rss_mb": rss,
             "peak_gpu_mb": gpu,
+            **memory,
             "others_cpu": others_cpu,
         }
         levels.append(level)
@@ -465,6 +498,8 @@ def assemble(
                     "runs": data["runs"],
                     "peak_rss_mb": data["peak_rss_mb"],
                     "peak_gpu_mb": data["peak_gpu_mb"],
+                    "peak_gpu_reserved_mb": data.get("peak_gpu_reserved_mb"),
+                    "gpu_smi_mb": data.get("gpu_smi_mb"),
                 }
             )
     if upstream is not None:
@@ -489,6 +524,8 @@ def assemble(
                         "runs": r["runs"],
                         "peak_rss_mb": r["peak_rss_mb"],
                         "peak_gpu_mb": r["peak_gpu_mb"],
+                        "peak_gpu_reserved_mb": r.get("peak_gpu_reserved_mb"),
+                        "gpu_smi_mb": r.get("gpu_smi_mb"),
                     }
                 )
         if nfe != UPSTREAM_DEFAULT_NFE:

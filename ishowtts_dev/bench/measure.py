@@ -154,6 +154,29 @@ def _gpus() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
+def gpu_used_mb(pid: int) -> float | None:
+    """GPU memory nvidia-smi charges to process `pid`: what the allocator reserved plus the CUDA context and
+    kernels, which the process's own counters leave out. None without nvidia-smi or that process."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.stdout.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 2 and fields[0] == str(pid):
+            try:
+                return float(fields[1])
+            except ValueError:
+                return None
+    return None
+
+
 def machine_info() -> dict[str, Any]:
     """What a reader needs to compare figures between machines."""
     import torch

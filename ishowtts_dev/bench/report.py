@@ -33,6 +33,12 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _gpu(row: dict[str, Any]) -> str:
+    """Peak GPU memory: allocated / reserved by the allocator / per nvidia-smi (with the CUDA context)."""
+    figures = (row.get("peak_gpu_mb"), row.get("peak_gpu_reserved_mb"), row.get("gpu_smi_mb"))
+    return "-" if all(f is None for f in figures) else "/".join(_mb(f) for f in figures)
+
+
 def _sorted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(
         rows,
@@ -62,7 +68,7 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     header = (
         f"{'comparison':<10} {'text':<7} {'system':<16} {'settings':<24} {'TTFA s':>8} {'total s':>8} "
-        f"{'audio s':>8} {'RTF':>6} {'RSS MB':>7} {'GPU MB':>7} {'other%':>6}  status"
+        f"{'audio s':>8} {'RTF':>6} {'RSS MB':>7} {'GPU MB a/r/smi':>15} {'other%':>6}  status"
     )
     lines += [header, "-" * len(header)]
     for r in _sorted_rows(result["rows"]):
@@ -70,13 +76,14 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['comparison']:<10} {r['text']:<7} {r['system']:<16} {r['settings']:<24} "
             f"{mark}{_num(r['ttfa_s']):>7} {mark}{_num(r['total_s']):>7} {_num(r['audio_s']):>8} "
-            f"{_num(r['rtf']):>6} {_mb(r['peak_rss_mb']):>7} {_mb(r['peak_gpu_mb']):>7} "
+            f"{_num(r['rtf']):>6} {_mb(r['peak_rss_mb']):>7} {_gpu(r):>15} "
             f"{_pct(r.get('others_cpu_max')):>6}  {r['status']}"
         )
     noisy = max((r.get("others_cpu_max") or 0.0 for r in result["rows"]), default=0.0)
     lines.append(
         "other% = the largest share of the machine's CPU that other processes used during any timed run of "
-        "that row."
+        "that row. GPU MB a/r/smi = peak allocated / peak reserved by torch's allocator / what nvidia-smi charges "
+        "the process (its CUDA context included)."
     )
     if noisy > NOISY_SHARE:
         lines.append(
@@ -123,7 +130,7 @@ def format_table(result: dict[str, Any]) -> str:
         ]
         header = (
             f"{'clients':>7} {'TTFA med s':>10} {'TTFA max s':>10} {'total max s':>11} "
-            f"{'audio s/s':>9} {'describe med/p95/max ms':>24} {'RSS MB':>7} {'GPU MB':>7} {'other%':>6}"
+            f"{'audio s/s':>9} {'describe med/p95/max ms':>24} {'RSS MB':>7} {'GPU MB a/r/smi':>15} {'other%':>6}"
         )
         lines += [header, "-" * len(header)]
         for lv in load["levels"]:
@@ -132,7 +139,7 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(
                 f"{lv['clients']:>7} {median(lv['ttfa_s']):>10.2f} {max(lv['ttfa_s']):>10.2f} "
                 f"{max(lv['total_s']):>11.2f} {lv['throughput_audio_s_per_s']:>9.2f} {describe:>24} "
-                f"{_mb(lv['peak_rss_mb']):>7} {_mb(lv['peak_gpu_mb']):>7} {_pct(lv.get('others_cpu')):>6}"
+                f"{_mb(lv['peak_rss_mb']):>7} {_gpu(lv):>15} {_pct(lv.get('others_cpu')):>6}"
             )
             lines.append(f"{'':>7} per-client TTFA s: {', '.join(f'{t:.2f}' for t in sorted(lv['ttfa_s']))}")
     return "\n".join(lines) + "\n"
@@ -274,7 +281,7 @@ def format_markdown(result: dict[str, Any]) -> str:
         f"- Load average at start: {', '.join(f'{x:.2f}' for x in load_avg) if load_avg else 'n/a'}; "
         f"run took {meta.get('elapsed_s', float('nan')) / 60:.1f} min",
         "",
-        "| comparison | text | system | settings | TTFA s | total s | audio s | RTF | peak RSS MB | peak GPU MB "
+        "| comparison | text | system | settings | TTFA s | total s | audio s | RTF | peak RSS MB | peak GPU MB (allocated/reserved/nvidia-smi) "
         "| other CPU % |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -283,7 +290,7 @@ def format_markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['comparison']} | {r['text']} | {r['system']}{mark} | {r['settings']} | {_num(r['ttfa_s'])} | "
             f"{_num(r['total_s'])} | {_num(r['audio_s'])} | {_num(r['rtf'])} | {_mb(r['peak_rss_mb'])} | "
-            f"{_mb(r['peak_gpu_mb'])} | {_pct(r.get('others_cpu_max'))} |"
+            f"{_gpu(r)} | {_pct(r.get('others_cpu_max'))} |"
         )
     if result["ratios"]:
         lines += [

@@ -2,9 +2,10 @@
 
 The server runs unmodified (``wyoming_ishowtts.__main__.main``) in a subprocess, with its normal command
 line. The only addition is this module's entry point, which runs that same ``main`` in-process after
-starting, on CUDA only, a small thread that reports ``torch.cuda.max_memory_allocated`` to a file (peak GPU
-memory cannot be read from outside a process). On CPU no thread is started, so the measured process is
-exactly the server.
+starting, on CUDA only, a small thread that reports ``torch.cuda.max_memory_allocated`` and
+``max_memory_reserved`` to a file (peak GPU memory cannot be read from outside a process); nvidia-smi adds
+what the process holds beyond that (the CUDA context, kernels). On CPU no thread is started, so the
+measured process is exactly the server.
 
     python -m ishowtts_dev.bench.server STATS_FILE -- <server arguments>
 """
@@ -21,12 +22,13 @@ from typing import Any, TypeVar
 
 from .. import launcher
 from .client import wait_until_listening
-from .measure import peak_rss_mb, reset_peak_rss
+from .measure import gpu_used_mb, peak_rss_mb, reset_peak_rss
 
 
 def _gpu_reporter(stats: Path, control: Path, device: str) -> None:
-    """Write {"peak_gpu_mb", "ack"} to `stats` twice a second; a new token in `control` resets the peak.
-    The GPU is named: this thread's current device is GPU 0, whichever one the server runs on."""
+    """Write {"peak_gpu_mb", "peak_gpu_reserved_mb", "ack"} to `stats` four times a second; a new token in
+    `control` resets the peaks. The GPU is named: this thread's current device is GPU 0, whichever one the
+    server runs on."""
     import torch
 
     gpu = torch.device("cuda") if device == "auto" else torch.device(device)
@@ -43,7 +45,11 @@ def _gpu_reporter(stats: Path, control: Path, device: str) -> None:
         if token != acked:
             torch.cuda.reset_peak_memory_stats(gpu)
             acked = token
-        data = {"peak_gpu_mb": torch.cuda.max_memory_allocated(gpu) / 2**20, "ack": acked}
+        data = {
+            "peak_gpu_mb": torch.cuda.max_memory_allocated(gpu) / 2**20,
+            "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved(gpu) / 2**20,
+            "ack": acked,
+        }
         tmp = stats.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(stats)
@@ -132,6 +138,18 @@ class ServerProcess(launcher.ServerProcess):
             value = self._gpu_stats().get("peak_gpu_mb")
             gpu = float(value) if value is not None else None
         return peak_rss_mb(self.proc.pid), gpu
+
+    def gpu_memory(self) -> dict[str, float | None]:
+        """Beside `peaks`' allocated figure (call this after it): the allocator's peak reserved memory and
+        what nvidia-smi charges to the server now (context and kernels included). None on CPU."""
+        assert self.proc is not None
+        if self.device == "cpu":
+            return {"peak_gpu_reserved_mb": None, "gpu_smi_mb": None}
+        value = self._gpu_stats().get("peak_gpu_reserved_mb")
+        return {
+            "peak_gpu_reserved_mb": float(value) if value is not None else None,
+            "gpu_smi_mb": gpu_used_mb(self.proc.pid),
+        }
 
 
 if __name__ == "__main__":

@@ -15,20 +15,31 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import EngineFailure, ReferenceAudioError
-from .checkpoints import resolve_model_files
+from .checkpoints import ModelFiles, resolve_model_files
 from .chunking import estimate_total_frames, max_chars_for, model_ref_text
 from .dit import DiT
-from .loading import bind_thread, load_model
+from .hardware import compiler_problem
+from .loading import bind_thread, load_dit, load_model, raise_recompile_limit
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
-from .options import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, EngineSettings, SynthesisOptions, ceil_to
-from .sampler import draw_noise, sample
+from .options import (
+    DEFAULT_LENGTH_BUCKET,
+    HOP_LENGTH,
+    MAX_FRAMES,
+    SAMPLE_RATE,
+    EngineSettings,
+    SynthesisOptions,
+    ceil_to,
+)
+from .sampler import StepFn, draw_noise, guided_step, sample
+from .step_graphs import CudaRecorder, EagerRecorder, Recorder, StepGraphs
 from .synthesis import CancelCheck, ChunkJob, Synthesis, plan_chunks
 from .tokenizer import Vocab, text_to_tokens
 from .vocoder import Vocos
@@ -53,6 +64,7 @@ class Engine:
         dtype: torch.dtype,
         settings: EngineSettings,
         identity: str,
+        files: ModelFiles | None = None,
     ) -> None:
         self.model = model
         self.vocoder = vocoder
@@ -63,6 +75,14 @@ class Engine:
         self.policy = NfePolicy(fixed=settings.nfe)
         self.mel = MelSpectrogram(MelConfig()).to(device)
         self._identity = identity
+        self._files = files
+        self._mels: weakref.WeakKeyDictionary[Voice, torch.Tensor] = weakref.WeakKeyDictionary()
+        """Reference mels recomputed in the model's dtype for voices prepared before an fp32 fallback."""
+        self.steps: StepGraphs | None = None
+        """CUDA graphs and/or compiled steps per layout; None: every sampler step eager (`guided_step`)."""
+        self.bucket = 1
+        """Frames each batch's length is rounded up to (1: none; CUDA graphs and compiled steps need it)."""
+        self._accelerate()
 
     @classmethod
     def load(cls, settings: EngineSettings) -> Engine:
@@ -74,8 +94,74 @@ class Engine:
         files = resolve_model_files(settings.model, settings.model_dir, settings.cache_dir)
         loaded = load_model(files, settings)
         return cls(
-            loaded.model, loaded.vocoder, loaded.vocab, loaded.device, loaded.dtype, settings, loaded.identity
+            loaded.model,
+            loaded.vocoder,
+            loaded.vocab,
+            loaded.device,
+            loaded.dtype,
+            settings,
+            loaded.identity,
+            loaded.files,
         )
+
+    def _accelerate(self, stand_in: Recorder | None = None) -> None:
+        """Set up CUDA graphs and/or torch.compile of the sampler step, as the settings ask and the machine
+        allows; each refusal is logged, and the engine runs eagerly instead. `stand_in` (the tests and
+        gpu-check's CPU run) records with it, on any device, as if CUDA graphs had been asked for."""
+        settings, device = self.settings, self.device
+        graphs = settings.cuda_graphs or stand_in is not None
+        if graphs and device.type != "cuda" and stand_in is None:
+            _LOGGER.warning("--cuda-graphs needs a CUDA GPU (running on %s): every step runs eagerly", device)
+            graphs = False
+        step: StepFn = guided_step
+        if settings.compile:
+            problem = compiler_problem(device.type)
+            if problem:
+                _LOGGER.error("%s: running the model uncompiled", problem)
+            else:
+                raise_recompile_limit(256)  # one compiled layout per (batch size, length bucket)
+                step = torch.compile(guided_step, dynamic=True)
+        if not graphs and step is guided_step:
+            if settings.length_bucket:
+                _LOGGER.warning(
+                    "--length-bucket is ignored without --cuda-graphs or --compile: padding would cost time "
+                    "and gain nothing"
+                )
+            return
+        self.bucket = settings.length_bucket or DEFAULT_LENGTH_BUCKET
+        recorder = stand_in or (CudaRecorder(device) if graphs else EagerRecorder())
+        self.steps = StepGraphs(self.model, recorder, StepGraphs.sizes_for(settings.batch_chunks), step)
+
+    @property
+    def warm_up_needs_voices(self) -> bool:
+        """Whether `warm_up` records per-voice layouts (CUDA graphs, compiled steps): then it should be
+        given every voice requests may use (`others`), so that their lengths and options are covered."""
+        return self.steps is not None
+
+    @property
+    def acceleration(self) -> str:
+        """What runs the sampler steps: "eager", "cuda-graphs", "compiled" or "compiled cuda-graphs"."""
+        if self.steps is None:
+            return "eager"
+        names = [] if self.steps.step is guided_step else ["compiled"]
+        if isinstance(self.steps.recorder, CudaRecorder):
+            names.append("cuda-graphs")
+        return " ".join(names) or "recorded"
+
+    def _drop_acceleration(self) -> None:
+        """Back to eager steps for good: the graphs (with their memory) and the compiled code go."""
+        steps, self.steps, self.bucket = self.steps, None, 1
+        if steps is None:
+            return
+        compiled = steps.step is not guided_step
+        steps.clear()
+        del steps
+        if compiled:
+            import torch._dynamo
+
+            torch._dynamo.reset()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     @property
     def identity(self) -> str:
@@ -98,6 +184,18 @@ class Engine:
             # reference frame the vocoder starts from is copied back from it unrounded.
             mel = self.mel(clip.audio.to(self.device)).transpose(1, 2)
         return Voice(clip.name, clip.ref_text, clip.audio, clip.rms, clip.source_seconds, mel=mel)
+
+    def _mel_of(self, voice: Voice) -> torch.Tensor:
+        """`voice`'s reference mel as this run needs it. After a fallback to fp32, a voice prepared in half
+        precision gets its mel computed again from its clip (once), not the rounded one widened, so that the
+        rerun is a true fp32 run; otherwise the voice's own (the sampler casts it to the model's dtype)."""
+        if self.dtype != torch.float32 or voice.mel.dtype == torch.float32:
+            return voice.mel
+        mel = self._mels.get(voice)
+        if mel is None:
+            with torch.inference_mode():
+                mel = self._mels[voice] = self.mel(voice.audio.to(self.device)).transpose(1, 2)
+        return mel
 
     def plan(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> list[str]:
         """The text chunks `synthesize` will speak, in order."""
@@ -167,46 +265,100 @@ class Engine:
         pieces = list(self.synthesize(voice, text, options))
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
-    def warm_up(self, voice: Voice | None = None, steps: int = 1) -> None:
-        """Run the whole path once so the first real request pays no one-time costs (allocations, kernels)."""
+    def warm_up(
+        self,
+        voice: Voice | None = None,
+        steps: int = 1,
+        *,
+        options: SynthesisOptions | None = None,
+        others: Sequence[tuple[Voice, SynthesisOptions]] = (),
+        max_requests: int = 1,
+    ) -> None:
+        """Run the whole path once so the first real request pays no one-time costs (allocations, kernels).
+
+        With CUDA graphs or torch.compile it first records (or compiles) the sampler step for every layout a
+        request can bring: each batch size up to `max_requests` clients' `batch_chunks` chunks, and each
+        length bucket `voice` (with `options`) and the `others` (each with its own options: speed, chunk
+        budget, guidance) can reach. If that fails the error is logged and the engine runs eagerly from
+        then on: slower, never broken. An eager failure is raised: the engine cannot synthesize at all.
+        """
         if voice is None:
             voice = self.prepare_voice(tone_clip(2.0, pitch=220.0), SAMPLE_RATE, "Warm up.")
         started = time.monotonic()
-        self.synthesize_all(voice, "Warming up the engine.", SynthesisOptions(nfe=steps, seed=0))
-        if self.settings.length_bucket > 0:
-            self._warm_buckets(voice)
+        if self.steps is not None:
+            name = self.acceleration
+            try:
+                self._record_steps([(voice, options or SynthesisOptions()), *others], max_requests)
+            except Exception:
+                _LOGGER.exception("Warm-up of the %s sampler step failed: every step now runs eagerly", name)
+                self._drop_acceleration()
+            else:
+                _LOGGER.info("Sampler step %s: %d layouts recorded", name, len(self.steps))
+        warm = SynthesisOptions(nfe=steps, seed=0)
+        if self.steps is not None:
+            with self.steps.recording():  # its layouts are recorded already: nothing new, nothing logged
+                self.synthesize_all(voice, "Warming up the engine.", warm)
+        else:
+            self.synthesize_all(voice, "Warming up the engine.", warm)
         _LOGGER.info("Warm-up took %.2fs", time.monotonic() - started)
 
-    def bucket_lengths(self, voice: Voice) -> list[int]:
-        """The padded lengths `voice`'s chunks can reach: from just past the reference to the longest chunk
-        upstream's budget allows (a first sentence cut for latency is shorter, never longer)."""
-        bucket = self.settings.length_bucket
-        if bucket <= 0:
+    def bucket_lengths(self, voice: Voice, options: SynthesisOptions | None = None) -> list[int]:
+        """The padded lengths `voice`'s chunks can reach with `options` (speed, chunk budget): from just past
+        the reference to the longest chunk the budget allows (a first chunk cut for latency is shorter)."""
+        if self.bucket <= 1:
             return []
-        ref_text = model_ref_text(voice.ref_text)
-        budget = max_chars_for(voice.ref_text, voice.source_seconds, 1.0)
-        longest = estimate_total_frames(voice.ref_frames, ref_text, "x" * max(budget, 1), 1.0)
-        shortest = int(voice.mel.shape[1]) + 1
-        top = min(ceil_to(longest, bucket), MAX_FRAMES)
-        return list(range(ceil_to(shortest, bucket), top + 1, bucket))
+        low, high = self._length_range(voice, options or SynthesisOptions())
+        return list(range(low, high + 1, self.bucket))
 
-    def _warm_buckets(self, voice: Voice) -> None:
-        """One sampler step at every padded length, so no request waits for a compilation."""
-        ids = torch.tensor([self.vocab.encode(text_to_tokens(model_ref_text(voice.ref_text) + "Warm."))])
+    def _length_range(self, voice: Voice, options: SynthesisOptions) -> tuple[int, int]:
+        """The shortest and longest padded length of `voice`'s chunks with `options`."""
+        ref_text = model_ref_text(voice.ref_text)
+        budget = options.max_chars or max_chars_for(voice.ref_text, voice.source_seconds, options.speed)
+        longest = estimate_total_frames(voice.ref_frames, ref_text, "x" * max(budget, 1), options.speed)
+        shortest = int(voice.mel.shape[1]) + 1
+        return ceil_to(shortest, self.bucket), min(ceil_to(longest, self.bucket), MAX_FRAMES)
+
+    def _record_steps(self, voices: Sequence[tuple[Voice, SynthesisOptions]], max_requests: int) -> None:
+        """Record the step for every (batch size, length, guidance) `voices` can bring (see `warm_up`).
+
+        A batch may mix voices, and its length is its longest item's: every bucket from the shortest any
+        voice reaches to the longest any reaches. The inputs come from the voice with the shortest
+        reference, which fits every length: a layout depends on shapes only, not on values.
+        """
+        assert self.steps is not None
+        self.steps.batch_sizes = StepGraphs.sizes_for(
+            max(1, max_requests) * max(1, self.settings.batch_chunks)
+        )
+        ranges = [self._length_range(v, o) for v, o in voices]
+        lengths = range(min(r[0] for r in ranges), max(r[1] for r in ranges) + 1, self.bucket)
+        guidance = sorted({o.cfg_strength for _, o in voices})
+        voice = min((v for v, _ in voices), key=lambda v: int(v.mel.shape[1]))
+        ids = self.vocab.encode(text_to_tokens(model_ref_text(voice.ref_text) + "Warm."))
         cond_frames = int(voice.mel.shape[1])
         generator = torch.Generator().manual_seed(0)
-        for n in self.bucket_lengths(voice):
-            sample(
-                self.model,
-                voice.mel,
-                torch.tensor([cond_frames], device=self.device),
-                ids.to(self.device),
-                torch.tensor([n], device=self.device),
-                draw_noise([n], self.model.cfg.mel_dim, generator),
-                steps=1,
-                pad_to=self.settings.length_bucket,
-            )
-            _LOGGER.debug("Warmed up length %d", n)
+        with self.steps.recording():
+            for cfg_strength in guidance:
+                for batch in self.steps.batch_sizes:
+                    for n in lengths:
+                        sample(
+                            self.model,
+                            self._mel_of(voice).expand(batch, -1, -1),
+                            torch.full((batch,), cond_frames, device=self.device),
+                            torch.tensor([ids] * batch, device=self.device),
+                            torch.full((batch,), n, device=self.device),
+                            draw_noise([n] * batch, self.model.cfg.mel_dim, generator),
+                            steps=1,
+                            cfg_strength=cfg_strength,
+                            pad_to=self.bucket,
+                            step=self.steps,
+                        )
+        _LOGGER.debug(
+            "Recorded batches %s x lengths %d..%d x guidance %s",
+            self.steps.batch_sizes,
+            lengths[0],
+            lengths[-1],
+            guidance,
+        )
 
     def _synthesize_chunks(self, jobs: list[ChunkJob], cancelled: CancelCheck | None) -> list[np.ndarray]:
         """Sample every chunk of `jobs` in one batch (each with its own reference, text, length and noise),
@@ -223,11 +375,12 @@ class Engine:
             padding_value=-1,
         ).to(self.device)
         cond_lens = torch.tensor([int(v.mel.shape[1]) for v in voices], device=self.device)
-        if all(v is voices[0] for v in voices):
-            cond = voices[0].mel.expand(batch, -1, -1)
-        else:  # different references: padded, and the padding is outside every item's cond_lens
-            cond = torch.nn.utils.rnn.pad_sequence([v.mel[0] for v in voices], batch_first=True)
         while True:
+            if all(v is voices[0] for v in voices):
+                cond = self._mel_of(voices[0]).expand(batch, -1, -1)
+            else:  # different references: padded, and the padding is outside every item's cond_lens
+                cond = torch.nn.utils.rnn.pad_sequence([self._mel_of(v)[0] for v in voices], batch_first=True)
+            out_of_memory, mel, waves = False, None, []
             try:
                 mel = sample(
                     self.model,
@@ -240,7 +393,8 @@ class Engine:
                     cfg_strength=cfg_strength,
                     sway=sway,
                     cancelled=cancelled,
-                    pad_to=max(1, self.settings.length_bucket),
+                    pad_to=self.bucket,
+                    step=self.steps or guided_step,
                 )
                 # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
                 # One vocoder pass for the whole batch.
@@ -257,10 +411,15 @@ class Engine:
                         for w, v in zip(waves, voices, strict=True)
                     ]
                 )
-            except torch.cuda.OutOfMemoryError as err:
+            except torch.cuda.OutOfMemoryError:
+                out_of_memory = True
+            if out_of_memory:
+                # Raised here, after the handler, so that neither its traceback nor a chained exception keeps
+                # the failed batch's activations alive while the caller retries its items one by one.
+                mel, waves = None, []
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                raise EngineFailure("the GPU ran out of memory for this text; try a shorter text") from err
+                raise EngineFailure("the GPU ran out of memory for this text; try a shorter text")
             if bool(torch.isfinite(joined).all()):  # one check and one copy to the host for the batch
                 break
             if self.dtype == torch.float32:
@@ -270,9 +429,19 @@ class Engine:
         return np.split(host, np.cumsum([len(w) for w in waves])[:-1])
 
     def _fall_back_to_fp32(self) -> None:
-        """Half precision overflowed (some GPUs and checkpoints do): switch to fp32 for good, and say so."""
+        """Half precision overflowed (some GPUs and checkpoints do): switch to fp32 for good, and say so.
+
+        The weights are read again from the checkpoint (widening the half-precision ones would keep their
+        rounding), CUDA graphs and compiled steps are dropped (they were made for the half-precision model),
+        and each voice's reference mel is computed again from its clip as it is next used: a true fp32 run.
+        """
         _LOGGER.warning(
-            "Non-finite output in %s: switching the model to fp32", str(self.dtype).replace("torch.", "")
+            "Non-finite output in %s: switching the model to fp32, eager",
+            str(self.dtype).replace("torch.", ""),
         )
-        self.model = self.model.float()
+        self._drop_acceleration()
+        if self._files is not None:
+            self.model = load_dit(self._files, self.vocab, self.device, torch.float32)
+        else:  # an engine made by hand, with no files to read again
+            self.model = self.model.float()
         self.dtype = torch.float32

@@ -1,5 +1,6 @@
-"""From settings and checkpoint files to a model on a device: device and precision choice, the DiT and
-Vocos strictly loaded under upstream's names, torch.compile, and an identity of the files loaded."""
+"""From settings and checkpoint files to a model on a device: device and precision choice (refusing a GPU
+the torch build has no kernels for), the DiT and Vocos strictly loaded under upstream's names, and an
+identity of the files loaded."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from ..errors import ModelLoadError
 from .checkpoints import ModelFiles, dit_config_for, load_strict, read_dit_state, read_vocos_state
 from .dit import DiT
+from .hardware import cuda_arch_problem
 from .options import EngineSettings
 from .tokenizer import Vocab
 from .vocoder import Vocos, VocosConfig
@@ -117,16 +119,6 @@ def raise_recompile_limit(at_least: int) -> None:
     setattr(dynamo_config, name, max(getattr(dynamo_config, name), at_least))
 
 
-def compile_model(model: DiT, settings: EngineSettings, device: torch.device) -> None:
-    """torch.compile the per-step forward: the text features run once per chunk and gain nothing. Fixed
-    lengths (buckets) allow CUDA graphs, which replay a whole step without per-kernel launches."""
-    bucketed = settings.length_bucket > 0
-    mode = "reduce-overhead" if bucketed and device.type == "cuda" else None
-    if bucketed:  # one graph per (length, batch size): more than dynamo's default limit of 8
-        raise_recompile_limit(256)
-    model.forward = torch.compile(model.forward, dynamic=not bucketed, mode=mode)  # type: ignore[method-assign]
-
-
 def identity_of(files: ModelFiles) -> str:
     """Changes when the checkpoint or vocabulary file changes (name, size, modification time)."""
     digest = hashlib.sha256()
@@ -146,17 +138,25 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     identity: str
+    files: ModelFiles
+    """Where it came from: a fallback to fp32 reads the weights again from here."""
 
 
 def load_model(files: ModelFiles, settings: EngineSettings) -> LoadedModel:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = pick_device(settings.device)
+    if device.type == "cuda":
+        problem = cuda_arch_problem(
+            torch.cuda.get_device_name(device),
+            torch.cuda.get_device_capability(device),
+            torch.cuda.get_arch_list(),
+        )
+        if problem:  # else the first kernel fails, inside the warm-up or a request
+            raise ModelLoadError(problem)
     dtype = pick_dtype(settings.precision, device)
     vocab = Vocab.from_file(files.vocab)
     model = load_dit(files, vocab, device, dtype)
-    if settings.compile:
-        compile_model(model, settings, device)
     vocoder = load_vocoder(files, device)
     _LOGGER.info("Model %s loaded on %s (%s)", files.checkpoint, device, str(dtype).replace("torch.", ""))
-    return LoadedModel(model, vocoder, vocab, device, dtype, identity_of(files))
+    return LoadedModel(model, vocoder, vocab, device, dtype, identity_of(files), files)

@@ -13,6 +13,8 @@ HOP_LENGTH = 256
 MAX_FRAMES = 65536
 """The longest sequence (reference + new) the engine samples, in mel frames (~700 s)."""
 DEFAULT_MODEL = "F5TTS_v1_Base"
+DEFAULT_LENGTH_BUCKET = 256
+"""Frames per length bucket when CUDA graphs or torch.compile need fixed lengths and none was given."""
 MODEL_LANGUAGES: tuple[str, ...] = ("en", "zh")
 """F5-TTS was trained on English and Mandarin and clones across the two."""
 
@@ -46,12 +48,17 @@ class EngineSettings:
     at a time (padding is masked); it pays where one chunk leaves the hardware idle (a GPU), not on a CPU,
     where it was measured no faster, so the default is 1."""
     compile: bool = False
-    """torch.compile the DiT (dynamic shapes, compiled during warm-up). Off by default: on this project's
-    2-core CPU it cost ~90 s at start-up for a gain within noise; measure it on your GPU with script/bench."""
+    """torch.compile the sampler step (Inductor) for every batch size and length bucket the voices can
+    reach, at warm-up; a layout not compiled then runs uncompiled. Needs a C (GPU) or C++ (CPU) compiler.
+    Off by default: on this project's 2-core CPU it cost ~90 s at start-up for a gain within noise."""
+    cuda_graphs: bool = False
+    """Replay each sampler step as a CUDA graph recorded at warm-up (step_graphs.py): one launch instead
+    of some 700 per step, and no compiler needed. GPU only. Off by default until a GPU run of
+    script/gpu-check shows it faster."""
     length_bucket: int = 0
-    """Round every batch's length up to a multiple of this many frames (masked: the same audio); 0: off.
-    With `compile` the model is then compiled for fixed lengths, as CUDA graphs on a GPU (torch.compile's
-    "reduce-overhead" mode), and the warm-up runs every length the default voice's chunks can reach."""
+    """With `cuda_graphs` or `compile`: pad every batch to a multiple of this many frames (masked: the same
+    audio), so that they see a few fixed layouts; 0: DEFAULT_LENGTH_BUCKET. Without either it is ignored:
+    padding would cost time for nothing."""
 
 
 @dataclass(frozen=True)

@@ -126,15 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample the next chunks of up to N clients' requests in one batch (same audio; default 1)",
     )
     engine.add_argument(
-        "--compile", action="store_true", help="torch.compile the model (slow start-up; measure before using)"
+        "--cuda-graphs",
+        action="store_true",
+        help="replay each sampler step as a CUDA graph recorded at start-up (GPU only; same audio; "
+        "measure with script/gpu-check before using)",
+    )
+    engine.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the sampler step at start-up (needs a C/C++ compiler; slow start-up; "
+        "measure before using)",
     )
     engine.add_argument(
         "--length-bucket",
         type=positive_int,
         default=None,
         metavar="FRAMES",
-        help="pad each batch to a multiple of FRAMES (same audio); with --compile: fixed-length graphs, "
-        "CUDA graphs on a GPU, all compiled at warm-up (try 256)",
+        help="with --cuda-graphs or --compile: pad each batch to a multiple of FRAMES (same audio; "
+        "default 256); ignored without them",
     )
 
     limits = parser.add_argument_group("limits")
@@ -191,6 +200,7 @@ def engine_settings_from_args(args: argparse.Namespace) -> EngineSettings:
         warmup=not args.no_warmup,
         threads=args.threads,
         compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         batch_chunks=args.batch_chunks,
         length_bucket=args.length_bucket or 0,
         cache_dir=args.data_dir / "models" if args.data_dir else None,

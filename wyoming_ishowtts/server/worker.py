@@ -82,7 +82,20 @@ class SynthesisEngine(VoiceEngine, Protocol):
         """Sample the `jobs` (equal `batch_key`, each from its request's synthesis) in one batch."""
         ...
 
-    def warm_up(self, voice: Voice | None = None) -> None: ...
+    @property
+    def warm_up_needs_voices(self) -> bool:
+        """Whether `warm_up` records per-voice layouts (CUDA graphs, compiled steps): then every voice is
+        prepared before it, so that their lengths and options are covered."""
+        ...
+
+    def warm_up(
+        self,
+        voice: Voice | None = None,
+        *,
+        options: SynthesisOptions | None = None,
+        others: Sequence[tuple[Voice, SynthesisOptions]] = (),
+        max_requests: int = 1,
+    ) -> None: ...
 
 
 # Items a request's result queue carries ---------------------------------------------------------
@@ -269,7 +282,7 @@ class EngineWorker:
         try:
             engine = self._load_engine()
             self.engine = engine
-            self._prepare_default(engine)
+            self._prepare_and_warm_up(engine)
         except BaseException as err:
             if isinstance(err, IShowTTSError):  # a message for the user, not a bug: no traceback
                 _LOGGER.error("Model could not be loaded: %s", err)
@@ -288,20 +301,36 @@ class EngineWorker:
             self._round(engine, segments)
         _LOGGER.debug("Engine worker stopped")
 
-    def _prepare_default(self, engine: SynthesisEngine) -> None:
-        """Prepare and warm up with the default voice so the first request is not the slow one."""
-        voice = None
+    def _prepare_and_warm_up(self, engine: SynthesisEngine) -> None:
+        """Prepare the default voice and warm up with it, so that the first request is not the slow one.
+
+        When the engine records per-voice layouts (CUDA graphs, compiled steps), every other installed voice
+        is prepared first too, so the warm-up covers their lengths, speeds and guidance, and every batch
+        size `max_batch` allows. A voice that cannot be prepared is skipped (its requests fail with their
+        own error). The engine itself turns a failed recording into an eager engine; a warm-up that still
+        fails means the engine cannot synthesize, and stops the server rather than have it report ready
+        and fail every request.
+        """
+        voice, options, default = None, None, None
         try:
             self._registry.scan()
-            voice = self._prepared.get(engine, self._registry.default())
+            default = self._registry.default()
+            voice = self._prepared.get(engine, default)
+            options = synthesis_options(default)
         except Exception as err:
             _LOGGER.warning("Default voice not prepared at start-up: %s", err)
         if not self._warm_up:
             return
-        try:
-            engine.warm_up(voice)
-        except Exception as err:
-            _LOGGER.warning("Warm-up failed: %s", err)
+        others = []
+        if engine.warm_up_needs_voices:
+            for info in self._registry.voices.values():
+                if info is default or (info.builtin is not None and not info.reference_audio.is_file()):
+                    continue  # the built-in clip is downloaded on first use, not for a warm-up
+                try:
+                    others.append((self._prepared.get(engine, info), synthesis_options(info)))
+                except Exception as err:
+                    _LOGGER.warning("Voice %s not prepared at start-up: %s", info.name, err)
+        engine.warm_up(voice, options=options, others=others, max_requests=self._max_batch)
 
     def _next_segments(self) -> list[_Segment] | None:
         """The head segments of up to ``max_batch`` clients, round-robin; wait while nothing is runnable.
@@ -412,6 +441,7 @@ class EngineWorker:
 
     def _run_group(self, engine: SynthesisEngine, group: list[tuple[_Segment, ScheduledJob]]) -> None:
         started = time.monotonic()
+        failure: Exception | None = None
         try:
             results = engine.run_batch([job for _, job in group])
         except SynthesisCancelled:
@@ -421,14 +451,22 @@ class EngineWorker:
                 _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
             return
         except Exception as err:
+            failure = err
+        if failure is not None:
             if len(group) > 1:
                 # One request's trouble (a text too long for the GPU's memory, say) must not fail the
-                # others: each runs alone, with the noise it already has, so its audio is unchanged.
-                _LOGGER.warning("A batch of %d failed (%s); running its requests one by one", len(group), err)
+                # others: each runs alone, with the noise it already has, so its audio is unchanged. The
+                # retries run after the handler, with the exception dropped: its traceback would keep the
+                # failed batch's tensors (on a GPU, its memory) alive through them.
+                reason = str(failure) or type(failure).__name__  # a string: log records keep their args
+                failure = None
+                _LOGGER.warning(
+                    "A batch of %d failed (%s); running its requests one by one", len(group), reason
+                )
                 for item in group:
                     self._run_group(engine, [item])
                 return
-            self._fail(group[0][0], err)
+            self._fail(group[0][0], failure)
             return
         spent = time.monotonic() - started
         if len(group) > 1:

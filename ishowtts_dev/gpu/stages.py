@@ -1,0 +1,782 @@
+"""The stages of script/gpu-check, each run in a process of its own by ``ishowtts_dev.gpu`` (which gives each a time
+limit, so one hang cannot eat the device's budget):
+
+    python -m ishowtts_dev.gpu.stages STAGE CONFIG.json RESULT.json
+
+Every stage rewrites RESULT.json after each measurement, so a stage stopped at its limit still hands back
+what it finished. A result holds ``values`` (figures) and ``checks`` (pass/fail facts that must hold on any
+GPU; the performance targets are judged later, in ``ishowtts_dev.gpu``).
+
+On ``--device cpu`` the same code runs on the CPU (the CI smoke run); figures that only mean something on a
+GPU (CUDA against CPU, nvidia-smi) are then recorded as such, not faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wyoming_ishowtts.engine.hardware import arch_supported
+
+from ..bench.measure import median, write_json
+from ..precision import snr_db
+
+# Four short sentences: four chunks at max_chars=40, so batching and several lengths are exercised.
+FOUR = (
+    "The fox jumps over the lazy dog. It runs back home at night. "
+    "The moon is bright and full. Everyone sleeps well until dawn."
+)
+SECOND_VOICE = "other"
+"""A second voice with a longer reference and its own speed, so warm-up coverage of other voices is tested."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the stages run, decided by the device and --quick in one place."""
+
+    device: str
+    quick: bool
+    work: Path
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def main_size(self) -> str:
+        return "tiny" if self.quick else "base"
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        return ("tiny",) if self.quick else ("tiny", "base")
+
+    def model_dir(self, size: str) -> Path:
+        return self.work / f"model-{size}"
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.work / "voices"
+
+    @property
+    def equal_nfe(self) -> int:
+        return 2 if self.quick else 32
+
+    @property
+    def equal_precision(self) -> str:
+        """Upstream's own choice on a GPU (fp16 from compute capability 7), fp32 on a CPU."""
+        return "fp16" if self.cuda else "fp32"
+
+    @property
+    def load_levels(self) -> tuple[int, ...]:
+        return (1, 2) if self.quick else (1, 2, 4, 8)
+
+    @property
+    def load_text(self) -> str:
+        return "short" if self.quick else "medium"
+
+    @property
+    def long_text(self) -> str:
+        return "short" if self.quick else "long"
+
+
+class Record:
+    """A stage's result file: figures and checks, rewritten after every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"values": {}, "checks": []}
+        self.flush()
+
+    def flush(self) -> None:
+        write_json(self.path, self.data)
+
+    def value(self, key: str, value: Any) -> None:
+        self.data["values"][key] = value
+        print(f"VALUE {key} {json.dumps(value, default=str)}", flush=True)
+        self.flush()
+
+    def check(self, name: str, ok: bool, **info: Any) -> bool:
+        self.data["checks"].append({"name": name, "ok": bool(ok), **info})
+        print(f"{'PASS' if ok else 'FAIL'} {name} {json.dumps(info, default=str)}", flush=True)
+        self.flush()
+        return bool(ok)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def strict_fp32() -> None:
+    """No TF32 anywhere (matrix products and cuDNN convolutions), so CUDA fp32 can be compared with CPU
+    fp32. torch >= 2.9 has one switch per backend; older torch the two legacy flags (mixing them errs)."""
+    import torch
+
+    try:
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]
+    except AttributeError:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def rel_l2(reference: np.ndarray, other: np.ndarray) -> float:
+    """||other - reference|| / ||reference|| over their common length (inf when the lengths differ)."""
+    if len(reference) != len(other):
+        return math.inf
+    ref = reference.astype(np.float64)
+    norm = float(np.linalg.norm(ref))
+    return float(np.linalg.norm(other.astype(np.float64) - ref)) / norm if norm > 0 else math.inf
+
+
+def worst_gap_s(times: Sequence[float], audio: Sequence[float]) -> float | None:
+    """How late a client's audio arrived against a player that starts at the first chunk and then plays
+    without pause: the largest (arrival - moment it is needed) over every chunk after the first. Negative:
+    the stream stayed ahead of playback by at least that much; None: a single chunk (nothing to wait for)."""
+    if len(times) < 2:
+        return None
+    start, played, worst = times[0], audio[0], -math.inf
+    for arrived, seconds in zip(times[1:], audio[1:], strict=True):
+        worst = max(worst, arrived - (start + played))
+        played += seconds
+    return worst
+
+
+def cuda_memory() -> dict[str, float] | None:
+    import torch
+
+    if not torch.cuda.is_initialized():
+        return None
+    return {
+        "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
+    }
+
+
+def nvidia_smi(*query: str) -> list[list[str]] | None:
+    """Rows of `nvidia-smi --query-...=...` (csv, no units); None where there is no nvidia-smi."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", *query, "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return [[cell.strip() for cell in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[list[float]]:
+    """Wall seconds of the block (synchronized on CUDA), appended to the yielded list."""
+    import torch
+
+    box: list[float] = []
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    yield box
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    box.append(time.perf_counter() - started)
+
+
+def free_cuda() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def load_engine(plan: Plan, size: str, device: str, precision: str, **settings: Any) -> tuple[Any, Any]:
+    """An engine and the precision tool's voice (deterministic clip, not trimmed)."""
+    from wyoming_ishowtts.engine import Engine, EngineSettings
+
+    from ..precision import REF_TEXT, reference_clip
+
+    engine = Engine.load(
+        EngineSettings(
+            model_dir=plan.model_dir(size), device=device, precision=precision, warmup=False, **settings
+        )
+    )
+    voice = engine.prepare_voice(reference_clip(), 24000, REF_TEXT, trim=False)
+    return engine, voice
+
+
+# ---------------------------------------------------------------------------------------------- stages
+def stage_setup(plan: Plan, rec: Record) -> None:
+    """The machine, the torch build against the GPU, SDPA's kernels; writes the random models and voices."""
+    import platform
+
+    import torch
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "device": plan.device,
+        "quick": plan.quick,
+    }
+    if plan.cuda:
+        capability = torch.cuda.get_device_capability()
+        env |= {
+            "gpu": torch.cuda.get_device_name(),
+            "capability": list(capability),
+            "arch_list": torch.cuda.get_arch_list(),
+            "total_memory_mib": torch.cuda.get_device_properties(0).total_memory / 2**20,
+            "nvidia_smi": nvidia_smi("--query-gpu=name,memory.total,driver_version,clocks.max.sm"),
+        }
+        rec.value("env", env)
+        rec.check(
+            "torch-has-kernels-for-this-gpu",
+            arch_supported(capability, env["arch_list"]),
+            capability=capability,
+            arch_list=env["arch_list"],
+        )
+        sdpa_kernels(rec)
+    else:
+        rec.value("env", env)
+
+    from wyoming_ishowtts.tools.random_model import write_random_model
+
+    from ..bench.texts import write_voice
+
+    for size in plan.sizes:
+        folder = plan.model_dir(size)
+        if not (folder / "model.safetensors").exists():
+            with timed() as spent:
+                write_random_model(folder, size, seed=0)
+            rec.value(f"model_{size}_written_s", spent[0])
+    write_voice(plan.voices_dir, "bench", seed=0)
+    write_second_voice(plan.voices_dir)
+    rec.check(
+        "models-and-voices-written",
+        all((plan.model_dir(s) / "model.safetensors").exists() for s in plan.sizes),
+    )
+
+
+def write_second_voice(voices_dir: Path) -> Path:
+    """A 9-second reference with its own speed: chunks of other lengths than the bench voice's."""
+    import soundfile as sf
+
+    from wyoming_ishowtts.engine.options import SAMPLE_RATE
+
+    from ..bench.texts import reference_clip
+
+    folder = voices_dir / SECOND_VOICE
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "reference.wav", reference_clip(9.0, seed=1), SAMPLE_RATE, subtype="PCM_16")
+    text = (
+        "Good evening, this is a second and somewhat longer recording of a voice, "
+        "made so that the speech system has another reference to learn from."
+    )
+    (folder / "reference.txt").write_text(text + "\n", encoding="utf-8")
+    (folder / "voice.toml").write_text('languages = ["en"]\nseed = 0\nspeed = 0.9\n', encoding="utf-8")
+    return folder
+
+
+def sdpa_kernels(rec: Record) -> None:
+    """The DiT's attention (16 heads of 64, fp16): flash on the unmasked form, the masked form (batches and
+    buckets) on whatever kernel SDPA picks, both against fp32."""
+    import torch
+    import torch.nn.functional as F
+
+    q = torch.randn(4, 16, 1024, 64, device="cuda", dtype=torch.float16)
+    mask = torch.ones(4, 1, 1, 1024, dtype=torch.bool, device="cuda")
+    mask[1::2, ..., 700:] = False
+    for name, m in (("unmasked", None), ("masked", mask)):
+        ref = F.scaled_dot_product_attention(q.float(), q.float(), q.float(), attn_mask=m)
+        try:
+            out = F.scaled_dot_product_attention(q, q, q, attn_mask=m)
+            err = float((out.float() - ref).abs().max())
+            rec.check(f"sdpa-{name}-fp16", err < 1e-2, max_abs_err=err)
+        except RuntimeError as exc:
+            rec.check(f"sdpa-{name}-fp16", False, error=str(exc)[:300])
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            F.scaled_dot_product_attention(q, q, q)
+        rec.value("sdpa_flash_unmasked", True)
+    except (ImportError, RuntimeError) as exc:
+        rec.value("sdpa_flash_unmasked", f"unavailable: {str(exc)[:200]}")
+
+
+def stage_equivalence(plan: Plan, rec: Record) -> None:
+    """Our fp32 on the device against our fp32 on the CPU (TF32 off), same seed: the same computation."""
+    from wyoming_ishowtts.engine import SynthesisOptions
+
+    strict_fp32()
+    for size in plan.sizes:
+        if size == "tiny":
+            text, options = FOUR, SynthesisOptions(nfe=4, seed=1, max_chars=40)
+        else:  # base on the CPU is slow: one chunk, two steps
+            text, options = "Hello there, this is a short test.", SynthesisOptions(nfe=2, seed=1)
+        waves = {}
+        for device in ("cpu", plan.device):
+            engine, voice = load_engine(plan, size, device, "fp32")
+            waves[device] = engine.synthesize_all(voice, text, options)
+            del engine, voice
+            free_cuda()
+        rel = rel_l2(waves["cpu"], waves[plan.device])
+        info = {
+            "relative_l2": rel,
+            "max_abs": float(np.max(np.abs(waves["cpu"] - waves[plan.device])))
+            if len(waves["cpu"]) == len(waves[plan.device])
+            else None,
+            "samples": [len(waves["cpu"]), len(waves[plan.device])],
+            "compared": f"cpu vs {plan.device}",
+        }
+        rec.value(f"fp32_vs_cpu_{size}", info)
+        rec.check(f"{plan.device}-fp32-equals-cpu-fp32-{size}", rel <= 1e-3, **info)
+
+
+def stage_precision(plan: Plan, rec: Record) -> None:
+    """fp16 and bf16 against fp32 on the device: SNR, the time of a warm run (each engine warmed up first),
+    and whether the engine silently fell back to fp32 (then its SNR would be meaningless)."""
+    import torch
+
+    from wyoming_ishowtts.engine import SynthesisOptions
+
+    from ..precision import TEXT
+
+    options = SynthesisOptions(nfe=4 if plan.quick else 16, seed=1)
+    reference: np.ndarray | None = None
+    wanted = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    for precision, dtype in wanted.items():
+        free_cuda()
+        engine, voice = load_engine(plan, plan.main_size, plan.device, precision)
+        engine.warm_up(voice)
+        with timed() as spent:
+            wave = engine.synthesize_all(voice, TEXT, options)
+        reference = reference if reference is not None else wave
+        fell_back = engine.dtype != dtype
+        info = {
+            "size": plan.main_size,
+            "nfe": options.nfe,
+            "warm_s": spent[0],
+            "audio_s": len(wave) / 24000,
+            "dtype_after": str(engine.dtype).replace("torch.", ""),
+            "snr_db_vs_fp32": None if precision == "fp32" or fell_back else snr_db(reference, wave),
+            "memory": cuda_memory(),
+        }
+        rec.value(f"precision_{precision}", info)
+        rec.check(f"{precision}-no-silent-fallback", not fell_back, dtype_after=info["dtype_after"])
+        del engine, voice
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "cuda-graphs": {"cuda_graphs": True},
+    "compiled": {"compile": True},
+    "compiled-cuda-graphs": {"compile": True, "cuda_graphs": True},
+}
+
+
+def accelerated_engine(plan: Plan, size: str, precision: str, path: str, **settings: Any) -> tuple[Any, Any]:
+    """An engine on `path` (see PATHS). On a CPU the CUDA graphs are played by the eager stand-in recorder
+    (step_graphs.EagerRecorder): the same buffers, layouts and warm-up, without the GPU's speed-up."""
+    from wyoming_ishowtts.engine.step_graphs import EagerRecorder
+
+    wanted = dict(PATHS[path])
+    stand_in = not plan.cuda and wanted.pop("cuda_graphs", False)
+    engine, voice = load_engine(plan, size, plan.device, precision, **wanted, **settings)
+    if stand_in:
+        engine._accelerate(EagerRecorder())
+    return engine, voice
+
+
+def stage_paths(plan: Plan, rec: Record) -> None:
+    """CUDA graphs and compiled steps give eager's audio, and after their warm-up a request of the warmed
+    voice records, compiles and falls back to eager nothing (any of those fails the check)."""
+    import torch
+    import torch._dynamo
+
+    from wyoming_ishowtts.engine import SynthesisOptions
+
+    options = SynthesisOptions(nfe=4, seed=1, max_chars=40)
+    paths = list(PATHS) if plan.cuda else ["cuda-graphs"]  # compiling takes minutes on a CPU (tests cover it)
+    runs = [("tiny", "fp32")] if plan.quick else [("tiny", "fp32"), ("tiny", "fp16"), ("base", "fp16")]
+    for size, precision in runs:
+        engine, voice = load_engine(plan, size, plan.device, precision, batch_chunks=2)
+        reference = engine.synthesize_all(voice, FOUR, options)
+        del engine
+        for path in paths:
+            if size == "base" and path != "cuda-graphs":
+                continue  # compiling the base model takes minutes: the compile-speed stage does it
+            torch._dynamo.reset()
+            free_cuda()
+            started = time.perf_counter()
+            error, waves, layouts, eager_steps, acceleration = None, [], 0, None, "-"
+            try:
+                engine, voice = accelerated_engine(plan, size, precision, path, batch_chunks=2)
+                engine.warm_up(voice, options=options)
+                layouts = len(engine.steps) if engine.steps is not None else 0
+                with torch._dynamo.config.patch(error_on_recompile=True):
+                    waves = [engine.synthesize_all(voice, FOUR, options) for _ in range(2)]
+                eager_steps = None if engine.steps is None else engine.steps.eager_steps
+                acceleration = engine.acceleration
+                del engine
+            except Exception as exc:  # reported as a failed check
+                error = f"{type(exc).__name__}: {exc}"[:400]
+            floor = 60.0 if precision == "fp32" else 30.0
+            snrs = [snr_db(reference, w) for w in waves]
+            rec.check(
+                f"{path}-{size}-{precision}-equals-eager-nothing-new-after-warm-up",
+                error is None
+                and acceleration != "eager"
+                and eager_steps == 0
+                and all(len(w) == len(reference) for w in waves)
+                and min(snrs, default=0) >= floor,
+                snr_db=snrs,
+                floor_db=floor,
+                warm_s=time.perf_counter() - started,
+                layouts=layouts,
+                eager_steps_after_warm_up=eager_steps,
+                acceleration=acceleration,
+                error=error,
+            )
+    torch._dynamo.reset()
+
+
+def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
+    """Milliseconds per sampler step, eager against each of `paths`, at a few batch layouts of the main
+    model in the device's serving precision (the best of two timed samples, after one untimed)."""
+    import torch
+
+    from wyoming_ishowtts.engine.sampler import draw_noise, guided_step, sample
+
+    precision = "fp16" if plan.cuda else "fp32"
+    bucket = 512
+    layouts = [(1, 512), (2, 1024)] if plan.quick else [(1, 1024), (1, 2048), (4, 1024), (8, 2048)]
+    steps = 4 if plan.quick else 16
+    table: dict[str, dict[str, float]] = {}
+    for path in ["eager", *paths]:
+        free_cuda()
+        if path == "eager":
+            engine, voice = load_engine(plan, plan.main_size, plan.device, precision)
+        else:
+            engine, voice = accelerated_engine(plan, plan.main_size, precision, path, length_bucket=bucket)
+            engine.warm_up(voice, max_requests=max(b for b, _ in layouts))
+        ids = torch.tensor([engine.vocab.encode(list("Warm up the step."))], device=engine.device)
+        generator = torch.Generator().manual_seed(0)
+        row = {}
+        for batch, frames in layouts:
+            times = []
+            for _ in range(3):
+                with timed() as spent:
+                    sample(
+                        engine.model,
+                        voice.mel.expand(batch, -1, -1),
+                        torch.full((batch,), int(voice.mel.shape[1]), device=engine.device),
+                        ids.expand(batch, -1),
+                        torch.full((batch,), frames, device=engine.device),
+                        draw_noise([frames] * batch, engine.model.cfg.mel_dim, generator),
+                        steps=steps,
+                        pad_to=bucket,
+                        step=engine.steps or guided_step,
+                    )
+                times.append(spent[0])
+            row[f"batch {batch} x {frames} frames"] = 1000 * min(times[1:]) / steps
+        if engine.steps is not None:
+            row["eager steps (not warmed)"] = engine.steps.eager_steps
+        table[path] = row
+        rec.value(key, table)
+        del engine, voice
+    torch.compiler.reset()
+
+
+def stage_graph_speed(plan: Plan, rec: Record) -> None:
+    """Per-step time, eager against CUDA graphs (on a CPU: the stand-in, which is no faster)."""
+    step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
+
+
+def stage_compile_speed(plan: Plan, rec: Record) -> None:
+    """Per-step time of the compiled paths on the main model (compiling it takes minutes: the last stage)."""
+    if not plan.cuda:
+        rec.value("ms_per_step_compiled", "skipped on the CPU")
+        return
+    step_speed(plan, rec, ["compiled", "compiled-cuda-graphs"], "ms_per_step_compiled")
+
+
+# ---------------------------------------------------------------------------------------------- server
+def server_args(plan: Plan, size: str, name: str, *extra: str) -> list[str]:
+    return [
+        "--model-dir",
+        str(plan.model_dir(size)),
+        "--voices-dir",
+        str(plan.voices_dir),
+        "--voice",
+        "bench",
+        "--no-builtin-voice",
+        "--cache-dir",
+        str(plan.work / f"cache-{name}"),
+        "--device",
+        "cuda" if plan.cuda else "cpu",
+        *extra,
+    ]
+
+
+async def _burst(server: Any, text: str, clients: int) -> tuple[float, list[Any]]:
+    from ..bench import client as wy
+
+    go = asyncio.Event()
+    tasks = [
+        asyncio.create_task(wy.synthesize(server.host, server.port, text, "bench", start_event=go))
+        for _ in range(clients)
+    ]
+    await asyncio.sleep(0.3)  # every client connected before the release
+    started = time.perf_counter()
+    go.set()
+    timings = await asyncio.gather(*tasks)
+    return time.perf_counter() - started, list(timings)
+
+
+async def _short_and_long(plan: Plan, rec: Record, label: str, server: Any) -> None:
+    """Time to first audio of the short text (median of 3), then the long text's RTF and peak memory."""
+    from ..bench import client as wy
+    from ..bench.texts import TEXTS
+
+    short = [await wy.synthesize(server.host, server.port, TEXTS["short"], "bench") for _ in range(3)]
+    rec.value(
+        f"{label}_short",
+        {
+            "ttfa_s": median([t.ttfa_s for t in short]),
+            "ttfa_runs_s": [t.ttfa_s for t in short],
+            "total_s": median([t.total_s for t in short]),
+        },
+    )
+    server.reset_peaks()
+    long = await wy.synthesize(server.host, server.port, TEXTS[plan.long_text], "bench")
+    rss, allocated = server.peaks()
+    memory = server.gpu_memory()
+    rec.value(
+        f"{label}_long",
+        {
+            "text": plan.long_text,
+            "rtf": long.rtf,
+            "ttfa_s": long.ttfa_s,
+            "total_s": long.total_s,
+            "audio_s": long.audio_s,
+            "worst_gap_s": worst_gap_s(long.timeline.times, long.timeline.audio),
+            "peak_rss_mib": rss,
+            "peak_allocated_mib": allocated,
+            "peak_reserved_mib": memory["peak_gpu_reserved_mb"],
+            "nvidia_smi_used_mib": memory["gpu_smi_mb"],
+        },
+    )
+
+
+async def _load(plan: Plan, rec: Record, label: str, server: Any) -> None:
+    """1/2/4/8 clients released together, each level after an untimed burst of the same size (so batched
+    kernels and layouts are warm): each client's worst gap against playback, and the throughput."""
+    from ..bench.texts import TEXTS
+
+    levels = []
+    for clients in plan.load_levels:
+        await _burst(server, TEXTS[plan.load_text], clients)
+        wall, timings = await _burst(server, TEXTS[plan.load_text], clients)
+        gaps = [worst_gap_s(t.timeline.times, t.timeline.audio) for t in timings]
+        levels.append(
+            {
+                "clients": clients,
+                "text": plan.load_text,
+                "wall_s": wall,
+                "throughput_audio_s_per_s": sum(t.audio_s for t in timings) / wall,
+                "ttfa_s": [t.ttfa_s for t in timings],
+                "worst_gap_s": gaps,
+                "all_ahead": all(g is None or g <= 0 for g in gaps),
+            }
+        )
+        rec.value(f"{label}_load", levels)
+
+
+async def _serve_and_measure(
+    plan: Plan, rec: Record, label: str, extra: Sequence[str], load_only: bool = False
+) -> None:
+    from ..bench import client as wy
+    from ..bench.server import ServerProcess
+    from ..bench.texts import TEXTS
+
+    args = server_args(plan, plan.main_size, label, *extra)
+    with ServerProcess(args, plan.work, label, plan.device) as server:
+        rec.value(f"{label}_command", server.display_command)
+        try:
+            started = time.perf_counter()
+            await server.wait_listening()
+            await asyncio.to_thread(server.wait_for_log, "Model ready", 600)
+            rec.value(f"{label}_ready_s", time.perf_counter() - started)
+            loaded = re.search(r"loaded on (\S+) \((\w+)\)", server.log())
+            rec.value(f"{label}_dtype", loaded.group(2) if loaded else None)
+            await wy.synthesize(server.host, server.port, TEXTS["short"], "bench")  # not counted
+            await wy.synthesize(server.host, server.port, TEXTS["short"], SECOND_VOICE)  # the other voice
+            if not load_only:
+                await _short_and_long(plan, rec, label, server)
+            await _load(plan, rec, label, server)
+            log = server.log()
+            ready_at = log.find("Model ready")
+            after = log[ready_at:] if ready_at >= 0 else log
+            bad = [s for s in ("Traceback", "ERROR", "Warm-up failed") if s in log]
+            rec.check(f"{label}-log-clean", not bad, found=bad, log=str(server.log_path))
+            rec.value(f"{label}_eager_fallbacks_after_ready", after.count("not warmed"))
+        except BaseException:
+            print(f"server log tail ({server.log_path}):\n{server.log_tail(60)}", flush=True)
+            raise
+
+
+def stage_server(plan: Plan, rec: Record) -> None:
+    """The server over Wyoming at its defaults: time to first audio, RTF, memory, 1/2/4/8 clients."""
+    asyncio.run(_serve_and_measure(plan, rec, "defaults", []))
+
+
+def stage_server_graphs(plan: Plan, rec: Record) -> None:
+    """The same with --cuda-graphs (GPU only: on a CPU the server refuses it and runs eagerly)."""
+    if not plan.cuda:
+        rec.value("graphs", "skipped on the CPU")
+        return
+    asyncio.run(_serve_and_measure(plan, rec, "graphs", ["--cuda-graphs"]))
+
+
+def stage_server_batch(plan: Plan, rec: Record) -> None:
+    """The load run with --batch-requests 4 (and --cuda-graphs on a GPU): four clients' chunks per step."""
+    extra = ["--batch-requests", "4"] + (["--cuda-graphs"] if plan.cuda else [])
+    asyncio.run(_serve_and_measure(plan, rec, "batch4", extra, load_only=True))
+
+
+def stage_upstream(plan: Plan, rec: Record) -> None:
+    """Throughput against upstream f5-tts on the same weights at equal steps and precision: upstream's
+    F5TTS.infer in its own process (bench.upstream), then our engine in this one, on the same text."""
+    from wyoming_ishowtts.engine import SynthesisOptions
+
+    from ..bench.texts import REFERENCE_TEXT, TEXTS
+
+    text_name = plan.long_text
+    job = {
+        "model_dir": str(plan.model_dir(plan.main_size)),
+        "size": plan.main_size,
+        "device": plan.device,
+        "ref_wav": str(plan.voices_dir / "bench" / "reference.wav"),
+        "ref_text": REFERENCE_TEXT,
+        "seed": 0,
+        "texts": {text_name: TEXTS[text_name]},
+        "modes": ["infer"],
+        "configs": [{"label": "equal", "nfe": plan.equal_nfe, "texts": [text_name], "repeats": 2}],
+        "threads": None,
+        "warmup": True,
+    }
+    job_path, result_path = plan.work / "upstream-job.json", plan.work / "upstream-result.json"
+    write_json(job_path, job)
+    result_path.unlink(missing_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ishowtts_dev.bench.upstream", str(job_path), str(result_path)],
+        check=False,
+    )
+    if proc.returncode != 0:
+        rec.check("upstream-ran", False, exit_code=proc.returncode)
+        return
+    upstream = json.loads(result_path.read_text())
+    runs = upstream["results"][0]["runs"]
+    up = {
+        "dtype": upstream["dtype"],
+        "nfe": plan.equal_nfe,
+        "total_s": min(r["total_s"] for r in runs),
+        "audio_s": runs[0]["audio_s"],
+        "peak_gpu_mib": upstream["results"][0]["peak_gpu_mb"],
+    }
+    up["throughput_audio_s_per_s"] = up["audio_s"] / up["total_s"]
+    rec.value("upstream_infer", up)
+
+    free_cuda()
+    from wyoming_ishowtts.engine import Engine, EngineSettings
+    from wyoming_ishowtts.engine.reference import load_audio
+
+    engine = Engine.load(
+        EngineSettings(
+            model_dir=plan.model_dir(plan.main_size),
+            device=plan.device,
+            precision=plan.equal_precision,
+            warmup=False,
+        )
+    )
+    voice = engine.prepare_voice(
+        *load_audio(plan.voices_dir / "bench" / "reference.wav"), REFERENCE_TEXT
+    )  # as the server does
+    options = SynthesisOptions(nfe=plan.equal_nfe, seed=0)
+    engine.warm_up(voice)
+    times, audio = [], 0.0
+    for _ in range(2):
+        with timed() as spent:
+            wave = engine.synthesize_all(voice, TEXTS[text_name], options)
+        times.append(spent[0])
+        audio = len(wave) / 24000
+    ours = {
+        "dtype": str(engine.dtype).replace("torch.", ""),
+        "nfe": plan.equal_nfe,
+        "total_s": min(times),
+        "audio_s": audio,
+        "throughput_audio_s_per_s": audio / min(times),
+    }
+    rec.value("ours_engine", ours)
+    rec.value(
+        "throughput_ratio",
+        {
+            "text": text_name,
+            "nfe": plan.equal_nfe,
+            "precision": plan.equal_precision,
+            "ours_over_upstream": ours["throughput_audio_s_per_s"] / up["throughput_audio_s_per_s"],
+        },
+    )
+    rec.check(
+        "same-precision-as-upstream",
+        ours["dtype"] == upstream["dtype"],
+        ours=ours["dtype"],
+        upstream=upstream["dtype"],
+    )
+
+
+STAGES = {
+    "setup": stage_setup,
+    "equivalence": stage_equivalence,
+    "precision": stage_precision,
+    "paths": stage_paths,
+    "graph-speed": stage_graph_speed,
+    "server": stage_server,
+    "server-graphs": stage_server_graphs,
+    "upstream": stage_upstream,
+    "server-batch": stage_server_batch,
+    "compile-speed": stage_compile_speed,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or args[0] not in STAGES:
+        raise SystemExit(
+            f"usage: python -m ishowtts_dev.gpu.stages {{{','.join(STAGES)}}} CONFIG.json RESULT.json"
+        )
+    name, config_path, result_path = args[0], Path(args[1]), Path(args[2])
+    config = json.loads(config_path.read_text())
+    plan = Plan(device=config["device"], quick=bool(config["quick"]), work=Path(config["work"]))
+    rec = Record(result_path)
+    STAGES[name](plan, rec)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""script/gpu-check, the one-command GPU proof, kept from rotting on a machine without a GPU.
+
+The smoke run executes `script/gpu-check --device cpu --quick` exactly as a user would, with every process it
+starts (stages, the server, upstream f5-tts) held to the packages the lent GPU machine would have: its image's
+list plus the wheels script/gpu-wheels carries (a sitecustomize installs `ishowtts_dev.gpu.wheels.simulate_device`). A
+package the carried set forgets therefore fails here, not on the device's fifteen minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ishowtts_dev.gpu import __main__ as gpu_check
+from ishowtts_dev.gpu import wheels as gpu_wheels
+from ishowtts_dev.gpu.stages import worst_gap_s
+from wyoming_ishowtts.engine.hardware import arch_supported
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _device_env(tmp: Path) -> dict[str, str]:
+    """An environment whose Pythons import only what the lent machine would have."""
+    sim = tmp / "device-sim"
+    sim.mkdir(exist_ok=True)
+    (sim / "sitecustomize.py").write_text(
+        "from ishowtts_dev.gpu.wheels import simulate_device\nsimulate_device()\n"
+    )
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(sim)])}
+
+
+upstream = pytest.mark.upstream  # the quick run times upstream f5-tts too (the reference extra)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    tmp = tmp_path_factory.mktemp("gpu-check")
+    out = tmp / "out"
+    proc = subprocess.run(
+        [
+            str(ROOT / "script" / "gpu-check"),
+            "--device",
+            "cpu",
+            "--quick",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp / "work"),
+            "--wheels",
+            str(tmp / "no-wheels"),  # everything carried is installed here already; placeholders are not
+        ],
+        cwd=ROOT,
+        env={**_device_env(tmp), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    return json.loads((out / "results.json").read_text()), out, proc.stdout
+
+
+@upstream
+def test_quick_run_passes_every_stage_and_writes_four_files(
+    quick_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    result, out, stdout = quick_run
+    assert sorted(p.name for p in out.iterdir()) == ["chart.png", "results.json", "stages.log", "table.txt"]
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [s.name for s in gpu_check.STAGES] == list(result["stages"])
+    for name, stage in result["stages"].items():
+        assert stage["status"] == "ok", (name, stage["status"])
+        assert all(check["ok"] for check in stage["checks"]), (name, stage["checks"])
+    assert "targets (issue 12" in stdout and "not judged (cpu run)" in stdout
+
+
+@upstream
+def test_quick_run_ran_upstream_on_the_device_package_set(
+    quick_run: tuple[dict[str, Any], Path, str],
+) -> None:
+    """The simulation hid wandb and cached_path, gpu-check wrote its placeholders, and upstream still ran."""
+    result, _, _ = quick_run
+    assert result["meta"]["placeholders"] == ["wandb", "cached_path"]
+    values = result["stages"]["upstream"]["values"]
+    assert values["upstream_infer"]["audio_s"] > 0 and values["ours_engine"]["audio_s"] > 0
+    assert values["throughput_ratio"]["ours_over_upstream"] > 0
+
+
+@upstream
+def test_quick_run_measures_what_the_targets_name(quick_run: tuple[dict[str, Any], Path, str]) -> None:
+    result, _, _ = quick_run
+    figure = result["figures"]
+    assert figure["short_ttfa_s"] > 0 and figure["long_rtf"] > 0
+    assert figure["clients_ahead_of_playback"]["clients"] == 2
+    assert figure["cuda_fp32_vs_cpu_relative"] == 0.0  # cpu against cpu: the same computation
+    assert figure["fp16_snr_db"] > 0
+    verdicts = {row["target"]: row["verdict"] for row in result["targets"]}
+    assert verdicts["short_ttfa_s"] == "not judged (cpu run)"
+    assert verdicts["fp16_long_peak_reserved_mib"] == "not measured"  # no GPU memory on a CPU
+
+
+def test_a_hanging_stage_is_killed_with_its_children_at_its_limit(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    hang = textwrap.dedent(
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pidfile)!r}, "w").write(str(child.pid))
+        time.sleep(300)
+        """
+    )
+    started = time.monotonic()
+    status, seconds = gpu_check.run_stage(
+        [sys.executable, "-c", hang], tmp_path / "log", 3.0, dict(os.environ)
+    )
+    assert status == "timed out at 3 s" and seconds < 30 and time.monotonic() - started < 30
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{child}/stat").read_text()
+        if stat[stat.rindex(")") + 2] == "Z":
+            break  # killed, waiting for its reaper
+        time.sleep(0.1)
+    else:
+        assert not Path(f"/proc/{child}").exists(), "the stage's child outlived its limit"
+
+
+def test_a_stage_that_fails_is_reported_with_its_exit_status(tmp_path: Path) -> None:
+    status, _ = gpu_check.run_stage([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "log", 30, {})
+    assert status == "failed (exit 3)"
+
+
+def test_worst_gap_against_a_player_that_starts_at_the_first_chunk() -> None:
+    # chunks of 1 s of audio: the second arrives 0.5 s after the first (needed at 1 s): 0.5 s ahead
+    assert worst_gap_s([0.0, 0.5], [1.0, 1.0]) == pytest.approx(-0.5)
+    # the third arrives at 2.5 s, needed at 2 s: 0.5 s late, whatever came before
+    assert worst_gap_s([0.2, 0.3, 2.7], [1.0, 1.0, 1.0]) == pytest.approx(0.5)
+    assert worst_gap_s([0.1], [1.0]) is None
+
+
+def test_arch_list_against_the_gpu() -> None:
+    h100, jetson_orin, blackwell = (9, 0), (8, 7), (12, 0)
+    cu130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+    assert arch_supported(h100, cu130)
+    assert arch_supported(jetson_orin, cu130)  # sm_86 cubins run on 8.7
+    assert not arch_supported((6, 1), cu130)  # a GTX 10xx: no kernels, no PTX old enough
+    assert not arch_supported(blackwell, ["sm_80", "sm_90a"])  # sm_90a is Hopper-only
+    assert arch_supported(blackwell, ["sm_80", "compute_90"])  # PTX: the driver compiles it
+
+
+def test_targets_report_met_and_by_how_much_they_are_missed() -> None:
+    figure = {
+        "short_ttfa_s": 0.123,
+        "long_rtf": 0.008,
+        "throughput_vs_upstream": 2.4,
+        "clients_ahead_of_playback": {"clients": 8, "all_ahead": True, "worst_gap_s": [-0.2, None]},
+        "fp16_long_peak_reserved_mib": None,
+        "cuda_fp32_vs_cpu_relative": 3e-5,
+        "fp16_snr_db": 31.0,
+    }
+    verdicts = {row["target"]: row["verdict"] for row in gpu_check.judge(figure, cuda=True)}
+    assert verdicts == {
+        "short_ttfa_s": "missed by 43 ms",
+        "long_rtf": "met",
+        "throughput_vs_upstream": "missed (0.80 of the goal)",
+        "clients_ahead_of_playback": "met",
+        "fp16_long_peak_reserved_mib": "not measured",
+        "cuda_fp32_vs_cpu_relative": "met",
+        "fp16_snr_db": "reported",
+    }
+    late = {**figure, "clients_ahead_of_playback": {"clients": 8, "all_ahead": False, "worst_gap_s": [0.3]}}
+    verdicts = {row["target"]: row["verdict"] for row in gpu_check.judge(late, cuda=True)}
+    assert verdicts["clients_ahead_of_playback"] == "missed"
+
+
+def test_device_simulation_hides_what_the_machine_lacks(tmp_path: Path) -> None:
+    probe = (
+        "import importlib.util, importlib.metadata as m\n"
+        "print(importlib.util.find_spec('wandb') is None, importlib.util.find_spec('numpy') is not None)\n"
+        "try:\n    m.version('wandb'); print(False)\nexcept m.PackageNotFoundError:\n    print(True)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=_device_env(tmp_path), capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["True", "True", "True"]
+
+
+def test_wheel_set_is_checked_for_completeness_and_size(tmp_path: Path) -> None:
+    for name in gpu_wheels.WHEELS:
+        (tmp_path / f"{name.replace('-', '_')}-1.0-py3-none-any.whl").write_bytes(b"x")
+    gpu_wheels.check_set(sorted(tmp_path.glob("*.whl")))
+    (tmp_path / "extra-1.0-py3-none-any.whl").write_bytes(b"x")
+    with pytest.raises(SystemExit, match="differs"):
+        gpu_wheels.check_set(sorted(tmp_path.glob("*.whl")))

@@ -1,0 +1,324 @@
+"""The engine's accelerated paths (CUDA graphs, torch.compile) and its GPU failure modes, shown on a CPU.
+
+What a CPU cannot run (a CUDA graph capture, a real out-of-memory error) is replaced at exactly one point:
+the stand-in recorder of step_graphs.py replays by recomputing, and an injected `torch.cuda.OutOfMemoryError`
+is raised from inside a sampler step. Everything around those points is the real engine and worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import weakref
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice, hardware
+from wyoming_ishowtts.engine import core as engine_module
+from wyoming_ishowtts.engine.sampler import guided_step
+from wyoming_ishowtts.engine.step_graphs import EagerRecorder
+from wyoming_ishowtts.engine.voice import tone_clip
+from wyoming_ishowtts.errors import EngineFailure
+from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
+from wyoming_ishowtts.tools.random_model import write_random_model
+from wyoming_ishowtts.voices.folder import VoiceInfo
+
+TEXT = "The fox jumps over the lazy dog. It runs back home at night, and then it sleeps until dawn."
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_model(tmp_path_factory.mktemp("tiny"), "tiny", seed=4)
+
+
+def load(model_dir: Path, **settings: Any) -> Engine:
+    settings = {"device": "cpu", "precision": "fp32", **settings}
+    return Engine.load(EngineSettings(model_dir=model_dir, **settings))
+
+
+def voice_of(engine: Engine, seconds: float = 2.0) -> Voice:
+    return engine.prepare_voice(tone_clip(seconds, level=0.2), 24000, "Hello world, this is me.", trim=False)
+
+
+# ---------------------------------------------------------------------------------------------- machine checks
+def test_recompile_limit_has_its_name_of_the_torch_at_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch < 2.7 (the Jetson's 2.5) calls dynamo's limit `cache_size_limit`; later ones `recompile_limit`."""
+    import torch._dynamo
+
+    from wyoming_ishowtts.engine.loading import raise_recompile_limit
+
+    old, new = SimpleNamespace(cache_size_limit=8), SimpleNamespace(recompile_limit=8, cache_size_limit=8)
+    for config in (old, new):
+        monkeypatch.setattr(torch._dynamo, "config", config)
+        raise_recompile_limit(256)
+    assert old.cache_size_limit == 256 and new.recompile_limit == 256 and new.cache_size_limit == 8
+
+
+def test_a_torch_build_without_kernels_for_the_gpu_is_named_clearly() -> None:
+    cu130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+    problem = hardware.cuda_arch_problem("NVIDIA GeForce GTX 1080", (6, 1), cu130)
+    assert (
+        problem is not None and "no CUDA kernels for NVIDIA GeForce GTX 1080" in problem and "6.1" in problem
+    )
+    assert hardware.cuda_arch_problem("NVIDIA H100", (9, 0), cu130) is None
+
+
+def test_compile_without_a_compiler_runs_eagerly_and_says_so(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(hardware.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.core"):
+        engine = load(model_dir, compile=True)
+    assert engine.steps is None and engine.bucket == 1 and engine.acceleration == "eager"
+    assert any("needs a C++ compiler" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    assert len(engine.synthesize_all(voice_of(engine), "Hello there.", SynthesisOptions(nfe=2, seed=1))) > 0
+
+
+def test_length_bucket_alone_is_ignored_with_a_warning(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.core"):
+        engine = load(model_dir, length_bucket=64)
+    assert engine.bucket == 1 and engine.steps is None
+    assert any("--length-bucket is ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_cuda_graphs_on_a_cpu_are_refused_with_a_warning(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.core"):
+        engine = load(model_dir, cuda_graphs=True)
+    assert engine.steps is None and engine.bucket == 1
+    assert any("--cuda-graphs needs a CUDA GPU" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------------------------- warm-up
+class BrokenRecorder:
+    def record(self, step: Any) -> Any:
+        raise RuntimeError("capture failed (injected)")
+
+
+def test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = load(model_dir)
+    options = SynthesisOptions(nfe=3, seed=5)
+    voice = voice_of(engine)
+    expected = engine.synthesize_all(voice, TEXT, options)
+    engine._accelerate(BrokenRecorder())
+    assert engine.steps is not None and engine.bucket == 256
+    with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.core"):
+        engine.warm_up(voice)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and "every step now runs eagerly" in errors[0].getMessage() and errors[0].exc_info
+    assert engine.steps is None and engine.bucket == 1
+    np.testing.assert_array_equal(engine.synthesize_all(voice, TEXT, options), expected)
+
+
+def test_warm_up_records_every_layout_the_voices_and_batches_reach(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default voice, another voice with its own chunk budget (longer chunks), later chunks two at a
+    time and two clients' chunks in one batch: after the warm-up none of it records or runs eagerly."""
+    engine = load(model_dir, batch_chunks=2, length_bucket=256)
+    engine._accelerate(EagerRecorder())
+    short, long = voice_of(engine, 2.0), voice_of(engine, 4.0)
+    short_options = SynthesisOptions(seed=1, nfe=2)
+    long_options = SynthesisOptions(seed=2, nfe=2, speed=0.8, max_chars=200)
+    engine.warm_up(short, options=short_options, others=[(long, long_options)], max_requests=2)
+    steps = engine.steps
+    assert steps is not None and steps.batch_sizes == [1, 2, 4]
+    recorded = len(steps)
+    text = " ".join(["The fox jumps over the lazy dog, and it runs back home at night."] * 5)
+    a, b = engine.begin(short, text, short_options), engine.begin(long, text, long_options)
+    longest = 0
+    while True:
+        jobs = [job for job in (a.next_job(), b.next_job()) if job is not None]
+        if not jobs:
+            break
+        longest = max([longest, *jobs[-1].totals])
+        for job, waves in zip(jobs, engine.run_batch(jobs), strict=True):
+            job.synthesis.deliver(job, waves, 0.1)
+    assert longest > engine._length_range(short, short_options)[1]  # beyond the default voice's lengths
+    assert steps.eager_steps == 0 and len(steps) == recorded  # nothing recorded, nothing eager
+    # A sentence longer than any chunk budget is one chunk longer than any warmed length: eager, logged.
+    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.step_graphs"):
+        engine.synthesize_all(short, "word " * 200 + ".", short_options)
+    assert steps.eager_steps > 0 and any("not warmed" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------------------------- out of memory
+def test_out_of_memory_leaves_nothing_of_the_batch_alive(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = load(model_dir)
+    voice = voice_of(engine)
+    held: list[weakref.ref[torch.Tensor]] = []
+
+    def step_out_of_memory(*args: Any) -> torch.Tensor:
+        activations = torch.empty(1 << 20)  # what a real failed step would have allocated
+        held.append(weakref.ref(activations))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(engine_module, "guided_step", step_out_of_memory)
+    jobs = [engine.begin(voice, TEXT, SynthesisOptions(nfe=2, seed=s)).next_job() for s in (1, 2)]
+    with pytest.raises(EngineFailure, match="ran out of memory") as caught:
+        engine.run_batch([job for job in jobs if job is not None])
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert held and held[0]() is None  # freed before the caller even sees the error
+
+
+class FailingBatchEngine:
+    """A batch of two fails holding a tensor (as a failed GPU batch holds its activations); each retry
+    alone notes whether that tensor is still alive."""
+
+    def __init__(self) -> None:
+        self.held: list[weakref.ref[torch.Tensor]] = []
+        self.alive_at_retry: list[bool] = []
+
+    def begin(self, voice: Any, text: str, options: Any, cancelled: Any = None) -> Any:
+        return _OneChunk()
+
+    def run_batch(self, jobs: list[Any]) -> list[list[np.ndarray]]:
+        if len(jobs) > 1:
+            self._fail()
+        self.alive_at_retry.append(self.held[0]() is not None)
+        return [[np.zeros(8, dtype=np.float32)] for _ in jobs]
+
+    def _fail(self) -> None:
+        activations = torch.empty(1 << 20)
+        self.held.append(weakref.ref(activations))
+        raise EngineFailure("the GPU ran out of memory for this text (injected)")
+
+
+class _OneChunk:
+    finished = False
+
+    def next_job(self) -> Any:
+        return SimpleNamespace(synthesis=self, texts=["x"], steps=2, batch_key=(2, 2.0, -1.0))
+
+    def deliver(self, job: Any, waves: list[np.ndarray], spent: float) -> list[np.ndarray]:
+        self.finished = True
+        return waves
+
+
+class _Voices:
+    voices: dict[str, Any] = {}  # noqa: RUF012
+
+    def scan(self) -> dict[str, Any]:
+        return {}
+
+    def default(self) -> Any:
+        raise LookupError("no voices here")
+
+
+class _Prepared:
+    def get(self, engine: Any, info: Any) -> None:
+        return None
+
+    def discard_partial(self) -> None:
+        pass
+
+
+def _worker(fake: Any, loop: Any, **kw: Any) -> EngineWorker:
+    return EngineWorker(
+        lambda: fake,
+        _Voices(),  # type: ignore[arg-type]
+        _Prepared(),  # type: ignore[arg-type]
+        loop,
+        max_queued_per_client=4,
+        max_queued_total=32,
+        max_buffered_pieces=8,
+        **kw,
+    )
+
+
+def test_a_failed_batch_is_retried_one_by_one_after_its_tensors_are_freed() -> None:
+    fake = FailingBatchEngine()
+    voice = VoiceInfo(name="v", reference_audio=Path("unused.wav"), transcript="unused")
+
+    async def main() -> None:
+        worker = _worker(fake, asyncio.get_running_loop(), warm_up=False, max_batch=2)
+        worker.start()
+        assert await asyncio.to_thread(worker.ready.wait, 30)
+        with worker._cond:  # both requests queued before the worker looks: one batch of two
+            requests = [worker.open_request(i, voice, streaming=False) for i in range(2)]
+            for request in requests:
+                worker.submit(request, "one chunk")
+        for request in requests:
+            while not isinstance(await asyncio.wait_for(request.results.get(), 30), SegmentDone):
+                worker.taken(request)
+        worker.stop()
+        assert await asyncio.to_thread(worker.join, 30)
+
+    asyncio.run(main())
+    assert fake.alive_at_retry == [False, False]
+
+
+class FailingWarmUpEngine:
+    warm_up_needs_voices = False
+
+    def warm_up(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("CUDA error: no kernel image is available (injected)")
+
+
+def test_an_eager_warm_up_failure_stops_the_server_instead_of_serving_errors() -> None:
+    fatal: list[BaseException] = []
+    done = threading.Event()
+
+    def on_fatal(err: BaseException) -> None:
+        fatal.append(err)
+        done.set()
+
+    async def main() -> None:
+        worker = _worker(FailingWarmUpEngine(), asyncio.get_running_loop(), warm_up=True, on_fatal=on_fatal)
+        worker.start()
+        assert await asyncio.to_thread(done.wait, 30)
+        assert not worker.ready.is_set()
+
+    asyncio.run(main())
+    assert "no kernel image" in str(fatal[0])
+
+
+# ---------------------------------------------------------------------------------------------- fp32 fallback
+def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A half-precision run that produces NaN reruns in fp32 from the checkpoint's own weights and the clip's
+    own mel: the same audio as an engine that ran fp32 from the start, and no graphs left over."""
+    options = SynthesisOptions(nfe=3, seed=7)
+    fp32 = load(model_dir)
+    expected = fp32.synthesize_all(voice_of(fp32), TEXT, options)
+
+    def nan_in_half_precision(model: Any, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        out = guided_step(model, x, *args)
+        return out * float("nan") if next(model.parameters()).dtype != torch.float32 else out
+
+    half = load(model_dir, precision="bf16")
+    voice = voice_of(half)
+    half._accelerate(EagerRecorder())
+    half.warm_up(voice)
+    assert voice.mel.dtype == torch.bfloat16 and half.steps is not None
+    monkeypatch.setattr(engine_module, "guided_step", nan_in_half_precision)
+    monkeypatch.setattr(half.steps, "step", nan_in_half_precision)
+    wave = half.synthesize_all(voice, TEXT, options)
+    assert half.dtype == torch.float32 and half.steps is None
+    assert half._mel_of(voice).dtype == torch.float32  # from the clip again; the voice itself is unchanged
+    gc.collect()
+    np.testing.assert_array_equal(wave, expected)
+
+
+# ---------------------------------------------------------------------------------------------- images
+@pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "docker/Dockerfile.jetson"])
+def test_images_keep_compiled_kernels_in_the_data_volume(dockerfile: str) -> None:
+    """Inductor's cache defaults to /tmp, lost at every container restart (and every start recompiles)."""
+    text = (Path(__file__).resolve().parents[1] / dockerfile).read_text()
+    assert 'VOLUME ["/data"]' in text
+    assert "TORCHINDUCTOR_CACHE_DIR=/data/cache/torchinductor" in text
