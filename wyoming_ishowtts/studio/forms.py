@@ -69,6 +69,15 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
                 raise StudioError(400, "bad-request", f"Field '{key}' must be text.")
             fields[key] = value
         return Form(fields)
+    if request.content_type == "application/x-www-form-urlencoded":
+        posted = await request.post()  # bounded by the app's client_max_size
+        fields = {}
+        for key, value in posted.items():
+            _check_field_name(key)
+            if not isinstance(value, str) or key in fields or key == "audio":
+                raise StudioError(400, "bad-request", f"Field '{key}' must be sent once, as text.")
+            fields[key] = value
+        return Form(fields)
     if request.content_type != "multipart/form-data":
         raise StudioError(
             415, "bad-request", "Send the form as multipart/form-data (or JSON without an audio file)."
