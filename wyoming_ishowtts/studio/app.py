@@ -490,6 +490,8 @@ def _check_clip(clip: Clip, transcript: str | None) -> list[dict[str, str]]:
         if transcript:
             (folder / REFERENCE_TEXT).write_text(transcript + "\n", encoding="utf-8")
         findings = check_voice_dir(folder)
+    if transcript is None:  # the page asks for the transcript in its own words
+        findings = [f for f in findings if not f.message.startswith(f"{REFERENCE_TEXT} is missing")]
     return [{"level": f.level, "message": f.message} for f in findings]
 
 
