@@ -376,6 +376,30 @@ def test_a_refused_voice_leaves_nothing_behind(
     assert "nobody" not in described_voices(server)
 
 
+def test_a_write_that_fails_half_way_leaves_no_voice(
+    server: StudioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up after the clip is written: no folder, visible or hidden, may remain."""
+    from wyoming_ishowtts.studio import folders
+
+    real_write = folders._write
+
+    def full_disk(path: Path, data: bytes) -> None:
+        if path.name == "reference.txt":
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(folders, "_write", full_disk)
+    before = folder_state(server.voices_dir)
+    reply = http(
+        "POST", url(server, "api/voices"), data=form(name="Half", audio=GOOD, transcript=TONE_TRANSCRIPT)
+    )
+    assert reply.status == 507 and reply.code == "write-failed"
+    assert "No space left on device" in reply.json()["error"]["message"]
+    assert folder_state(server.voices_dir) == before
+    assert "half" not in described_voices(server)
+
+
 def test_unusable_clip_comes_back_with_the_checker_findings(server: StudioServer) -> None:
     reply = http(
         "POST",

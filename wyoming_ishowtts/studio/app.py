@@ -319,9 +319,15 @@ async def create_voice(request: web.Request) -> web.Response:
                 f"A voice named '{slug}' already exists. Choose another name, or delete that voice first.",
             )
         options = {} if speed is None else {"speed": speed}
-        folder = await asyncio.to_thread(
-            studio.folders.create, slug, wav, transcript, description, languages, options
-        )
+        try:
+            folder = await asyncio.to_thread(
+                studio.folders.create, slug, wav, transcript, description, languages, options
+            )
+        except OSError as err:
+            _LOGGER.error("Studio: could not write voice %s: %s", slug, err)
+            raise StudioError(
+                507, "write-failed", f"The voice could not be saved on the server: {err.strerror or err}."
+            ) from None
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: saved voice %s in %s", slug, folder)
     voice = await asyncio.to_thread(_describe_folder, studio, folder)
