@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +21,16 @@ import aiohttp
 import numpy as np
 import pytest
 import soundfile
-from conftest import TONE_TRANSCRIPT, describe, make_voice
-from multidict import CIMultiDictProxy
-from studio_support import StudioServer, studio_server
+from conftest import ROOT, TONE_TRANSCRIPT, describe, free_port, make_voice, read_until, start_server
+from studio_support import Reply, StudioServer, http, studio_server
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+from ishowtts_dev.wyoming_client import WyomingConnection
+from wyoming_ishowtts.voices.check import check_clip, check_voice_dir
 
 MAX_UPLOAD = 1024 * 1024
 MAX_CLIP_SECONDS = 20.0
 TOKEN = "s3cret-token"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def json(self) -> Any:
-        import json
-
-        return json.loads(self.body)
-
-    @property
-    def code(self) -> str:
-        return str(self.json()["error"]["code"])
-
-
-def http(method: str, url: str, **kwargs: Any) -> Reply:
-    async def go() -> Reply:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(method, url, **kwargs) as response,
-        ):
-            return Reply(response.status, response.headers, await response.read())
-
-    return asyncio.run(go())
 
 
 def form(**fields: str | bytes) -> aiohttp.FormData:
@@ -82,11 +61,6 @@ GOOD = encode(speechlike())
 def folder_state(root: Path) -> list[str]:
     """Every entry under the voices folder, hidden ones included."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-@pytest.fixture(scope="module")
-def voices_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("studio-voices")
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +134,19 @@ def test_status_reports_model_device_state_and_limits(server: StudioServer) -> N
 def test_voice_list_says_which_voices_are_ready_and_why_not(server: StudioServer) -> None:
     voices = {v["name"]: v for v in http("GET", url(server, "api/voices")).json()["voices"]}
     tone = voices["tone"]
-    assert tone["ready"] and tone["editable"] and tone["problems"] == []
+    assert tone["ready"] and tone["editable"] and tone["findings"] == []
     assert tone["description"] == "Test tone" and tone["languages"] == ["en"]
     assert tone["transcript"] == TONE_TRANSCRIPT and tone["clip_seconds"] == pytest.approx(3.0)
     assert not voices["broken"]["ready"]
-    assert any("cannot be read as audio" in p for p in voices["broken"]["problems"])
+    assert _codes(voices["broken"]["findings"], "error") == ["audio-unreadable"]
     assert not voices["untranscribed"]["ready"]
-    assert any("transcript" in p or "reference.txt" in p for p in voices["untranscribed"]["problems"])
+    assert _codes(voices["untranscribed"]["findings"], "error") == ["transcript-missing"]
+    # The checker's own findings, as the command line shows them: one checker, one wording.
+    assert voices["broken"]["findings"] == [
+        {"level": f.level, "code": f.code, "message": f.message}
+        for f in check_voice_dir(server.voices_dir / "broken")
+        if f.level != "ok"
+    ]
     assert voices["readonly"]["ready"] and not voices["readonly"]["editable"]
 
 
@@ -193,41 +173,50 @@ def test_check_reads_every_format_libsndfile_reads(server: StudioServer, fmt: st
     assert report["clip"]["seconds"] == pytest.approx(3.0, abs=0.1)
 
 
+def _codes(findings: list[dict[str, str]], level: str) -> list[str]:
+    return [f["code"] for f in findings if f["level"] == level]
+
+
 def _messages(reply: Reply) -> str:
     return " | ".join(f"{f['level']}: {f['message']}" for f in reply.json()["findings"])
 
 
 @pytest.mark.parametrize(
-    ("audio", "transcript", "level", "words"),
+    ("audio", "transcript", "level", "code"),
     [
-        (encode(speechlike(0.5)), "Hi.", "error", "at least 1 s is needed"),
+        (encode(speechlike(0.5)), "Hi.", "error", "too-short"),
         (encode(np.zeros(24000 * 3, dtype=np.float32)), TONE_TRANSCRIPT, "error", "silent"),
-        (encode(speechlike(13.0)), "word " * 30, "warning", "under 12 s"),
+        (encode(speechlike(13.0)), "word " * 30, "warning", "too-long"),
         (
             encode(np.concatenate([np.zeros(36000, np.float32), speechlike(), np.zeros(36000, np.float32)])),
             TONE_TRANSCRIPT,
             "warning",
-            "silence at the edges",
+            "edge-silence",
         ),
-        (encode(speechlike(gain=6.0)), TONE_TRANSCRIPT, "warning", "clipped"),
+        (encode(speechlike(gain=6.0)), TONE_TRANSCRIPT, "warning", "clipping"),
         (
             encode(speechlike(rate=11025), rate=11025),
             TONE_TRANSCRIPT,
             "warning",
-            "sample rate 11025 Hz is low",
+            "rate-low",
         ),
-        (encode(speechlike(), 24000), "word " * 40, "warning", "transcript looks too long"),
+        (encode(speechlike(), 24000), "word " * 40, "warning", "transcript-too-long"),
     ],
     ids=["too-short", "silent", "long", "edge-silence", "clipping", "low-rate", "implausible-transcript"],
 )
 def test_check_explains_what_is_wrong_with_a_clip(
-    server: StudioServer, audio: bytes, transcript: str, level: str, words: str
+    server: StudioServer, audio: bytes, transcript: str, level: str, code: str
 ) -> None:
     reply = http("POST", url(server, "api/check"), data=form(audio=audio, transcript=transcript))
     assert reply.status == 200
-    assert any(f["level"] == level and words in f["message"] for f in reply.json()["findings"]), _messages(
-        reply
-    )
+    findings = reply.json()["findings"]
+    assert code in _codes(findings, level), _messages(reply)
+    # Exactly the checker's findings for these samples: the page shows the checker's own words.
+    samples, rate = soundfile.read(io.BytesIO(audio), dtype="float32", always_2d=True)
+    assert findings == [
+        {"level": f.level, "code": f.code, "message": f.message}
+        for f in check_clip(samples, rate, transcript)
+    ]
     assert reply.json()["usable"] is (level != "error")
 
 
@@ -262,6 +251,64 @@ def test_oversized_upload_is_refused_before_it_is_read(server: StudioServer) -> 
         reply = http("POST", url(server, path), data=form(name="big", audio=big, transcript="x", text="x"))
         assert reply.status == 413 and reply.code == "upload-too-large", path
         assert folder_state(server.voices_dir) == before
+
+
+def _chunked(body: bytes) -> Any:
+    """The body as an async generator: aiohttp sends it chunked, with no Content-Length."""
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    return pieces()
+
+
+def _multipart(boundary: str, audio: bytes, **fields: str) -> bytes:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        for key, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="clip.wav"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + audio
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def test_a_chunked_upload_is_refused_once_it_passes_the_limit(server: StudioServer) -> None:
+    """No Content-Length to refuse up front: the body is counted as it arrives."""
+    big = encode(speechlike(7.9, rate=48000).repeat(2).reshape(-1, 2), rate=48000, subtype="FLOAT")
+    assert len(big) > MAX_UPLOAD
+    boundary = "studio-test-boundary"
+    multipart = _multipart(boundary, big, name="Chunked", transcript=TONE_TRANSCRIPT, text="Hello.")
+    bodies = [
+        (f"multipart/form-data; boundary={boundary}", multipart),
+        ("application/json", b'{"transcript": "' + b"x" * (MAX_UPLOAD + 10) + b'"}'),
+        ("application/x-www-form-urlencoded", b"transcript=" + b"x" * (MAX_UPLOAD + 10)),
+    ]
+    for path in ("api/check", "api/voices", "api/speak"):
+        for content_type, body in bodies:
+            before = folder_state(server.voices_dir)
+            reply = http(
+                "POST", url(server, path), data=_chunked(body), headers={"Content-Type": content_type}
+            )
+            assert reply.status == 413 and reply.code == "upload-too-large", (
+                path,
+                content_type,
+                reply.body[:200],
+            )
+            assert folder_state(server.voices_dir) == before
+    # The same form under the limit is read whole, chunked or not.
+    small = _multipart(boundary, GOOD, transcript=TONE_TRANSCRIPT)
+    reply = http(
+        "POST",
+        url(server, "api/check"),
+        data=_chunked(small),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert reply.status == 200 and reply.json()["usable"], reply.body
 
 
 # -- saving, editing, deleting ---------------------------------------------------------------------
@@ -380,7 +427,7 @@ def test_a_write_that_fails_half_way_leaves_no_voice(
     server: StudioServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The disk fills up after the clip is written: no folder, visible or hidden, may remain."""
-    from wyoming_ishowtts.studio import folders
+    from wyoming_ishowtts.server.studio import folders
 
     real_write = folders._write
 
@@ -400,6 +447,47 @@ def test_a_write_that_fails_half_way_leaves_no_voice(
     assert "half" not in described_voices(server)
 
 
+def test_a_half_written_voice_is_never_visible(server: StudioServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The save is held after each file it writes; meanwhile the voices folder, the server's registry and a
+    Wyoming ``describe`` must not show the voice. It appears whole, or not at all."""
+    from wyoming_ishowtts.server.studio import folders
+
+    real_write = folders._write
+    written = threading.Event()
+    go_on = threading.Event()
+
+    def held_write(path: Path, data: bytes) -> None:
+        real_write(path, data)
+        written.set()
+        assert go_on.wait(30), "the test did not let the save go on"
+        go_on.clear()
+
+    monkeypatch.setattr(folders, "_write", held_write)
+    fields = {"name": "Slow Writer", "transcript": TONE_TRANSCRIPT, "description": "Slow", "languages": "en"}
+    holds = 0
+    with ThreadPoolExecutor(1) as pool:
+        saving = pool.submit(http, "POST", url(server, "api/voices"), data=form(audio=GOOD, **fields))
+        while not saving.done():
+            if not written.wait(0.05):
+                continue
+            written.clear()
+            holds += 1
+            visible = [p.name for p in server.voices_dir.iterdir() if not p.name.startswith(".")]
+            assert "slow-writer" not in visible, holds
+            assert "slow-writer" not in server.server.registry.scan(), holds
+            assert "slow-writer" not in described_voices(server), holds
+            go_on.set()
+        reply = saving.result()
+    assert reply.status == 201, reply.body
+    assert holds == 3  # reference.wav, reference.txt, voice.toml
+    assert "slow-writer" in described_voices(server)
+    event = asyncio.run(describe(server.uri))
+    assert event is not None
+    info = next(v for v in event.data["tts"][0]["voices"] if v["name"] == "slow-writer")
+    assert info["description"] == "Slow" and info["languages"] == ["en"]
+    assert http("DELETE", url(server, "api/voices/slow-writer")).status == 200
+
+
 def test_unusable_clip_comes_back_with_the_checker_findings(server: StudioServer) -> None:
     reply = http(
         "POST",
@@ -408,7 +496,7 @@ def test_unusable_clip_comes_back_with_the_checker_findings(server: StudioServer
     )
     assert reply.status == 422
     error = reply.json()["error"]
-    assert "silent" in error["message"] and any(f["level"] == "error" for f in error["findings"])
+    assert "silent" in error["message"] and _codes(error["findings"], "error") == ["silent"]
 
 
 def test_edit_changes_transcript_and_settings_and_keeps_the_rest(server: StudioServer) -> None:
@@ -497,9 +585,11 @@ def test_speak_streams_a_saved_voice_and_records_its_speed(server: StudioServer)
     recent = http("GET", url(server, "api/status")).json()["recent"]
     record = next(r for r in recent if r["id"] == request_id)
     assert record["voice"] == "tone" and record["source"] == "studio" and record["error"] is None
-    assert 0 < record["ttfa"] <= record["seconds"]
+    assert record["chars"] == len("Hello from the studio.") and 0 < record["ttfa"] < 60
     assert record["audio_seconds"] == pytest.approx((len(reply.body) - 44) / 2 / 24000)
-    assert record["rtf"] == pytest.approx(record["seconds"] / record["audio_seconds"])
+    assert record["compute"] > 0 and record["rtf"] == pytest.approx(
+        record["compute"] / record["audio_seconds"]
+    )
 
 
 def test_speak_tries_an_unsaved_clip_without_saving_it(server: StudioServer) -> None:
@@ -516,6 +606,53 @@ def test_speak_tries_an_unsaved_clip_without_saving_it(server: StudioServer) -> 
     )
     _check_wav_stream(reply)
     assert folder_state(server.voices_dir) == before
+
+
+def test_wyoming_requests_are_in_the_chart_too(server: StudioServer) -> None:
+    """A request from a Wyoming client (Home Assistant) is measured like a preview from the page."""
+
+    async def synthesize() -> list[Any]:
+        async with WyomingConnection(server.uri, read_timeout=60) as client:
+            await client.write_event(
+                Synthesize(text="Measured from Wyoming.", voice=SynthesizeVoice("tone")).event()
+            )
+            return await read_until(client, "audio-stop")
+
+    events = asyncio.run(synthesize())
+    received = sum(len(e.payload or b"") for e in events if e.type == "audio-chunk") / 2 / 24000
+    recent = http("GET", url(server, "api/status")).json()["recent"]
+    record = [r for r in recent if r["source"] == "wyoming"][-1]
+    assert record["voice"] == "tone" and record["chars"] == len("Measured from Wyoming.")
+    assert record["error"] is None and 0 < record["ttfa"] < 60
+    assert record["audio_seconds"] == pytest.approx(received, abs=1 / 24000)
+    assert record["compute"] > 0 and record["rtf"] == pytest.approx(record["compute"] / received, rel=1e-3)
+
+
+def test_previews_of_unsaved_clips_leave_no_prepared_voice_files(server: StudioServer) -> None:
+    """Trying clips before saving them prepares them in memory only; a saved voice is cached on disk."""
+    cached = server.cache_dir / "voices"
+
+    def cache_files() -> list[str]:
+        return sorted(p.name for p in cached.iterdir()) if cached.is_dir() else []
+
+    before = cache_files()
+    for gain in (0.5, 0.7, 0.9):  # three different clips: three different cache keys
+        reply = http(
+            "POST",
+            url(server, "api/speak"),
+            data=form(text="Only a try.", audio=encode(speechlike(gain=gain)), transcript=TONE_TRANSCRIPT),
+        )
+        _check_wav_stream(reply)
+    assert cache_files() == before
+    # The same kind of clip saved and spoken is prepared once and kept, as every saved voice is.
+    clip = encode(speechlike(gain=0.4))
+    reply = http(
+        "POST", url(server, "api/voices"), data=form(name="Kept", audio=clip, transcript=TONE_TRANSCRIPT)
+    )
+    assert reply.status == 201
+    _check_wav_stream(http("POST", url(server, "api/speak"), data=form(text="Saved.", voice="kept")))
+    assert len(cache_files()) == len(before) + 1
+    assert http("DELETE", url(server, "api/voices/kept")).status == 200
 
 
 @pytest.mark.parametrize(
@@ -655,6 +792,93 @@ def test_session_cookie_unlocks_the_page(token_server: StudioServer) -> None:
     assert asyncio.run(go()) == (401, 200, 200)
 
 
+# -- DNS rebinding and the ingress proxy -----------------------------------------------------------
+
+
+def test_requests_for_another_host_name_are_refused_without_a_token(server: StudioServer) -> None:
+    """A page of another site that points its name at this machine (DNS rebinding) is same-origin to the
+    browser, so only the Host header gives it away: without a token, only IP addresses and localhost."""
+    port = server.url.split(":")[2].rstrip("/")
+    before = folder_state(server.voices_dir)
+    rebound = {
+        "Host": f"evil.example:{port}",
+        "Origin": f"http://evil.example:{port}",
+        "Sec-Fetch-Site": "same-origin",
+    }
+    for method, path, kwargs in [
+        ("GET", "", {}),
+        ("GET", "api/voices", {}),
+        ("GET", "api/voices/tone/audio", {}),
+        ("POST", "api/voices", {"data": form(name="Rebound", audio=GOOD, transcript=TONE_TRANSCRIPT)}),
+        ("DELETE", "api/voices/other", {}),
+    ]:
+        reply = http(method, url(server, path), headers=rebound, **kwargs)
+        assert reply.status == 403 and reply.code == "host-not-allowed", (method, path, reply.status)
+    assert folder_state(server.voices_dir) == before
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", "127.0.0.1"):
+        assert http("GET", url(server, "api/voices"), headers={"Host": host}).status == 200, host
+    assert http("GET", url(server, "api/voices"), headers={"Host": "[::1]"}).status == 200
+
+
+def test_with_a_token_any_host_name_may_be_used(token_server: StudioServer) -> None:
+    headers = {"Host": "studio.lan:8080", "Authorization": f"Bearer {TOKEN}"}
+    assert http("GET", url(token_server, "api/voices"), headers=headers).status == 200
+    reply = http("GET", url(token_server, "api/voices"), headers={"Host": "studio.lan:8080"})
+    assert reply.status == 401 and reply.code == "token-required"
+
+
+PROXY = "127.0.0.2"  # stands for Home Assistant's ingress proxy (172.30.32.2) on loopback
+
+
+@pytest.fixture(scope="module")
+def proxy_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    base = tmp_path_factory.mktemp("studio-proxy")
+    make_voice(base / "voices", "tone")
+    with studio_server(tiny_model_dir, (base / "voices",), base / "cache", proxy=PROXY) as running:
+        yield running
+
+
+def from_address(address: str, method: str, target: str, **kwargs: Any) -> Reply:
+    """A request whose connection comes from `address` (any 127.x address is this machine)."""
+
+    async def go() -> Reply:
+        connector = aiohttp.TCPConnector(local_addr=(address, 0))
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.request(method, target, **kwargs) as response,
+        ):
+            return Reply(response.status, response.headers, await response.read())
+
+    return asyncio.run(go())
+
+
+def test_behind_the_ingress_proxy_only_the_proxy_is_answered(proxy_server: StudioServer) -> None:
+    """The add-on's studio listens on the container's network; Home Assistant's ingress proxy authenticates
+    the user and forwards the browser's own Host and Origin (Home Assistant's name, not an address)."""
+    ingress = {
+        "Host": "homeassistant.local:8123",
+        "Origin": "http://homeassistant.local:8123",
+        "Sec-Fetch-Site": "same-origin",
+    }
+    assert from_address(PROXY, "GET", url(proxy_server, "api/voices"), headers=ingress).status == 200
+    reply = from_address(
+        PROXY,
+        "PATCH",
+        url(proxy_server, "api/voices/tone"),
+        headers=ingress,
+        json={"description": "via ingress"},
+    )
+    assert reply.status == 200, reply.body
+    # Anyone else on that network: refused, whatever they send.
+    for path in ("", "api/voices"):
+        reply = from_address("127.0.0.1", "GET", url(proxy_server, path), headers=ingress)
+        assert reply.status == 403 and reply.code == "not-from-proxy", path
+    # A page of another site, even through the proxy: still a cross-site request.
+    forged = {**ingress, "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    reply = from_address(PROXY, "DELETE", url(proxy_server, "api/voices/tone"), headers=forged)
+    assert reply.status == 403 and reply.code == "cross-site-request"
+
+
 # -- the Wyoming side stays responsive -------------------------------------------------------------
 
 # Home Assistant waits one second for a describe answer; half of it leaves the rest for the network
@@ -726,3 +950,48 @@ def test_describe_stays_instant_while_the_studio_is_busy(server: StudioServer) -
     )
     assert requests >= 6, "the studio load did not run"
     assert latencies[-1] < DESCRIBE_LIMIT, latencies[-5:]
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_the_command_line_serves_the_studio(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``--http-port`` through the real entry point: the page answers, a voice saved there is in ``describe``;
+    a port that is taken stops the server with exit status 1 and says why."""
+    voices = tmp_path / "voices"
+    make_voice(voices, "tone")
+    port = free_port()
+    server = start_server(tiny_model_dir, voices, tmp_path / "run", ["--http-port", str(port)])
+    try:
+        studio = f"http://127.0.0.1:{port}/"
+        assert http("GET", studio).status == 200
+        assert http("GET", studio + "api/status").json()["state"] == "ready"
+        reply = http(
+            "POST",
+            studio + "api/voices",
+            data=form(name="From The CLI", audio=GOOD, transcript=TONE_TRANSCRIPT),
+        )
+        assert reply.status == 201, reply.body
+        event = asyncio.run(describe(server.uri))
+        assert event is not None
+        assert "from-the-cli" in {v["name"] for v in event.data["tts"][0]["voices"]}
+        assert (voices / "from-the-cli" / "reference.wav").is_file()
+
+        # A second server asking for the same studio port.
+        args = [
+            "--model-dir", str(tiny_model_dir), "--device", "cpu", "--uri", f"tcp://127.0.0.1:{free_port()}",
+            "--voices-dir", str(voices), "--no-builtin-voice", "--cache-dir", str(tmp_path / "cache2"),
+            "--http-port", str(port),
+        ]  # fmt: skip
+        second = subprocess.run(
+            [sys.executable, "-m", "wyoming_ishowtts", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert second.returncode == 1, second.stderr
+        assert f"The voice studio cannot listen on 127.0.0.1:{port}" in second.stderr
+    finally:
+        assert server.stop() == 0, server.log()
+    assert "Voice studio on http://127.0.0.1:" in server.log()

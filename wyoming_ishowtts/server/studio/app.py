@@ -1,11 +1,11 @@
 """The voice studio: one page and a small JSON API, served on the Wyoming server's own event loop.
 
-Everything slow (decoding a clip, checking it, writing a voice folder, scanning the voices) runs in
-a thread, and speech goes through the engine worker like any Wyoming request, so the page never
-delays ``describe``.  Routes are relative to wherever the page is mounted, which is what lets it
-work behind Home Assistant's ingress proxy (``/api/hassio_ingress/<token>/``).
+`Service` (server/app.py) starts it with ``--http-port``. Everything slow (decoding a clip, checking it,
+writing a voice folder, scanning the voices) runs in a thread, and speech goes through the engine worker
+like any Wyoming request, so the page never delays ``describe``. Routes are relative to wherever the page is
+mounted, which is what lets it work behind Home Assistant's ingress proxy (``/api/hassio_ingress/<token>/``).
 
-API (JSON errors are ``{"error": {"code", "message", ...}}`` with a 4xx/5xx status):
+API (errors are ``{"error": {"code", "message", ...}}`` with a 4xx/5xx status; guard.py checks who asks):
 
     GET    api/status               model, device, precision, warm or loading, queue, recent requests
     GET    api/voices               every voice folder: ready or why not, its settings
@@ -22,38 +22,30 @@ API (JSON errors are ``{"error": {"code", "message", ...}}`` with a 4xx/5xx stat
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
-import soundfile
 from aiohttp import web
 
+from ...engine.options import SAMPLE_RATE
+from ...errors import VoiceError
+from ...voices.check import Finding, check_clip
+from ...voices.folder import REFERENCE_AUDIO, VoiceInfo
+from ...voices.registry import VoiceRegistry
+from ..metrics import RequestLog
 from ..pcm import float_to_int16_bytes
-from ..settings import NATIVE_SAMPLE_RATE
-from ..voices import (
-    REFERENCE_AUDIO,
-    REFERENCE_TEXT,
-    VoiceError,
-    VoiceInfo,
-    VoiceRegistry,
-    check_voice_dir,
-    load_voice_dir,
-)
+from ..settings import StudioSettings
 from ..worker import EngineWorker
-from . import forms
+from . import catalog, forms
 from .clips import Clip, decode_clip
 from .errors import StudioError
 from .folders import VoiceFolders
-from .metrics import RequestLog
-from .settings import StudioSettings
+from .guard import COOKIE, SETTINGS, errors, guard, same_secret
 from .speech import Speech, SynthesisFailed, wav_stream_header
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,25 +53,23 @@ _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 # The page's files, read once: requests name one of these keys, never a path.
 STATIC_TYPES = {"studio.js": "text/javascript", "studio.css": "text/css"}
-COOKIE = "ishowtts_studio"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PREVIEW_VOICE = "new voice"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 @dataclass
 class Studio:
-    """What the studio's handlers share; built once by the server."""
+    """What the studio's handlers share; built once by the server (`Service`)."""
 
     settings: StudioSettings
     registry: VoiceRegistry
     worker: EngineWorker
+    requests: RequestLog
     voices_dirs: tuple[Path, ...]
     max_text_chars: int
     model: str
     version: str
-    log: RequestLog = field(default_factory=RequestLog)
+    speeches: set[Speech] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if not self.voices_dirs:
@@ -91,15 +81,54 @@ class Studio:
 STUDIO = web.AppKey("studio", Studio)
 
 
-# -- the application -------------------------------------------------------------------------------
+class StudioSite:
+    """The studio listening on its host and port; `stop` ends it (previews still speaking are cut off)."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self._runner = web.AppRunner(
+            create_app(studio), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
+
+    async def start(self) -> None:
+        """Listen; raises OSError when the address cannot be used."""
+        studio = self.studio
+        await asyncio.to_thread(studio.folders.remove_leftovers)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, studio.settings.host, studio.settings.port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
+        for address in self._runner.addresses:
+            host, port = address[0], address[1]
+            shown = f"[{host}]" if ":" in host else host
+            _LOGGER.info(
+                "Voice studio on http://%s:%d/%s",
+                shown,
+                port,
+                "" if studio.settings.token is None else " (token required)",
+            )
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one the system chose for ``--http-port 0``)."""
+        return int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        for speech in list(self.studio.speeches):
+            speech.abort("the server is shutting down")
+        await self._runner.cleanup()
 
 
 def create_app(studio: Studio) -> web.Application:
     # Bodies are read as streams with their own limits (forms.read_form); this bounds the rest.
     app = web.Application(
-        middlewares=[_errors, _guard], client_max_size=studio.settings.max_upload_bytes + 64 * 1024
+        middlewares=[errors, guard], client_max_size=studio.settings.max_upload_bytes + 64 * 1024
     )
     app[STUDIO] = studio
+    app[SETTINGS] = studio.settings
     page = (STATIC_DIR / "index.html").read_bytes()
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
 
@@ -128,117 +157,6 @@ def create_app(studio: Studio) -> web.Application:
     return app
 
 
-async def start(studio: Studio) -> web.AppRunner:
-    """Listen on the studio's host and port; the caller owns the runner (``await runner.cleanup()``)."""
-    await asyncio.to_thread(studio.folders.remove_leftovers)
-    runner = web.AppRunner(create_app(studio), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, studio.settings.host, studio.settings.port)
-    await site.start()
-    for address in runner.addresses:
-        host, port = address[0], address[1]
-        shown = f"[{host}]" if ":" in host else host
-        _LOGGER.info(
-            "Voice studio on http://%s:%d/%s",
-            shown,
-            port,
-            "" if studio.settings.token is None else " (token required)",
-        )
-    return runner
-
-
-_NO_CACHE = {"Cache-Control": "no-cache"}
-
-
-# -- middlewares -----------------------------------------------------------------------------------
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every refusal becomes a JSON body the page can show."""
-    try:
-        return await handler(request)
-    except StudioError as err:
-        return web.json_response(err.body(), status=err.status)
-    except web.HTTPException as err:
-        if err.status < 400:
-            raise
-        body = {"error": {"code": f"http-{err.status}", "message": err.reason}}
-        return web.json_response(
-            body,
-            status=err.status,
-            headers={"Allow": err.headers.get("Allow", "")} if err.status == 405 else None,
-        )
-    except (ConnectionError, SynthesisFailed):
-        raise  # the response has started: only dropping the connection can tell the client
-    except Exception:
-        _LOGGER.exception("Studio request %s %s failed", request.method, request.path)
-        body = {"error": {"code": "internal-error", "message": "The server failed; see its log."}}
-        return web.json_response(body, status=500)
-
-
-@web.middleware
-async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The token (when set) for the API, and no state change from another site's page."""
-    token = request.app[STUDIO].settings.token
-    bearer = token is not None and _bearer_matches(request, token)
-    if request.method in UNSAFE_METHODS and not bearer and _cross_site(request):
-        raise StudioError(
-            403,
-            "cross-site-request",
-            "Refused: this request came from another site's page. Use the studio page itself "
-            "(or send the token in an Authorization header).",
-        )
-    if token is not None and request.path.startswith("/api/") and request.path != "/api/session":
-        cookie = request.cookies.get(COOKIE)
-        if not (bearer or (cookie is not None and _same_secret(cookie, token))):
-            raise StudioError(
-                401, "token-required", "This server needs its access token; enter it on the page."
-            )
-    return await handler(request)
-
-
-def _same_secret(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
-
-
-def _bearer_matches(request: web.Request, token: str) -> bool:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and _same_secret(value.strip(), token)
-
-
-def _cross_site(request: web.Request) -> bool:
-    """True for a browser request sent by a page of another origin.
-
-    A browser marks every request with ``Sec-Fetch-Site`` (page scripts cannot change it); older
-    browsers send ``Origin``, compared with the host the request was sent to (``Host``, or the
-    original host a reverse proxy such as Home Assistant's ingress reports in ``X-Forwarded-Host``;
-    another site's page cannot add that header without a CORS preflight, which the studio never
-    allows).  A request with neither header is not from a browser page, so not a forgery.
-    """
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None:
-        return fetch_site not in ("same-origin", "none")
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return False
-    parts = urlsplit(origin)
-    if origin == "null" or not parts.netloc:
-        return True
-    allowed = {_netloc(request.headers.get("Host", ""), parts.scheme)}
-    for value in request.headers.getall("X-Forwarded-Host", []):
-        allowed.update(_netloc(host.strip(), parts.scheme) for host in value.split(","))
-    return _netloc(parts.netloc, parts.scheme) not in allowed
-
-
-def _netloc(host: str, scheme: str) -> str:
-    host = host.lower()
-    default = {"http": ":80", "https": ":443"}.get(scheme)
-    if default and host.endswith(default):
-        host = host[: -len(default)]
-    return host
-
-
 # -- handlers --------------------------------------------------------------------------------------
 
 
@@ -247,13 +165,14 @@ async def status(request: web.Request) -> web.Response:
     worker = studio.worker
     engine = worker.engine
     stats = worker.stats()
-    state = "ready" if worker.ready.is_set() else "loading"
+    dtype = getattr(engine, "dtype", None)
+    device = getattr(engine, "device", None)
     body = {
         "version": studio.version,
         "model": studio.model,
-        "device": str(engine.device) if engine is not None else None,
-        "precision": _precision(engine.dtype) if engine is not None else None,
-        "state": state,
+        "device": None if device is None else str(device),
+        "precision": None if dtype is None else _precision(dtype),
+        "state": "ready" if worker.ready.is_set() else "loading",
         "queue": {
             "requests": sum(stats["open_requests"].values()),
             "segments": sum(stats["queued_segments"].values()),
@@ -265,7 +184,7 @@ async def status(request: web.Request) -> web.Response:
             "max_clip_seconds": studio.settings.max_clip_seconds,
             "max_text_chars": studio.max_text_chars,
         },
-        "recent": [record.as_json() for record in studio.log.recent()],
+        "recent": [record.as_json() for record in studio.requests.recent()],
     }
     return web.json_response(body)
 
@@ -277,13 +196,14 @@ def _precision(dtype: object) -> str:
 
 async def list_voices(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
-    voices = await asyncio.to_thread(_voice_list, studio)
+    voices = await asyncio.to_thread(catalog.voice_list, studio.registry, studio.folders, studio.voices_dirs)
     return web.json_response({"voices": voices, "voices_dir": str(studio.folders.root)})
 
 
 async def voice_audio(request: web.Request) -> web.StreamResponse:
     studio = request.app[STUDIO]
-    path = await asyncio.to_thread(_reference_clip, studio, request.match_info["name"])
+    name = request.match_info["name"]
+    path = await asyncio.to_thread(catalog.reference_clip, name, studio.registry, studio.voices_dirs)
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", **_NO_CACHE})
 
 
@@ -293,7 +213,7 @@ async def check(request: web.Request) -> web.Response:
     clip = await _clip(studio, form)
     text = form.get("transcript")
     transcript = forms.transcript(text) if text and text.strip() else None
-    findings = await asyncio.to_thread(_check_clip, clip, transcript)
+    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
     return web.json_response(_clip_report(clip, findings))
 
 
@@ -307,11 +227,11 @@ async def create_voice(request: web.Request) -> web.Response:
     languages = forms.languages(form.get("languages"))
     speed = forms.speed(form.get("speed"))
     clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(_check_clip, clip, transcript)
+    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
     _refuse_unusable(clip, findings)
-    wav = clip.wav_bytes()
+    wav = await asyncio.to_thread(clip.wav_bytes)
     async with studio.write_lock:
-        taken = await asyncio.to_thread(_names_in_use, studio)
+        taken = await asyncio.to_thread(catalog.names_in_use, studio.registry, studio.voices_dirs)
         if slug.casefold() in taken:
             raise StudioError(
                 409,
@@ -330,7 +250,7 @@ async def create_voice(request: web.Request) -> web.Response:
             ) from None
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: saved voice %s in %s", slug, folder)
-    voice = await asyncio.to_thread(_describe_folder, studio, folder)
+    voice = await asyncio.to_thread(catalog.describe_folder, folder, studio.folders)
     return web.json_response({"voice": voice, **_clip_report(clip, findings)}, status=201)
 
 
@@ -353,11 +273,13 @@ async def update_voice(request: web.Request) -> web.Response:
     if "speed" in fields:
         changes["speed"] = forms.speed(fields["speed"])
     async with studio.write_lock:
-        folder = await asyncio.to_thread(_managed_folder, studio, name)
+        folder = await asyncio.to_thread(
+            catalog.managed_folder, name, studio.registry, studio.folders, studio.voices_dirs
+        )
         await asyncio.to_thread(studio.folders.update, folder, transcript, changes)
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: changed voice %s", folder.name)
-    voice = await asyncio.to_thread(_describe_folder, studio, folder)
+    voice = await asyncio.to_thread(catalog.describe_folder, folder, studio.folders)
     return web.json_response({"voice": voice})
 
 
@@ -365,7 +287,9 @@ async def delete_voice(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
     name = request.match_info["name"]
     async with studio.write_lock:
-        folder = await asyncio.to_thread(_managed_folder, studio, name)
+        folder = await asyncio.to_thread(
+            catalog.managed_folder, name, studio.registry, studio.folders, studio.voices_dirs
+        )
         await asyncio.to_thread(studio.folders.delete, folder)
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: deleted voice %s", folder.name)
@@ -375,8 +299,8 @@ async def delete_voice(request: web.Request) -> web.Response:
 async def speak(request: web.Request) -> web.StreamResponse:
     """Stream the voice saying ``text`` as 16-bit WAV while it is being synthesized.
 
-    Nothing is sent until the first audio exists, so every failure before that is a JSON error; a
-    failure after it ends the response without its final chunk, which every HTTP client notices.
+    Nothing is sent until the first audio exists, so every failure before that is a JSON error; a failure
+    after it ends the response without its final chunk, which every HTTP client notices.
     """
     studio = request.app[STUDIO]
     form = await forms.read_form(request, studio.settings.max_upload_bytes)
@@ -392,40 +316,31 @@ async def speak(request: web.Request) -> web.StreamResponse:
     scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="ishowtts-preview-"))
     try:
         voice = await _speaking_voice(studio, form, scratch)
-        speech = Speech(studio.worker, voice, text)
-        timer = studio.log.timer("studio", voice.name, len(text))
+        speech = Speech(studio.worker, studio.requests, voice, text)
+        studio.speeches.add(speech)
         response: web.StreamResponse | None = None
-        error: str | None = None
         try:
-            speech.open()
+            request_id = speech.open()
             async for audio in speech.pieces():
                 if response is None:
                     response = web.StreamResponse(
                         headers={
                             "Content-Type": "audio/wav",
-                            "X-Request-Id": str(timer.id),
+                            "X-Request-Id": str(request_id),
                             "Cache-Control": "no-store",
                             "X-Accel-Buffering": "no",
                         }
                     )
                     response.enable_chunked_encoding()
                     await response.prepare(request)
-                    await response.write(wav_stream_header(NATIVE_SAMPLE_RATE))
-                timer.audio(len(audio) / NATIVE_SAMPLE_RATE)
+                    await response.write(wav_stream_header(SAMPLE_RATE))
                 await response.write(float_to_int16_bytes(audio))
-        except StudioError as err:
-            error = err.message
-            raise
         except SynthesisFailed as err:
-            error = str(err)
             _LOGGER.warning("Studio speech failed after audio had started: %s", err)
             raise  # aiohttp drops the connection: the stream ends without its last chunk
-        except (ConnectionError, asyncio.CancelledError):
-            error = "the page stopped listening"
-            raise
         finally:
+            studio.speeches.discard(speech)
             speech.close()
-            timer.finish(error)
         if response is None:  # the engine made no audio at all
             raise StudioError(500, "no-audio", "The voice produced no audio for this text.")
         await response.write_eof()
@@ -442,7 +357,7 @@ async def session(request: web.Request) -> web.Response:
     given = form.get("token") or ""
     if token is None:
         return web.json_response({"ok": True, "token": False})
-    if not _same_secret(given, token):
+    if not same_secret(given, token):
         raise StudioError(401, "wrong-token", "That is not this server's access token.")
     response = web.json_response({"ok": True, "token": True})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
@@ -459,7 +374,8 @@ async def _clip(studio: Studio, form: forms.Form) -> Clip:
 
 
 async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> VoiceInfo:
-    """The saved voice named in the form, or the unsaved one whose clip the form carries."""
+    """The saved voice named in the form, or the unsaved one whose clip the form carries (prepared in memory
+    only: trying clips leaves no files in the prepared-voice cache)."""
     if form.audio is None:
         name = form.get("voice") or ""
         if not name:
@@ -476,7 +392,7 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
     transcript = forms.transcript(form.get("transcript"))
     speed = forms.speed(form.get("speed"))
     clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(_check_clip, clip, transcript)
+    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
     _refuse_unusable(clip, findings)
     audio = scratch / REFERENCE_AUDIO
     await asyncio.to_thread(audio.write_bytes, clip.wav_bytes())
@@ -485,152 +401,28 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
         reference_audio=audio,
         transcript=transcript,
         options=MappingProxyType({} if speed is None else {"speed": speed}),
+        transient=True,
     )
 
 
-def _check_clip(clip: Clip, transcript: str | None) -> list[dict[str, str]]:
-    """The server's clip checker on this clip, exactly as it would judge a saved voice folder."""
-    with tempfile.TemporaryDirectory(prefix="ishowtts-check-") as scratch:
-        folder = Path(scratch)
-        (folder / REFERENCE_AUDIO).write_bytes(clip.wav_bytes())
-        if transcript:
-            (folder / REFERENCE_TEXT).write_text(transcript + "\n", encoding="utf-8")
-        findings = check_voice_dir(folder)
-    if transcript is None:  # the page asks for the transcript in its own words
-        findings = [f for f in findings if not f.message.startswith(f"{REFERENCE_TEXT} is missing")]
-    return [{"level": f.level, "message": f.message} for f in findings]
-
-
-def _clip_report(clip: Clip, findings: list[dict[str, str]]) -> dict[str, Any]:
+def _clip_report(clip: Clip, findings: list[Finding]) -> dict[str, Any]:
     return {
         "clip": {
             "seconds": round(clip.seconds, 3),
             "rate": clip.rate,
             "channels": int(clip.samples.shape[1]),
         },
-        "findings": findings,
-        "usable": not any(f["level"] == "error" for f in findings),
+        "findings": [catalog.finding_json(f) for f in findings],
+        "usable": not any(f.level == "error" for f in findings),
     }
 
 
-def _refuse_unusable(clip: Clip, findings: list[dict[str, str]]) -> None:
-    errors = [f["message"] for f in findings if f["level"] == "error"]
-    if errors:
+def _refuse_unusable(clip: Clip, findings: list[Finding]) -> None:
+    problems = [f.message for f in findings if f.level == "error"]
+    if problems:
         raise StudioError(
             422,
             "unusable-clip",
-            "This clip cannot be used: " + "; ".join(errors) + ".",
+            "This clip cannot be used: " + " ".join(problems),
             **_clip_report(clip, findings),
         )
-
-
-def _names_in_use(studio: Studio) -> set[str]:
-    names = set(studio.registry.scan())
-    for root in studio.voices_dirs:
-        if root.is_dir():
-            names.update(entry.name for entry in root.iterdir())
-    return {name.casefold() for name in names}
-
-
-def _managed_folder(studio: Studio, name: str) -> Path:
-    folder = studio.folders.find(name)
-    if folder is not None:
-        return folder
-    if name in studio.registry.scan() or any(_folder_in(root, name) for root in studio.voices_dirs[1:]):
-        raise StudioError(
-            403,
-            "read-only-voice",
-            f"'{name[:64]}' is not in the studio's voices folder ({studio.folders.root}); change it there by hand.",
-        )
-    raise StudioError(404, "unknown-voice", f"There is no voice named '{name[:64]}'.")
-
-
-def _folder_in(root: Path, name: str) -> Path | None:
-    if not root.is_dir():
-        return None
-    for entry in root.iterdir():
-        if entry.name == name and not entry.name.startswith(".") and entry.is_dir():
-            return entry
-    return None
-
-
-def _reference_clip(studio: Studio, name: str) -> Path:
-    for root in studio.voices_dirs:
-        folder = _folder_in(root, name)
-        if folder is not None:
-            audio = folder / REFERENCE_AUDIO
-            if audio.is_file():
-                return audio
-            break
-    info = studio.registry.voices.get(name)
-    if info is not None and info.builtin is not None and info.reference_audio.is_file():
-        return info.reference_audio
-    raise StudioError(404, "unknown-voice", f"There is no clip for a voice named '{name[:64]}'.")
-
-
-def _voice_list(studio: Studio) -> list[dict[str, Any]]:
-    voices = studio.registry.scan()
-    listed: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for root in studio.voices_dirs:
-        if not root.is_dir():
-            continue
-        for entry in sorted(root.iterdir()):
-            if entry.name.startswith(".") or not entry.is_dir() or entry.name in seen:
-                continue
-            seen.add(entry.name)
-            listed.append(_describe_folder(studio, entry, voices.get(entry.name)))
-    for info in voices.values():
-        if info.builtin is not None and info.name not in seen:
-            downloaded = info.reference_audio.is_file()
-            listed.append(
-                {
-                    "name": info.name,
-                    "description": info.description,
-                    "languages": list(info.languages),
-                    "transcript": info.transcript,
-                    "speed": None,
-                    "clip_seconds": _seconds(info.reference_audio) if downloaded else None,
-                    "ready": True,
-                    "problems": [],
-                    "notes": []
-                    if downloaded
-                    else ["built in: its clip is downloaded the first time it speaks"],
-                    "editable": False,
-                    "builtin": True,
-                }
-            )
-    return listed
-
-
-def _describe_folder(studio: Studio, folder: Path, info: VoiceInfo | None = None) -> dict[str, Any]:
-    if info is None:
-        try:
-            info = load_voice_dir(folder)
-        except (OSError, ValueError):
-            info = None
-    findings = check_voice_dir(folder)
-    problems = [f.message for f in findings if f.level == "error"]
-    if info is None and not problems:
-        problems = ["the server cannot load this voice; see its log"]
-    transcript = info.transcript if info is not None else None
-    return {
-        "name": folder.name,
-        "description": info.description if info is not None else None,
-        "languages": list(info.languages) if info is not None else [],
-        "transcript": transcript,
-        "speed": info.options.get("speed") if info is not None else None,
-        "clip_seconds": _seconds(folder / REFERENCE_AUDIO),
-        "ready": info is not None and not problems,
-        "problems": problems,
-        "notes": [f.message for f in findings if f.level == "warning"],
-        "editable": folder.parent == studio.folders.root,
-        "builtin": False,
-    }
-
-
-def _seconds(path: Path) -> float | None:
-    try:
-        return round(float(soundfile.info(str(path)).duration), 2)
-    except Exception:  # unreadable or missing: the findings say why
-        return None

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..voices import REFERENCE_AUDIO, REFERENCE_TEXT, VOICE_TOML, parse_voice_toml
+from ...voices.folder import REFERENCE_AUDIO, REFERENCE_TEXT, VOICE_TOML, parse_voice_toml
 from .errors import StudioError
 
 if sys.version_info >= (3, 11):

@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
 
@@ -42,39 +42,26 @@ class Form:
 
 
 async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
-    """Read a multipart/form-data or JSON body without ever holding more than the limit."""
+    """Read a multipart/form-data, urlencoded or JSON body, never holding more than the limit.
+
+    The limit holds whether or not the client says the body's length (``Content-Length``): a chunked
+    upload is counted as it arrives and refused once it passes the limit.
+    """
     length = request.content_length
     if length is not None and length > max_upload_bytes:
-        raise _too_large(max_upload_bytes)
+        raise too_large(max_upload_bytes)
     if request.content_type == "application/json":
-        raw = await request.content.read(max_upload_bytes + 1)
-        if len(raw) > max_upload_bytes:
-            raise _too_large(max_upload_bytes)
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise StudioError(400, "bad-request", "The request body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise StudioError(400, "bad-request", "The request body must be a JSON object.")
-        fields: dict[str, str] = {}
-        for key, value in data.items():
-            _check_field_name(key)
-            if key == "audio":
-                raise StudioError(400, "bad-request", "Send audio as a multipart/form-data file upload.")
-            if isinstance(value, list) and key == "languages":
-                value = ",".join(str(v) for v in value)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = str(value)
-            if not isinstance(value, str):
-                raise StudioError(400, "bad-request", f"Field '{key}' must be text.")
-            fields[key] = value
-        return Form(fields)
+        return _json_form(await read_body(request, max_upload_bytes))
     if request.content_type == "application/x-www-form-urlencoded":
-        posted = await request.post()  # bounded by the app's client_max_size
-        fields = {}
-        for key, value in posted.items():
+        raw = await read_body(request, max_upload_bytes)
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise StudioError(400, "bad-request", "The form is not UTF-8 text.") from None
+        fields: dict[str, str] = {}
+        for key, value in pairs:
             _check_field_name(key)
-            if not isinstance(value, str) or key in fields or key == "audio":
+            if key in fields or key == "audio":
                 raise StudioError(400, "bad-request", f"Field '{key}' must be sent once, as text.")
             fields[key] = value
         return Form(fields)
@@ -82,15 +69,56 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
         raise StudioError(
             415, "bad-request", "Send the form as multipart/form-data (or JSON without an audio file)."
         )
+    return await _multipart_form(request, max_upload_bytes)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_form(raw: bytes) -> Form:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise StudioError(400, "bad-request", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise StudioError(400, "bad-request", "The request body must be a JSON object.")
+    fields: dict[str, str] = {}
+    for key, value in data.items():
+        _check_field_name(key)
+        if key == "audio":
+            raise StudioError(400, "bad-request", "Send audio as a multipart/form-data file upload.")
+        if isinstance(value, list) and key == "languages":
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise StudioError(400, "bad-request", f"Field '{key}' must be text.")
+        fields[key] = value
+    return Form(fields)
+
+
+async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError) as err:  # aiohttp asserts on a broken boundary
         raise StudioError(400, "bad-request", f"The form could not be read: {err}") from None
-    fields = {}
+    fields: dict[str, str] = {}
     audio: bytes | None = None
     received = 0
     while True:
-        part = await reader.next()
+        try:
+            part = await reader.next()
+        except ValueError as err:  # a malformed part header or boundary
+            raise StudioError(400, "bad-request", f"The form could not be read: {err}") from None
         if part is None:
             break
         if not isinstance(part, BodyPartReader):
@@ -106,7 +134,7 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
             size += len(chunk)
             if size > limit:
                 if name == "audio":
-                    raise _too_large(max_upload_bytes)
+                    raise too_large(max_upload_bytes)
                 raise StudioError(400, "field-too-long", f"Field '{name}' is too long.")
             chunks.append(chunk)
         received += size
@@ -126,7 +154,7 @@ def _check_field_name(name: str) -> None:
         raise StudioError(400, "bad-request", f"Unknown field '{name[:40]}'.")
 
 
-def _too_large(limit: int) -> StudioError:
+def too_large(limit: int) -> StudioError:
     return StudioError(
         413,
         "upload-too-large",
@@ -213,9 +241,3 @@ def slugify(name: str) -> str:
     if not slug:
         raise StudioError(400, "bad-name", "The name needs at least one letter or digit.")
     return slug
-
-
-def options_from(fields: dict[str, Any]) -> dict[str, Any]:
-    """The synthesis options a form sets (only speed today)."""
-    value = speed(fields.get("speed"))
-    return {} if value is None else {"speed": value}
