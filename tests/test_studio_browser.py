@@ -1,11 +1,12 @@
 """The voice studio in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
 
-One walk through the page as a person would use it: upload a clip and hear it before saving, save
-it, record a voice from the (fake) microphone, play a preview, see the new voices in a Wyoming
-``describe`` from a separate client, delete one, and read the checker's finding for a bad clip.
-Controls are found by their accessible names, which are also their visible labels.
+One walk through the page as a person would use it, against the real server started from the command line
+with ``--http-port``: upload a clip and hear it before saving, save it, record a voice from the (fake)
+microphone, play a preview, see the new voices in a Wyoming ``describe`` from a separate client and a Wyoming
+request in the speed chart, delete one, and read the checker's finding for a bad clip. Controls are found by
+their accessible names, which are also their visible labels.
 
-In CI the browser must be there (``.ci/run`` installs it): the test fails instead of skipping.
+The browser must be there (``.ci/run`` installs Debian's ``chromium``): the test fails, it never skips.
 Set STUDIO_SCREENSHOT=docs/studio.png to refresh the README's screenshot.
 """
 
@@ -16,15 +17,27 @@ import concurrent.futures
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from conftest import TONE_TRANSCRIPT, describe, make_voice, write_tone_clip
-from studio_support import StudioServer, studio_server
+from conftest import (
+    TONE_TRANSCRIPT,
+    ServerProcess,
+    connect,
+    describe,
+    free_port,
+    make_voice,
+    read_until,
+    start_server,
+    write_tone_clip,
+)
+from wyoming.tts import Synthesize, SynthesizeVoice
 
-CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
+# Debian's package first; the others are what other systems (GitHub's Ubuntu runners) already have.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -41,44 +54,72 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 60_000
 
 
-def _browser_or_reason() -> str | None:
+@pytest.fixture(scope="module")
+def browser() -> str:
+    """The browser's executable; a failure (not a skip) when it or Playwright is missing."""
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "playwright is not installed (script/setup installs it with the dev extra)"
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        return f"{CHROMIUM} is missing (apt-get install chromium)"
-    return None
+        pytest.fail(
+            "playwright is not installed (script/setup installs it with the dev extra)", pytrace=False
+        )
+    wanted = os.environ.get("STUDIO_CHROMIUM")
+    found = shutil.which(wanted) if wanted else next(filter(None, map(shutil.which, BROWSERS)), None)
+    if found is None:
+        pytest.fail(
+            f"no browser ({wanted or ', '.join(BROWSERS)}); the studio test drives a real one. Install Debian's "
+            "package: apt-get install -y chromium (.ci/run does).",
+            pytrace=False,
+        )
+    return found
+
+
+@dataclass
+class StudioProcess:
+    process: ServerProcess
+    url: str
+    voices_dir: Path
+
+    @property
+    def uri(self) -> str:
+        return self.process.uri
 
 
 @pytest.fixture(scope="module")
-def browser_ready() -> None:
-    reason = _browser_or_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"the studio browser test needs a browser in CI: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioProcess]:
+    """The server as a user starts it: ``python -m wyoming_ishowtts ... --http-port PORT``."""
     base = tmp_path_factory.mktemp("studio-browser")
     make_voice(base / "voices", "tone", toml='description = "Test tone"\nlanguages = ["en"]\n')
-    with studio_server(tiny_model_dir, (base / "voices",), base / "cache") as running:
-        yield running
+    port = free_port()
+    process = start_server(tiny_model_dir, base / "voices", base, ["--http-port", str(port)])
+    yield StudioProcess(process, f"http://127.0.0.1:{port}/", base / "voices")
+    assert process.stop() == 0, process.log()
 
 
-def voices_in_describe(uri: str) -> set[str]:
-    """Ask from a separate Wyoming client (its own thread and event loop)."""
+def synthesize_from_wyoming(uri: str) -> None:
+    """One request from a separate Wyoming client (as Home Assistant makes them)."""
+
+    async def go() -> None:
+        async with connect(uri) as client:
+            await client.write_event(
+                Synthesize(text="Hello from Wyoming.", voice=SynthesizeVoice("tone")).event()
+            )
+            await read_until(client, "audio-stop")
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result(timeout=120)
+
+
+def voices_in_describe(uri: str) -> dict[str, str]:
+    """Name -> description, asked from a separate Wyoming client (its own thread and event loop)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         event = pool.submit(asyncio.run, describe(uri)).result(timeout=30)
     assert event is not None and event.type == "info"
-    return {voice["name"] for voice in event.data["tts"][0]["voices"]}
+    return {voice["name"]: voice["description"] for voice in event.data["tts"][0]["voices"]}
 
 
 def test_add_record_try_and_delete_voices_in_a_browser(
-    browser_ready: None, server: StudioServer, tmp_path: Path
+    browser: str, server: StudioProcess, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -91,16 +132,23 @@ def test_add_record_try_and_delete_voices_in_a_browser(
     screenshot = Path(os.environ.get("STUDIO_SCREENSHOT") or tmp_path / "studio.png")
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+        chromium = playwright.chromium.launch(
+            executable_path=browser,
             args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={microphone}"],
         )
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page = chromium.new_page(viewport={"width": 1100, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
             page.on("dialog", lambda dialog: dialog.accept())  # "Delete the voice ...?"
+            saves: list[str] = []  # every POST api/voices the page makes
+            page.on(
+                "request",
+                lambda r: (
+                    saves.append(r.url) if r.method == "POST" and r.url.endswith("/api/voices") else None
+                ),
+            )
             page.goto(server.url)
             expect(page.locator('[data-voice="tone"]')).to_contain_text("ready")
 
@@ -125,6 +173,7 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             expect(page.locator("#form-message")).to_contain_text('Saved "uploaded-voice"')
             expect(page.locator('[data-voice="uploaded-voice"]')).to_contain_text("ready")
             assert "uploaded-voice" in voices_in_describe(server.uri)
+            assert len(saves) == 1, saves  # one click, one request
 
             # 2. Record a voice from the microphone (Record starts, Record again stops).
             page.get_by_label("Name", exact=True).fill("Recorded Voice")
@@ -156,7 +205,18 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             duration = spoken.evaluate("a => a.duration")
             assert 0 < duration < 1000, duration
 
-            # 4. Delete the uploaded voice.
+            # 4. Edit a saved voice's description and speed; Home Assistant sees the new description.
+            page.locator('[data-voice="recorded-voice"]').get_by_role(
+                "button", name="Edit", exact=True
+            ).click()
+            page.get_by_label("Description", exact=True).fill("Read into a fake microphone")
+            page.get_by_label("Speed", exact=True).fill("0.9")
+            page.get_by_role("button", name="Save voice", exact=True).click()
+            expect(page.locator("#form-message")).to_contain_text('Saved the changes to "recorded-voice"')
+            expect(page.locator('[data-voice="recorded-voice"]')).to_contain_text("speed 0.9")
+            assert voices_in_describe(server.uri)["recorded-voice"] == "Read into a fake microphone"
+
+            # 5. Delete the uploaded voice.
             page.locator('[data-voice="uploaded-voice"]').get_by_role(
                 "button", name="Delete", exact=True
             ).click()
@@ -164,19 +224,31 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             assert not (server.voices_dir / "uploaded-voice").exists()
             assert "uploaded-voice" not in voices_in_describe(server.uri)
 
-            # 5. A bad clip: the checker's finding, in words, on the page.
+            # 6. A bad clip: the checker's finding, in words, on the page.
             page.get_by_label("Name", exact=True).fill("Silence")
             page.get_by_label("Audio file", exact=True).set_input_files(str(silent))
-            expect(findings.locator("li.error", has_text="Clip is silent")).to_have_count(1)
+            silent_finding = findings.locator('li.error[data-code="silent"]')
+            expect(silent_finding).to_have_count(1)
+            expect(silent_finding).to_contain_text("The clip is silent")
             page.get_by_label("Transcript", exact=True).fill(TONE_TRANSCRIPT)
             page.get_by_role("button", name="Save voice", exact=True).click()
             expect(page.locator("#form-message")).to_contain_text("This clip cannot be used")
             assert not (server.voices_dir / "silence").exists()
-            expect(page.locator("#chart svg")).to_be_visible()
+            # 7. The speed chart shows Home Assistant's requests beside the page's own.
+            synthesize_from_wyoming(server.uri)
+            expect(page.locator('#chart rect[data-source="wyoming"]').first).to_be_attached(timeout=15_000)
+            expect(page.locator('#chart rect[data-source="studio"]').first).to_be_attached()
+
+            # One save per click, and the server saved each voice once (a request resent by the browser
+            # would show as a second save, or as "already exists" on the page).
+            assert len(saves) == 3, saves
+            log = server.process.log()
+            for name in ("uploaded-voice", "recorded-voice"):
+                assert log.count(f"Studio: saved voice {name} ") == 1, name
 
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert errors == []
         finally:
-            browser.close()
+            chromium.close()

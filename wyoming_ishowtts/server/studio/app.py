@@ -25,7 +25,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -42,11 +42,11 @@ from ..pcm import float_to_int16_bytes
 from ..settings import StudioSettings
 from ..worker import EngineWorker
 from . import catalog, forms
-from .clips import Clip, decode_clip
 from .errors import StudioError
 from .folders import VoiceFolders
 from .guard import COOKIE, SETTINGS, errors, guard, same_secret
 from .speech import Speech, SynthesisFailed, wav_stream_header
+from .uploads import Clip, decode_clip
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {"studio.js": "text/javascript", "studio.css": "text/css"}
 PREVIEW_VOICE = "new voice"
 _NO_CACHE = {"Cache-Control": "no-cache"}
+SHUTDOWN_TIMEOUT = 2.0
 
 
 @dataclass
@@ -69,7 +70,6 @@ class Studio:
     max_text_chars: int
     model: str
     version: str
-    speeches: set[Speech] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if not self.voices_dirs:
@@ -82,12 +82,13 @@ STUDIO = web.AppKey("studio", Studio)
 
 
 class StudioSite:
-    """The studio listening on its host and port; `stop` ends it (previews still speaking are cut off)."""
+    """The studio listening on its host and port; `stop` ends it (previews still speaking after
+    `SHUTDOWN_TIMEOUT` are cut off: their handlers are cancelled, which releases their requests)."""
 
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
         self._runner = web.AppRunner(
-            create_app(studio), access_log=None, handle_signals=False, shutdown_timeout=2.0
+            create_app(studio), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
         )
 
     async def start(self) -> None:
@@ -117,8 +118,6 @@ class StudioSite:
         return int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        for speech in list(self.studio.speeches):
-            speech.abort("the server is shutting down")
         await self._runner.cleanup()
 
 
@@ -317,7 +316,6 @@ async def speak(request: web.Request) -> web.StreamResponse:
     try:
         voice = await _speaking_voice(studio, form, scratch)
         speech = Speech(studio.worker, studio.requests, voice, text)
-        studio.speeches.add(speech)
         response: web.StreamResponse | None = None
         try:
             request_id = speech.open()
@@ -339,7 +337,6 @@ async def speak(request: web.Request) -> web.StreamResponse:
             _LOGGER.warning("Studio speech failed after audio had started: %s", err)
             raise  # aiohttp drops the connection: the stream ends without its last chunk
         finally:
-            studio.speeches.discard(speech)
             speech.close()
         if response is None:  # the engine made no audio at all
             raise StudioError(500, "no-audio", "The voice produced no audio for this text.")

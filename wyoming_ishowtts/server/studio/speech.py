@@ -68,12 +68,6 @@ class Speech:
         request.results.put_nowait(Close())
         return self.meter.id
 
-    def abort(self, why: str) -> None:
-        """End the request from outside (the server is stopping): its reader gets a busy error."""
-        if self._request is not None:
-            self.worker.cancel_request(self._request)
-            self._request.results.put_nowait(Abort(BusyError.code, why, close=True))
-
     async def pieces(self) -> AsyncIterator[np.ndarray]:
         """float32 audio at 24 kHz, piece by piece as the engine makes it.
 

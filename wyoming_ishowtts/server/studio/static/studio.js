@@ -66,6 +66,12 @@ async function refreshStatus() {
   }
 }
 
+// Bars are coloured by where the request came from: Home Assistant (Wyoming) or this page.
+const SOURCES = {
+  wyoming: { color: "#1f6feb", label: "Home Assistant (Wyoming)" },
+  studio: { color: "#8250df", label: "this page" },
+};
+
 function drawChart(records) {
   const box = $("chart");
   const done = records.filter((r) => r.ttfa !== null && r.rtf !== null);
@@ -73,13 +79,17 @@ function drawChart(records) {
     box.innerHTML = '<p class="empty">No requests yet. Press Speak to make one.</p>';
     return;
   }
-  const w = 900, h = 170, pad = 36, gap = 40, half = (w - 2 * pad - gap) / 2;
-  const panel = (x0, values, title, unit, line) => {
+  const w = 900, h = 190, pad = 36, gap = 40, half = (w - 2 * pad - gap) / 2;
+  const panel = (x0, key, title, unit, line) => {
+    const values = done.map((r) => r[key]);
     const max = Math.max(line || 0, ...values) * 1.15 || 1;
     const step = half / Math.max(values.length, 20);
-    const bars = values.map((v, i) => {
+    const bars = done.map((r, i) => {
+      const v = r[key];
       const bh = (v / max) * (h - 2 * pad);
-      return `<rect x="${x0 + i * step + 1}" y="${h - pad - bh}" width="${Math.max(step - 2, 1)}" height="${bh}" fill="#1f6feb"><title>${v.toFixed(2)} ${unit}</title></rect>`;
+      const source = r.source === "wyoming" ? "wyoming" : "studio";
+      const { color, label } = SOURCES[source];
+      return `<rect data-source="${source}" x="${x0 + i * step + 1}" y="${h - pad - bh}" width="${Math.max(step - 2, 1)}" height="${bh}" fill="${color}"><title>${label}: ${v.toFixed(2)} ${unit}</title></rect>`;
     }).join("");
     const ref = line ? `<line x1="${x0}" x2="${x0 + half}" y1="${h - pad - (line / max) * (h - 2 * pad)}" y2="${h - pad - (line / max) * (h - 2 * pad)}" stroke="#b42318" stroke-dasharray="4 3"/>` : "";
     const last = values[values.length - 1];
@@ -89,10 +99,13 @@ function drawChart(records) {
       `<text x="${x0 - 4}" y="${pad}" font-size="11" text-anchor="end">${max.toFixed(1)}</text>` +
       `<text x="${x0 - 4}" y="${h - pad}" font-size="11" text-anchor="end">0</text>` + bars + ref;
   };
+  const legend = Object.values(SOURCES).map((s, i) =>
+    `<rect x="${pad + i * 230}" y="${h - 14}" width="10" height="10" fill="${s.color}"/>` +
+    `<text x="${pad + i * 230 + 14}" y="${h - 5}" font-size="12">${s.label}</text>`).join("");
   box.innerHTML = `<svg viewBox="0 0 ${w} ${h}" xmlns="http://www.w3.org/2000/svg">` +
-    panel(pad, done.map((r) => r.ttfa), "Time to first audio", "s", 0) +
-    panel(pad + half + gap, done.map((r) => r.rtf), "Real-time factor", "", 1) +
-    `</svg>`;
+    panel(pad, "ttfa", "Time to first audio", "s", 0) +
+    panel(pad + half + gap, "rtf", "Real-time factor", "", 1) +
+    legend + `</svg>`;
   box.setAttribute("aria-label",
     `Chart of ${done.length} recent requests; latest time to first audio ${done[done.length - 1].ttfa.toFixed(2)} s, ` +
     `real-time factor ${done[done.length - 1].rtf.toFixed(2)}`);
@@ -145,8 +158,9 @@ function voiceItem(voice) {
     el("div", { className: "meta", textContent: voice.description || "" }),
     el("div", { className: "meta", textContent: `${languages} · ${length}${speed}` }));
   const notes = el("ul", { className: "problems" });
-  for (const problem of voice.problems) notes.append(el("li", { className: "error", textContent: problem }));
-  for (const note of voice.notes) notes.append(el("li", { className: "warning", textContent: note }));
+  for (const level of ["error", "warning", "ok"]) {
+    for (const finding of voice.findings.filter((f) => f.level === level)) notes.append(findingItem(finding));
+  }
   if (notes.children.length) info.append(notes);
 
   const player = el("audio", { controls: true, preload: "none" });
@@ -200,17 +214,18 @@ function say(id, text, kind = "") {
   node.className = kind;
 }
 
+// A finding of the server's clip checker: its words as they are (the checker writes them for people),
+// its stable code kept for whoever needs to tell findings apart.
+function findingItem(finding) {
+  const li = el("li", { className: finding.level, textContent: finding.message });
+  li.dataset.code = finding.code || "";
+  return li;
+}
+
 function showFindings(findings) {
   const list = $("findings");
   list.innerHTML = "";
-  for (const finding of findings || []) {
-    list.append(el("li", { className: finding.level, textContent: sentence(finding.message) }));
-  }
-}
-
-function sentence(text) {
-  const t = text.trim();
-  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
+  for (const finding of findings || []) list.append(findingItem(finding));
 }
 
 function setClip(blob, what) {
@@ -245,7 +260,7 @@ async function checkClip() {
   const form = clipForm();
   const transcript = $("transcript").value.trim();
   if (transcript) form.append("transcript", transcript);
-  showFindings([{ level: "ok", message: "checking the clip…" }]);
+  showFindings([{ level: "ok", code: "checking", message: "Checking the clip…" }]);
   try {
     const report = await (await api("api/check", { method: "POST", body: form })).json();
     if (seq !== state.checkSeq) return;
@@ -254,11 +269,15 @@ async function checkClip() {
       `${state.clipWhat}: ${c.seconds.toFixed(1)} s, ${c.rate} Hz, ` +
       `${c.channels === 1 ? "mono" : c.channels + " channels"}`;
     const findings = report.findings.slice();
-    if (!transcript) findings.unshift({ level: "warning", message: "write the transcript: exactly the words spoken in the clip" });
+    if (!transcript) {
+      findings.unshift({
+        level: "warning", code: "transcript-missing", message: "Write the transcript: exactly the words spoken in the clip.",
+      });
+    }
     showFindings(findings);
   } catch (err) {
     if (seq !== state.checkSeq) return;
-    showFindings([{ level: "error", message: err.message }]);
+    showFindings([{ level: "error", code: err.code, message: err.message }]);
   }
 }
 
@@ -584,7 +603,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cancel-edit").addEventListener("click", () => { stopEditing(); say("form-message", ""); });
   $("audio-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
-    if (file) setClip(file, `File ${file.name}`);
+    if (file) {
+      say("record-state", "Or record from your microphone; press Record again to stop.");
+      setClip(file, `File ${file.name}`);
+    }
   });
   $("transcript").addEventListener("input", scheduleCheck);
   setInterval(refreshStatus, 5000);
