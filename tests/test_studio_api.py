@@ -995,3 +995,26 @@ def test_the_command_line_serves_the_studio(tiny_model_dir: Path, tmp_path: Path
     finally:
         assert server.stop() == 0, server.log()
     assert "Voice studio on http://127.0.0.1:" in server.log()
+
+
+def test_the_studio_is_off_by_default_and_on_loopback_when_asked_for() -> None:
+    from wyoming_ishowtts.server.cli import build_parser, server_settings_from_args
+
+    assert server_settings_from_args(build_parser().parse_args([])).studio is None
+    studio = server_settings_from_args(build_parser().parse_args(["--http-port", "8080"])).studio
+    assert studio is not None and (studio.port, studio.host, studio.token, studio.proxy) == (
+        8080,
+        "127.0.0.1",
+        None,
+        None,
+    )
+    args = ["--http-port", "1", "--http-proxy", "172.30.32.2", "--http-max-upload-mb", "2"]
+    studio = server_settings_from_args(build_parser().parse_args(args)).studio
+    assert studio is not None and studio.proxy == "172.30.32.2" and studio.max_upload_bytes == 2 * 1024 * 1024
+    for bad in (
+        ["--http-port", "70000"],
+        ["--http-port", "1", "--http-proxy", "ha.local"],
+        ["--http-token", ""],
+    ):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(bad)
