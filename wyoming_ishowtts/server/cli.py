@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument(
         "--http-host",
         default=DEFAULT_HTTP_HOST,
+        metavar="HOST",
         help=f"address the studio listens on (default: {DEFAULT_HTTP_HOST}; no login unless --http-token)",
     )
     studio.add_argument(
