@@ -4,7 +4,8 @@ Tests that inject faults into the engine (an exception, CUDA out-of-memory, NaN)
 internals (pieces synthesized for a client that stopped reading, the worker's queue slots) need the
 engine in their own process.  The unmodified service runs with the engine the test already loaded
 (its ``engine_factory``), so the test can patch it; the test reads the worker's counters and stops the
-server exactly as SIGTERM does (``Service.request_stop``).
+server exactly as SIGTERM does (``Service.request_stop``). With ``studio=StudioSettings(...)`` the service also
+serves the voice studio page, as ``--http-port`` makes it do.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class InProcessServer:
     def registry(self) -> VoiceRegistry:
         return self.service.registry
 
+    @property
+    def studio_url(self) -> str:
+        """The voice studio page (the service was started with ``studio=``)."""
+        site = self.service.studio
+        assert site is not None, "this server has no studio"
+        return f"http://127.0.0.1:{site.port}/"
+
     def stop(self, timeout: float = 30.0) -> int:
         """Stop as SIGTERM would."""
         if self.thread.is_alive():
@@ -61,13 +69,15 @@ async def _probe(port: int) -> None:
 
 
 @contextmanager
-def run_server(engine: Engine, voices_dir: Path, cache_dir: Path, **limits: Any) -> Iterator[InProcessServer]:
+def run_server(
+    engine: Engine, voices_dir: Path | tuple[Path, ...], cache_dir: Path, **limits: Any
+) -> Iterator[InProcessServer]:
     """Serve ``engine`` on a free loopback port until the block ends; ``limits`` are ServerSettings fields."""
     port = free_port()
     uri = f"tcp://127.0.0.1:{port}"
     settings = ServerSettings(
         uri=uri,
-        voices_dirs=(voices_dir,),
+        voices_dirs=voices_dir if isinstance(voices_dir, tuple) else (voices_dir,),
         default_voice="tone",
         builtin_voice=False,
         cache_dir=cache_dir,

@@ -414,6 +414,13 @@ def test_app_config_contents(app_config: dict[str, Any]) -> None:
     assert any(
         (m.get("type") if isinstance(m, dict) else m.split(":")[0]) == "share" for m in app_config["map"]
     ), "voices and models are read from /share/ishowtts"
+    # The voice studio: a sidebar panel through ingress, saving voices into /share/ishowtts/voices. Its
+    # port is reached by the Supervisor on the add-on network only: not published, no host network.
+    assert app_config["ingress"] is True and app_config["ingress_port"] == 8099
+    assert app_config["panel_title"] == "Voices"
+    assert "8099/tcp" not in app_config["ports"] and not app_config.get("host_network", False)
+    share = next(m for m in app_config["map"] if isinstance(m, dict) and m.get("type") == "share")
+    assert share["read_only"] is False
 
 
 def test_app_uses_the_prebuilt_images(app_config: dict[str, Any]) -> None:
@@ -571,7 +578,9 @@ def test_defaults_map_to_flags(tmp_path: Path, app_config: dict[str, Any]) -> No
     assert app_config["options"] == DEFAULT_OPTIONS  # the options the Supervisor writes first
     data = str(tmp_path / "data")
     assert app_args(tmp_path, DEFAULT_OPTIONS) == [
-        "--uri", "tcp://0.0.0.0:10200", "--data-dir", data, "--nfe", "auto", "--precision", "auto",
+        "--uri", "tcp://0.0.0.0:10200", "--data-dir", data,
+        "--http-port", "8099", "--http-host", "0.0.0.0", "--http-proxy", "172.30.32.2",
+        "--voices-dir", str(tmp_path / "share" / "voices"), "--nfe", "auto", "--precision", "auto",
     ]  # fmt: skip
 
 
@@ -587,6 +596,7 @@ def test_every_option_maps_to_its_flag(tmp_path: Path) -> None:
     assert app_args(tmp_path, options) == [
         "--uri", "tcp://0.0.0.0:10200",
         "--data-dir", str(tmp_path / "data"),
+        "--http-port", "8099", "--http-host", "0.0.0.0", "--http-proxy", "172.30.32.2",
         "--voices-dir", str(tmp_path / "share" / "voices"),
         "--voice", "my voice",
         "--model", "F5TTS_v1_Base",

@@ -3,6 +3,9 @@
     engine/   F5-TTS inference as a library: imports only itself and errors.py
     voices/   voice folders and their prepared cache: may use the engine
     server/   the Wyoming server: may use voices and the engine
+    server/studio/   the voice studio page, a room of the server: may use the worker, the request log, the pcm
+              helpers and the settings of the server, the voices and the engine's options; only server/app.py
+              (which starts it) imports it, so the Wyoming side never depends on the page or on aiohttp
     ishowtts_dev/ (outside the package): developer tools; nothing in wyoming_ishowtts imports it
 
 Every ``import`` statement is read with ``ast`` (also those inside functions and under ``TYPE_CHECKING``),
@@ -25,7 +28,18 @@ PACKAGE = ROOT / "wyoming_ishowtts"
 PROJECT = ("wyoming_ishowtts", "ishowtts_dev")
 
 # Layer -> what its modules may import from this project (a module, or a package and everything in it).
+# The first layer a module is within decides, so a room comes before the layer it is in.
 ALLOWED = {
+    "wyoming_ishowtts.server.studio": (
+        "wyoming_ishowtts.server.studio",
+        "wyoming_ishowtts.server.worker",
+        "wyoming_ishowtts.server.metrics",
+        "wyoming_ishowtts.server.pcm",
+        "wyoming_ishowtts.server.settings",
+        "wyoming_ishowtts.voices",
+        "wyoming_ishowtts.engine.options",
+        "wyoming_ishowtts.errors",
+    ),
     "wyoming_ishowtts.errors": (),
     "wyoming_ishowtts.engine": ("wyoming_ishowtts.engine", "wyoming_ishowtts.errors"),
     "wyoming_ishowtts.voices": (
@@ -49,6 +63,10 @@ TORCH_FREE = [
     "wyoming_ishowtts.voices.folder",
     "wyoming_ishowtts.voices.registry",
 ]
+
+
+# Module -> the only modules (besides its own package) that may import it.
+IMPORTED_ONLY_BY = {"wyoming_ishowtts.server.studio": ("wyoming_ishowtts.server.app",)}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -105,6 +123,9 @@ def violations(root: Path = ROOT) -> list[str]:
                 found.append(
                     f"{where}: {layer} may import only {', '.join(ALLOWED[layer]) or 'nothing of ours'}"
                 )
+            for room, importers in IMPORTED_ONLY_BY.items():
+                if within(target, room) and not within(name, room) and name not in importers:
+                    found.append(f"{where}: only {', '.join(importers)} may import {room}")
     return found
 
 
@@ -117,7 +138,7 @@ def test_the_check_sees_relative_lazy_and_type_checking_imports(tmp_path: Path) 
     engine = tmp_path / "wyoming_ishowtts" / "engine"
     engine.mkdir(parents=True)
     (engine / "__init__.py").write_text("")
-    for package in ("server", "voices"):
+    for package in ("server", "voices", "server/studio"):
         (tmp_path / "wyoming_ishowtts" / package).mkdir()
         (tmp_path / "wyoming_ishowtts" / package / "__init__.py").write_text("")
     (tmp_path / "ishowtts_dev").mkdir()
@@ -137,6 +158,33 @@ def test_the_check_sees_relative_lazy_and_type_checking_imports(tmp_path: Path) 
         "wyoming_ishowtts/engine/bad.py:8 imports wyoming_ishowtts.engine.errors",
     ], found
     assert [v.split(": ")[1] for v in found][3] == "no such module"
+
+
+def test_the_studio_is_a_room_of_the_server(tmp_path: Path) -> None:
+    """The studio may not reach into the Wyoming protocol, and the Wyoming side may not reach into the studio."""
+    server = tmp_path / "wyoming_ishowtts" / "server"
+    (server / "studio").mkdir(parents=True)
+    for path in (tmp_path / "wyoming_ishowtts", server, server / "studio"):
+        (path / "__init__.py").write_text("")
+    for module in ("handler", "worker", "app"):
+        (server / f"{module}.py").write_text("")
+    (server / "studio" / "page.py").write_text("from ..handler import x\nfrom ..worker import y\n")
+    (server / "responder.py").write_text("from .studio import page\n")
+    (server / "app.py").write_text("def start():\n    from .studio import page\n")
+    found = violations(tmp_path)
+    assert [v.split(": ")[0] for v in found] == [
+        "wyoming_ishowtts/server/responder.py:1 imports wyoming_ishowtts.server.studio.page",
+        "wyoming_ishowtts/server/studio/page.py:1 imports wyoming_ishowtts.server.handler",
+    ], found
+
+
+def test_the_server_imports_aiohttp_only_for_the_studio() -> None:
+    """A server without ``--http-port`` does not load the HTTP stack (memory on a Jetson)."""
+    code = "import sys, wyoming_ishowtts.server.app, wyoming_ishowtts.server.cli; print('aiohttp' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

@@ -19,7 +19,7 @@ from wyoming_ishowtts.errors import VoiceNotFoundError, VoiceUnavailableError
 from wyoming_ishowtts.voices import cache as cache_module
 from wyoming_ishowtts.voices.builtin import BUILTIN_VOICE, BuiltinVoiceSource, fetch_builtin_voice
 from wyoming_ishowtts.voices.cache import PreparedVoices
-from wyoming_ishowtts.voices.check import Finding, check_voice_dir
+from wyoming_ishowtts.voices.check import Finding, check_clip, check_voice_dir
 from wyoming_ishowtts.voices.registry import VoiceRegistry
 
 
@@ -141,40 +141,57 @@ def test_builtin_voice_unreachable(tmp_path: Path) -> None:
         fetch_builtin_voice(tmp_path / "cache", source)
 
 
-def _levels(findings: list[Finding]) -> dict[str, list[str]]:
+def _codes(findings: list[Finding]) -> dict[str, list[str]]:
+    """Level -> the codes found at that level."""
     out: dict[str, list[str]] = {}
     for finding in findings:
-        out.setdefault(finding.level, []).append(finding.message)
+        out.setdefault(finding.level, []).append(finding.code)
     return out
 
 
 def test_check_good_clip(tmp_path: Path) -> None:
-    levels = _levels(check_voice_dir(make_voice(tmp_path, "good")))
-    assert "error" not in levels and "warning" not in levels, levels
+    codes = _codes(check_voice_dir(make_voice(tmp_path, "good")))
+    assert "error" not in codes and "warning" not in codes, codes
+    assert {"transcript", "rate", "length"} <= set(codes["ok"])
 
 
 def test_check_problems(tmp_path: Path) -> None:
     short = make_voice(tmp_path, "short", seconds=0.5)
-    assert any("at least" in m for m in _levels(check_voice_dir(short))["error"])
+    assert "too-short" in _codes(check_voice_dir(short))["error"]
 
     long = make_voice(tmp_path, "long", transcript="A long clip. " * 12, seconds=14.0)
-    assert any("under 12" in m for m in _levels(check_voice_dir(long))["warning"])
+    assert "too-long" in _codes(check_voice_dir(long))["warning"]
 
     silent = tmp_path / "silent"
     write_tone_clip(silent / "reference.wav", silent=True)
     (silent / "reference.txt").write_text("Nothing.", encoding="utf-8")
-    assert any("silent" in m for m in _levels(check_voice_dir(silent))["error"])
+    assert "silent" in _codes(check_voice_dir(silent))["error"]
 
     untranscribed = tmp_path / "untranscribed"
     write_tone_clip(untranscribed / "reference.wav")
-    assert any("reference.txt" in m for m in _levels(check_voice_dir(untranscribed))["error"])
+    assert "transcript-missing" in _codes(check_voice_dir(untranscribed))["error"]
 
     low = tmp_path / "low-rate"
     low.mkdir()
     t = np.arange(4 * 11025) / 11025
     soundfile.write(str(low / "reference.wav"), (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 11025)
     (low / "reference.txt").write_text("A low sample rate clip.", encoding="utf-8")
-    assert any("11025" in m for m in _levels(check_voice_dir(low))["warning"])
+    assert "rate-low" in _codes(check_voice_dir(low))["warning"]
+
+
+def test_check_clip_judges_samples_as_the_folder_check_judges_the_file(tmp_path: Path) -> None:
+    """The page checks a clip before it is a folder: the same findings as for the saved folder."""
+    folder = make_voice(tmp_path, "edges")
+    audio, rate = soundfile.read(str(folder / "reference.wav"), dtype="float32", always_2d=True)
+    padded = np.concatenate([np.zeros((rate * 2, 1), np.float32), audio, np.zeros((rate * 2, 1), np.float32)])
+    soundfile.write(str(folder / "reference.wav"), padded, rate, subtype="PCM_16")
+    from_folder = check_voice_dir(folder)
+    assert "edge-silence" in _codes(from_folder)["warning"]
+    from_samples = check_clip(padded, rate, (folder / "reference.txt").read_text(encoding="utf-8"))
+    assert sorted((f.level, f.code) for f in from_samples) == sorted((f.level, f.code) for f in from_folder)
+    assert all(not f.message[0].islower() and f.message.endswith(".") for f in from_folder), from_folder
+    # No transcript given: the clip is judged, the transcript is not.
+    assert all(not f.code.startswith("transcript") for f in check_clip(padded, rate))
 
 
 def test_check_command_exit_status(tmp_path: Path) -> None:
@@ -187,7 +204,7 @@ def test_check_command_exit_status(tmp_path: Path) -> None:
     fail = subprocess.run(
         [PYTHON, "-m", "wyoming_ishowtts.voices", "check", str(bad)], cwd=ROOT, capture_output=True
     )
-    assert fail.returncode == 1 and b"ERROR" in fail.stdout
+    assert fail.returncode == 1 and b"ERROR" in fail.stdout and b"[too-short]" in fail.stdout
 
 
 def test_stale_temporary_cache_files_are_removed_at_start(tmp_path: Path) -> None:

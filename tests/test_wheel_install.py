@@ -44,6 +44,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,6 +225,7 @@ def healthcheck(installed: Installed, uri: str, timeout: float = 5.0) -> subproc
 @dataclass(frozen=True)
 class Server:
     uri: str
+    studio_url: str
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -238,7 +240,7 @@ def server(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     data = work / "data"
     make_voice(data / "voices", "test")  # the tests' tone voice
-    port = free_port()
+    port, studio_port = free_port(), free_port()
     uri = f"tcp://127.0.0.1:{port}"
     env = {
         "PATH": f"{installed.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -251,14 +253,17 @@ def server(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> It
     log = work / "server.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "--model-dir", str(model), "--device", "cpu", "--no-builtin-voice"],
+            [
+                *("sh", str(ENTRYPOINT), "--model-dir", str(model), "--device", "cpu", "--no-builtin-voice"),
+                *("--http-port", str(studio_port)),
+            ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
         )
     try:
-        yield Server(uri=uri, process=process, log=log)
+        yield Server(uri=uri, studio_url=f"http://127.0.0.1:{studio_port}/", process=process, log=log)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -291,6 +296,8 @@ def test_the_wheel_holds_what_runs_in_production(wheel: Path) -> None:
     for needed in ("__main__", "healthcheck", "synthesize", "engine/core", "server/app", "voices/cache"):
         assert f"wyoming_ishowtts/{needed}.py" in names, needed
     assert "wyoming_ishowtts/tools/random_model.py" in names
+    for page in ("__init__.py", "app.py", "static/index.html", "static/studio.js", "static/studio.css"):
+        assert f"wyoming_ishowtts/server/studio/{page}" in names, page
 
 
 def test_install_used_the_linked_torch_and_installed_the_rest(installed: Installed) -> None:
@@ -324,6 +331,16 @@ def test_healthcheck_passes_against_the_installed_server(installed: Installed, s
         result = healthcheck(installed, server.uri)
     assert result.stdout.startswith("healthy"), result.stdout
     assert "1 installed voice" in result.stdout  # the synthetic voice from the data volume
+
+
+def test_the_installed_server_serves_the_voice_studio(installed: Installed, server: Server) -> None:
+    """The page's files are package data of the wheel, and aiohttp one of its dependencies."""
+    test_healthcheck_passes_against_the_installed_server(installed, server)  # started and ready
+    for path, kind in (("", "text/html"), ("static/studio.js", "javascript"), ("api/voices", "json")):
+        with urllib.request.urlopen(server.studio_url + path, timeout=30) as response:
+            assert response.status == 200 and kind in response.headers["Content-Type"], path
+            body = response.read()
+    assert b'"name": "test"' in body  # the synthetic voice, listed by the installed studio
 
 
 def test_healthcheck_fails_when_nothing_listens(installed: Installed) -> None:

@@ -6,6 +6,7 @@ Each turns a bad value into an ``argparse`` error that names the option, never a
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from urllib.parse import urlparse
 
 DEFAULT_URI = "tcp://127.0.0.1:10200"
@@ -30,6 +31,31 @@ def positive_float(text: str) -> float:
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {value}")
+    return value
+
+
+def ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address (not a host name: names can be made to point anywhere)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an IP address such as 172.30.32.2, got {text!r}") from None
+
+
+def nonempty(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def nfe(text: str) -> int | None:

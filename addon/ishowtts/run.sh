@@ -10,6 +10,8 @@
 ISHOWTTS_BIN=${ISHOWTTS_BIN:-/opt/venv/bin/wyoming-ishowtts}
 ISHOWTTS_PYTHON=${ISHOWTTS_PYTHON:-/opt/venv/bin/python}
 ISHOWTTS_PORT=10200
+ISHOWTTS_INGRESS_PORT=8099
+ISHOWTTS_INGRESS_PROXY=172.30.32.2
 ISHOWTTS_DATA_DIR=${ISHOWTTS_DATA_DIR:-/data}
 ISHOWTTS_SHARE_DIR=${ISHOWTTS_SHARE_DIR:-/share/ishowtts}
 ISHOWTTS_ANNOUNCE_TIMEOUT=${ISHOWTTS_ANNOUNCE_TIMEOUT:-3600}
@@ -18,12 +20,20 @@ ISHOWTTS_ANNOUNCE_TIMEOUT=${ISHOWTTS_ANNOUNCE_TIMEOUT:-3600}
 function ishowtts::build_args() {
     local voices_dir="${ISHOWTTS_SHARE_DIR}/voices"
 
+    # The voice studio (the Voices panel). The Supervisor's ingress proxy, at its fixed address on the
+    # add-on network, connects to this container's own address, so the studio listens on every address
+    # of the container; the port is not published on the host (config.yaml `ports` leaves it out). Home
+    # Assistant has authenticated the user; --http-proxy refuses every other client on that network.
     ISHOWTTS_ARGS=(
         --uri "tcp://0.0.0.0:${ISHOWTTS_PORT}"
         --data-dir "${ISHOWTTS_DATA_DIR}"
+        --http-port "${ISHOWTTS_INGRESS_PORT}"
+        --http-host 0.0.0.0
+        --http-proxy "${ISHOWTTS_INGRESS_PROXY}"
     )
 
-    if [[ -d "${voices_dir}" ]]; then
+    # Voices saved from the Voices panel land here, beside hand-made ones.
+    if mkdir -p "${voices_dir}" 2> /dev/null && [[ -d "${voices_dir}" ]]; then
         ISHOWTTS_ARGS+=(--voices-dir "${voices_dir}")
     else
         bashio::log.info "No ${voices_dir} folder; create it (Samba or File editor app) to add voices."

@@ -7,7 +7,10 @@ it loads (Home Assistant allows one second). It returns the process's exit statu
   request (they are answered ``busy``), let the answers already asked for finish, then stop reading, cancel
   what is still running and stop the engine thread; exit 0. All of it within ``--shutdown-timeout`` of the
   signal (the engine gets at least a second after the cancel, to end its sampler step);
-- a model that cannot be loaded: exit 1.
+- a model that cannot be loaded, or a voice studio (``--http-port``) that cannot listen: exit 1.
+
+With ``--http-port`` the voice studio page (studio/) is served on the same loop, beside the Wyoming listener,
+and stops with it (previews still speaking are cut off).
 
 Only the public API of the `wyoming` library is used: the TCP and Unix listeners' ``start``/``stop``, and
 for ``stdio://`` its stdin/stdout streams with this server's own event handler, so a stdio client gets the
@@ -22,7 +25,7 @@ import logging
 import signal
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from wyoming.event import async_get_stdin, async_get_stdout
@@ -35,8 +38,11 @@ from ..voices.builtin import BUILTIN_VOICE
 from ..voices.cache import PreparedVoices
 from ..voices.registry import VoiceRegistry
 from .handler import IShowTtsEventHandler, ServerState
-from .settings import ServerSettings
+from .settings import ServerSettings, StudioSettings
 from .worker import EngineWorker, SynthesisEngine
+
+if TYPE_CHECKING:
+    from .studio.app import StudioSite
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,6 +92,7 @@ class Service:
         self.state = ServerState(
             settings=settings, registry=self.registry, worker=self.worker, version=__version__
         )
+        self.studio: StudioSite | None = None  # the voice studio page, once it listens (--http-port)
 
     def request_stop(self) -> None:
         """What SIGTERM and SIGINT do. Call it on the service's loop (``call_soon_threadsafe`` from elsewhere)."""
@@ -103,6 +110,15 @@ class Service:
         _LOGGER.info("Loading model %s", self._engine_settings.model)
         self.worker.start()
         try:
+            if self.settings.studio is not None:
+                try:
+                    await self._start_studio(self.settings.studio)
+                except OSError as err:
+                    studio = self.settings.studio
+                    _LOGGER.error(
+                        "The voice studio cannot listen on %s:%d: %s", studio.host, studio.port, err
+                    )
+                    return 1
             await self._advertise()
             if urlparse(self.settings.uri).scheme == "stdio":
                 await self._serve_stdio()
@@ -110,6 +126,8 @@ class Service:
                 await self._serve_socket()
         finally:
             self._remove_stop_signals()
+            if self.studio is not None:
+                await self.studio.stop()
             for handler in list(self.state.handlers):
                 await handler.disconnect()
             self.worker.stop(cancel=True)
@@ -118,6 +136,25 @@ class Service:
                 _LOGGER.warning("Engine did not stop within %.1f s; exiting anyway", timeout)
         _LOGGER.info("Stopped")
         return 1 if self._fatal.done() else 0
+
+    async def _start_studio(self, settings: StudioSettings) -> None:
+        """Serve the voice studio page on this loop; raises OSError when its address cannot be used."""
+        from .studio.app import Studio, StudioSite  # aiohttp is imported only when the studio is asked for
+
+        engine = self._engine_settings
+        studio = Studio(
+            settings=settings,
+            registry=self.registry,
+            worker=self.worker,
+            requests=self.state.requests,
+            voices_dirs=self.settings.voices_dirs,
+            max_text_chars=self.settings.max_text_chars,
+            model=engine.model_dir.name if engine.model_dir is not None else engine.model,
+            version=__version__,
+        )
+        site = StudioSite(studio)
+        await site.start()
+        self.studio = site
 
     async def _until_stop_or(self, *others: asyncio.Future[Any]) -> None:
         """Wait for a stop signal, a model that cannot load, or any of `others` to finish."""

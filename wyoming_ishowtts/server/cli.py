@@ -14,10 +14,23 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .. import __version__
-from ..arguments import DEFAULT_URI, device, nfe, positive_float, positive_int, server_uri
+from ..arguments import (
+    DEFAULT_URI,
+    device,
+    ip_address,
+    nfe,
+    nonempty,
+    port,
+    positive_float,
+    positive_int,
+    server_uri,
+)
 from ..engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from ..voices import default_cache_dir
 from .settings import (
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_MAX_CLIP_SECONDS,
+    DEFAULT_HTTP_MAX_UPLOAD_MB,
     DEFAULT_MAX_BUFFERED_PIECES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_QUEUED_PER_CLIENT,
@@ -27,6 +40,7 @@ from .settings import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STREAM_IDLE_TIMEOUT,
     ServerSettings,
+    StudioSettings,
 )
 
 _LOGGER = logging.getLogger("wyoming_ishowtts")
@@ -160,6 +174,48 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--stream-idle-timeout", type=positive_float, default=DEFAULT_STREAM_IDLE_TIMEOUT)
     limits.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT)
 
+    studio = parser.add_argument_group(
+        "voice studio (a web page to add, check and try voices; docs/studio.md)"
+    )
+    studio.add_argument(
+        "--http-port", type=port, default=None, metavar="PORT", help="serve the voice studio on this port"
+    )
+    studio.add_argument(
+        "--http-host",
+        default=DEFAULT_HTTP_HOST,
+        metavar="HOST",
+        help=f"address the studio listens on (default: {DEFAULT_HTTP_HOST}; no login unless --http-token)",
+    )
+    studio.add_argument(
+        "--http-token",
+        type=nonempty,
+        default=None,
+        metavar="TOKEN",
+        help="ask for this token (the page asks once; scripts send Authorization: Bearer TOKEN)",
+    )
+    studio.add_argument(
+        "--http-proxy",
+        type=ip_address,
+        default=None,
+        metavar="ADDRESS",
+        help="answer only this reverse proxy, which authenticates users itself "
+        "(the Home Assistant add-on: its ingress, 172.30.32.2)",
+    )
+    studio.add_argument(
+        "--http-max-upload-mb",
+        type=positive_float,
+        default=DEFAULT_HTTP_MAX_UPLOAD_MB,
+        metavar="MB",
+        help=f"largest request body, an uploaded clip (default: {DEFAULT_HTTP_MAX_UPLOAD_MB:g})",
+    )
+    studio.add_argument(
+        "--http-max-clip-seconds",
+        type=positive_float,
+        default=DEFAULT_HTTP_MAX_CLIP_SECONDS,
+        metavar="S",
+        help=f"longest clip accepted (default: {DEFAULT_HTTP_MAX_CLIP_SECONDS:g})",
+    )
+
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__)
@@ -187,6 +243,20 @@ def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
         streaming=not args.no_streaming,
         zeroconf_name=args.zeroconf,
         zeroconf_host=host if host not in (None, "0.0.0.0", "::", "") else None,
+        studio=studio_settings_from_args(args),
+    )
+
+
+def studio_settings_from_args(args: argparse.Namespace) -> StudioSettings | None:
+    if args.http_port is None:
+        return None
+    return StudioSettings(
+        port=args.http_port,
+        host=args.http_host,
+        token=args.http_token,
+        proxy=args.http_proxy,
+        max_upload_bytes=int(args.http_max_upload_mb * 1024 * 1024),
+        max_clip_seconds=args.http_max_clip_seconds,
     )
 
 

@@ -59,6 +59,7 @@ from ..errors import (
 )
 from ..voices.folder import VoiceInfo
 from ..voices.registry import VoiceRegistry
+from .metrics import RequestLog
 from .protocol import BadEvent, FramingLost, is_synthesize, read_event, requested_voice
 from .responder import ResponseWriter
 from .sentences import SentenceSplitter
@@ -91,6 +92,7 @@ class ServerState:
     registry: VoiceRegistry
     worker: EngineWorker
     version: str
+    requests: RequestLog = field(default_factory=RequestLog)  # recent requests' speed (metrics.py)
     connections: int = 0
     handlers: set[IShowTtsEventHandler] = field(default_factory=set)
     stopping: bool = False  # the server finishes the answers asked for and takes no new ones
@@ -446,7 +448,9 @@ class IShowTtsEventHandler(AsyncEventHandler):
                 self._end_connection()
                 return
             try:
-                ended = await ResponseWriter(request, self.state.worker, self.settings, self._send).write()
+                ended = await ResponseWriter(
+                    request, self.state.worker, self.settings, self._send, self.state.requests
+                ).write()
             except (ConnectionError, RuntimeError) as err:
                 _LOGGER.debug("%s: client went away (%s)", request.label, err)
                 self.state.worker.cancel_client(self.client_id)

@@ -3,6 +3,7 @@ events. Resampled to ``--output-rate`` with one stateful resampler per response 
 pieces), clipped to 16-bit PCM, split into ``--samples-per-chunk`` chunks: one ``audio-start``, the
 ``audio-chunk``s, one ``audio-stop``, and ``synthesize-stopped`` to end a stream. A failure is one
 ``error`` event, after the audio already sent (see handler.py for how each kind of request must end).
+Each answer is measured (time to first audio, real-time factor) into the server's request log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from wyoming.event import Event
 from wyoming.tts import SynthesizeStopped
 
 from ..engine.options import SAMPLE_RATE
+from .metrics import RequestLog
 from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
 from .settings import ServerSettings
 from .worker import Abort, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
@@ -29,20 +31,33 @@ Send = Callable[[Event], Awaitable[None]]
 class ResponseWriter:
     """Writes one request's answer with `send` (the connection's serialized writer)."""
 
-    def __init__(self, request: Request, worker: EngineWorker, settings: ServerSettings, send: Send) -> None:
+    def __init__(
+        self, request: Request, worker: EngineWorker, settings: ServerSettings, send: Send, log: RequestLog
+    ) -> None:
         self.request = request
         self._worker = worker
+        self._meter = log.meter(request, "wyoming")
         self._send = send
         self._rate = settings.output_rate
         self._samples_per_chunk = settings.samples_per_chunk
         self._resampler = StreamResampler(SAMPLE_RATE, self._rate)
         self._started = False
         self._sent_samples = 0
+        self._failure: str | None = None
 
     async def write(self) -> bool:
         """Write the response: audio as each piece arrives, one audio-start, one audio-stop.
 
         True when the response failed and was a plain one: then the connection must close."""
+        error: str | None = "the client went away"
+        try:
+            failed = await self._write()
+            error = self._failure
+            return failed
+        finally:
+            self._meter.finish(error)
+
+    async def _write(self) -> bool:
         request, worker = self.request, self._worker
         failed = False
         closed = False
@@ -52,6 +67,7 @@ class ResponseWriter:
             if isinstance(item, Piece):
                 worker.taken(request)
                 if not failed:
+                    self._meter.piece(item)
                     await self._send_audio(self._resampler.process(item.audio))
             elif isinstance(item, SegmentDone):
                 done += 1
@@ -60,6 +76,7 @@ class ResponseWriter:
                     closed = True
                 if not failed:
                     failed = True
+                    self._failure = f"{item.text} ({item.code})"
                     worker.cancel_request(request)
                     _LOGGER.info("%s: error %s: %s", request.label, item.code, item.text)
                     await self._send(Error(text=item.text, code=item.code).event())

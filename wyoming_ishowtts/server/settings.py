@@ -7,6 +7,7 @@ part of the server can change configuration behind another part's back.  Engine 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,42 @@ DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_MAX_BUFFERED_PIECES = 2
+
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_MAX_UPLOAD_MB = 10.0
+DEFAULT_HTTP_MAX_CLIP_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class StudioSettings:
+    """The voice studio page (``--http-port``): where it listens, who may use it, how much a client may send.
+
+    ``token`` None means no authentication, like Wyoming itself; the default host is loopback for that
+    reason, and without a token only requests addressed to an IP address, ``localhost`` or ``host`` are
+    answered (a DNS-rebinding page cannot forge those). ``proxy``: the one address allowed to connect, a
+    reverse proxy that authenticates users itself (Home Assistant's ingress); then the Host is not checked.
+    ``max_upload_bytes`` bounds one request body (Home Assistant's ingress allows 16 MiB);
+    ``max_clip_seconds`` bounds a clip's length before anything else looks at it.
+    """
+
+    port: int
+    host: str = DEFAULT_HTTP_HOST
+    token: str | None = None
+    proxy: str | None = None
+    max_upload_bytes: int = int(DEFAULT_HTTP_MAX_UPLOAD_MB * 1024 * 1024)
+    max_clip_seconds: float = DEFAULT_HTTP_MAX_CLIP_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"the http port must be 0-65535 (got {self.port})")
+        if self.token is not None and not self.token:
+            raise ValueError("the http token must not be empty")
+        if self.proxy is not None:
+            ipaddress.ip_address(self.proxy)  # ValueError: not an IP address
+        if self.max_upload_bytes < 1024:
+            raise ValueError("max_upload_bytes must be at least 1024")
+        if not self.max_clip_seconds > 0:
+            raise ValueError("max_clip_seconds must be positive")
 
 
 @dataclass(frozen=True)
@@ -49,6 +86,8 @@ class ServerSettings:
     streaming: bool = True
     zeroconf_name: str | None = None
     zeroconf_host: str | None = None
+    # The voice studio page (--http-port); None: not served.
+    studio: StudioSettings | None = None
 
     def __post_init__(self) -> None:
         positive = {

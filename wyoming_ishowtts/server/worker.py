@@ -107,6 +107,9 @@ class Piece:
 
     segment: int
     audio: np.ndarray
+    compute: float = 0.0
+    """Seconds the engine spent sampling and vocoding for this piece (a batch's time counts for each
+    request in it); what a request's real-time factor is measured from (metrics.py)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,8 @@ class Request:
     results: asyncio.Queue[ResultItem] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: int = 0
+    chars: int = 0  # of the text submitted
+    started: float | None = None  # time.monotonic() when its first text reached the worker
     # Pieces posted but not yet taken by the responder; guarded by the worker's lock.
     backlog: int = 0
     finished: bool = False
@@ -161,6 +166,7 @@ class _Segment:
     text: str
     synthesis: ScheduledSynthesis | None = None
     pieces: int = 0
+    unreported: float = 0.0  # engine seconds not yet carried by a piece
 
 
 class EngineWorker:
@@ -242,6 +248,9 @@ class EngineWorker:
                 return
             segment = _Segment(request=request, index=request.submitted, text=text)
             request.submitted += 1
+            request.chars += len(text)
+            if request.started is None:
+                request.started = time.monotonic()
             self._queues.setdefault(request.client_id, deque()).append(segment)
             self._cond.notify_all()
 
@@ -478,6 +487,7 @@ class EngineWorker:
         request = segment.request
         if self._cancelled(request) or segment.synthesis is None:
             return  # picked up and closed on the next scheduling pass
+        segment.unreported += spent
         for audio in segment.synthesis.deliver(job, waves, spent):
             segment.pieces += 1
             with self._cond:
@@ -489,7 +499,8 @@ class EngineWorker:
                 segment.pieces,
                 len(audio),
             )
-            self._post(request, Piece(segment.index, np.asarray(audio, dtype=np.float32)))
+            compute, segment.unreported = segment.unreported, 0.0
+            self._post(request, Piece(segment.index, np.asarray(audio, dtype=np.float32), compute))
         if segment.synthesis.finished:
             self._finish(segment)
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.folders:
         print(f"{folder}:")
         for finding in check_voice_dir(folder):
-            print(f"  {finding.level.upper():8} {finding.message}")
+            print(f"  {finding.level.upper():8} {finding.message} [{finding.code}]")
             failed = failed or finding.level == "error"
     return 1 if failed else 0
 

@@ -133,7 +133,8 @@ class PreparedVoices:
             audio, sample_rate = load_audio(audio_path)
             clip = prepare_clip(audio, sample_rate, info.transcript, name=info.name)
             voice = engine.voice(clip)
-            self._save(clip, path)
+            if not info.transient:
+                self._save(clip, path)
             _LOGGER.info("Prepared voice %s", info.name)
         self._memory[key] = voice
         while len(self._memory) > self._max:

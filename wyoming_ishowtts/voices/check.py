@@ -1,126 +1,240 @@
-"""The clip checker: judge a voice folder the way the engine will use it, with advice a user can act on
-(``python -m wyoming_ishowtts.voices check voices/NAME``). Torch-free."""
+"""The clip checker: judge a voice's clip and transcript the way the engine will use them, in words a person
+who is not an audio expert can act on. Torch-free.
+
+Both front ends use it: ``python -m wyoming_ishowtts.voices check voices/NAME`` (`check_voice_dir`, a folder
+on disk) and the voice studio page (`check_clip`, a clip being uploaded or recorded). Each `Finding` has a
+stable `code` that programs (the page, the tests) compare, and a `message` that people read; this module is
+the one place both are written.
+
+Codes, by level:
+
+- error (the voice cannot be used): ``not-a-folder``, ``transcript-missing``, ``transcript-not-text``,
+  ``transcript-empty``, ``settings-invalid``, ``audio-missing``, ``audio-unreadable``, ``rate-too-low``,
+  ``too-short``, ``silent``;
+- warning (it works, but sounds worse or is slower): ``rate-low``, ``too-long`` (cut at 12 s),
+  ``mostly-silent``, ``edge-silence``, ``clipping``, ``quiet``, ``transcript-too-long``,
+  ``transcript-too-short`` (implausible for the clip's length);
+- ok (facts worth showing): ``transcript``, ``settings``, ``channels``, ``rate``, ``length``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from .folder import REFERENCE_AUDIO, REFERENCE_TEXT, VOICE_TOML, parse_voice_toml
 
+Level = Literal["error", "warning", "ok"]
+
 MAX_CLIP_SECONDS_WARN = 12.0
+"""The engine uses at most about this much of a clip (upstream's rule cuts longer ones on a pause)."""
 MIN_CLIP_SECONDS = 1.0
+MIN_RATE, GOOD_RATE = 8000, 16000
+EDGE_SILENCE_SECONDS = 1.0
+SILENCE_DB = -45.0
+MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND = 35.0, 1.5
 
 
 @dataclass(frozen=True)
 class Finding:
-    level: str  # "error" | "warning" | "ok"
+    level: Level
+    code: str
+    """Stable, for programs: see the module docstring."""
     message: str
+    """One or two plain sentences for a person: what is wrong and what to do."""
+
+
+def check_clip(samples: np.ndarray, rate: int, transcript: str | None = None) -> list[Finding]:
+    """Judge a clip (``samples``: frames, or frames x channels, as read from the file) and, when given, its
+    transcript. ``transcript`` None: not judged (the caller asks for it in its own words)."""
+    audio = np.asarray(samples, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    findings: list[Finding] = []
+    mono = audio.mean(axis=1) if audio.size else np.zeros(0, dtype=np.float32)
+    seconds = len(mono) / rate if rate > 0 else 0.0
+    if audio.shape[1] > 1:
+        findings.append(Finding("ok", "channels", f"{audio.shape[1]} channels, mixed down to one."))
+    findings.append(_judge_rate(rate))
+    findings.append(_judge_length(seconds))
+    if len(mono) and rate > 0:
+        findings.extend(_judge_level(mono, rate))
+    if transcript is not None:
+        findings.extend(_judge_transcript(" ".join(transcript.split()), seconds))
+    return findings
 
 
 def check_voice_dir(directory: Path) -> list[Finding]:
-    """Judge a voice folder the way the engine will use it, with advice a user can act on."""
+    """Judge a voice folder: its transcript file, its settings file and its clip."""
     import soundfile
 
-    findings: list[Finding] = []
-    audio_path = directory / REFERENCE_AUDIO
-    text_path = directory / REFERENCE_TEXT
     if not directory.is_dir():
-        return [Finding("error", f"{directory} is not a folder")]
-
-    transcript = ""
+        return [Finding("error", "not-a-folder", f"{directory} is not a folder.")]
+    findings: list[Finding] = []
+    transcript: str | None = None
+    text_path = directory / REFERENCE_TEXT
     if not text_path.is_file():
         findings.append(
-            Finding("error", f"{REFERENCE_TEXT} is missing: write exactly what is said in the clip")
+            Finding(
+                "error",
+                "transcript-missing",
+                f"There is no transcript ({REFERENCE_TEXT}): write exactly the words spoken in the clip.",
+            )
         )
     else:
         try:
-            transcript = " ".join(text_path.read_text(encoding="utf-8").split())
+            transcript = text_path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            findings.append(Finding("error", f"{REFERENCE_TEXT} is not UTF-8 text"))
-        else:
-            if transcript:
-                findings.append(Finding("ok", f"transcript: {len(transcript)} characters"))
-            else:
-                findings.append(Finding("error", f"{REFERENCE_TEXT} is empty"))
+            findings.append(
+                Finding(
+                    "error", "transcript-not-text", f"{REFERENCE_TEXT} is not UTF-8 text; save it as UTF-8."
+                )
+            )
 
     if (directory / VOICE_TOML).is_file():
         try:
             parse_voice_toml(directory / VOICE_TOML)
-            findings.append(Finding("ok", f"{VOICE_TOML} is valid"))
+            findings.append(Finding("ok", "settings", f"The settings ({VOICE_TOML}) are valid."))
         except (OSError, ValueError) as err:
-            findings.append(Finding("error", str(err)))
+            findings.append(Finding("error", "settings-invalid", f"The settings file has a mistake: {err}"))
 
+    audio_path = directory / REFERENCE_AUDIO
     if not audio_path.is_file():
-        findings.append(Finding("error", f"{REFERENCE_AUDIO} is missing"))
+        findings.append(Finding("error", "audio-missing", f"There is no clip ({REFERENCE_AUDIO})."))
         return findings
     try:
         audio, rate = soundfile.read(str(audio_path), dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises its own LibsndfileError and RuntimeError
-        findings.append(Finding("error", f"{REFERENCE_AUDIO} cannot be read as audio: {err}"))
-        return findings
-    mono = audio.mean(axis=1) if audio.size else np.zeros(0, dtype=np.float32)
-    seconds = len(mono) / rate if rate else 0.0
-    if audio.shape[1] > 1:
-        findings.append(Finding("ok", f"{audio.shape[1]} channels (mixed down to mono)"))
-    if rate < 8000:
-        findings.append(Finding("error", f"sample rate {rate} Hz is too low; record at 24000 Hz or more"))
-    elif rate < 16000:
-        findings.append(Finding("warning", f"sample rate {rate} Hz is low; 24000 Hz or more sounds better"))
-    else:
-        findings.append(Finding("ok", f"sample rate {rate} Hz (resampled to 24000 Hz)"))
-    if seconds < MIN_CLIP_SECONDS:
         findings.append(
-            Finding("error", f"clip is {seconds:.2f} s; at least {MIN_CLIP_SECONDS:.0f} s is needed")
+            Finding(
+                "error",
+                "audio-unreadable",
+                f"The clip ({REFERENCE_AUDIO}) cannot be read as audio ({err}); save it as a WAV file.",
+            )
         )
-    elif seconds > MAX_CLIP_SECONDS_WARN:
+        if transcript is not None:
+            findings.extend(_judge_transcript(" ".join(transcript.split()), None))
+        return findings
+    return findings + check_clip(audio, int(rate), transcript)
+
+
+def _judge_rate(rate: int) -> Finding:
+    if rate < MIN_RATE:
+        return Finding(
+            "error",
+            "rate-too-low",
+            f"The sample rate is {rate} Hz, too low to clone a voice from; record at 24000 Hz or more.",
+        )
+    if rate < GOOD_RATE:
+        return Finding(
+            "warning",
+            "rate-low",
+            f"The sample rate is {rate} Hz, which sounds muffled; 24000 Hz or more sounds better.",
+        )
+    return Finding("ok", "rate", f"Sample rate {rate} Hz.")
+
+
+def _judge_length(seconds: float) -> Finding:
+    if seconds < MIN_CLIP_SECONDS:
+        return Finding(
+            "error",
+            "too-short",
+            f"The clip is {seconds:.2f} s long; it needs at least {MIN_CLIP_SECONDS:.0f} s of speech "
+            "(5 to 10 s is best).",
+        )
+    if seconds > MAX_CLIP_SECONDS_WARN:
+        return Finding(
+            "warning",
+            "too-long",
+            f"The clip is {seconds:.1f} s long: only about the first {MAX_CLIP_SECONDS_WARN:.0f} s are used "
+            f"(the rest is cut), and a long clip slows every answer. Keep it under "
+            f"{MAX_CLIP_SECONDS_WARN:.0f} s.",
+        )
+    return Finding("ok", "length", f"Length {seconds:.2f} s.")
+
+
+def _judge_level(mono: np.ndarray, rate: int) -> list[Finding]:
+    peak = float(np.max(np.abs(mono)))
+    if peak < 1e-4:
+        return [Finding("error", "silent", "The clip is silent: there is nothing to clone.")]
+    findings: list[Finding] = []
+    frame = max(1, int(rate * 0.02))
+    usable = len(mono) // frame * frame
+    frames = mono[:usable].reshape(-1, frame) if usable else mono.reshape(1, -1)
+    rms_db = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-10)
+    quiet = rms_db < SILENCE_DB
+    quiet_fraction = float(np.mean(quiet))
+    lead = int(np.argmax(~quiet)) * frame / rate
+    trail = int(np.argmax(~quiet[::-1])) * frame / rate
+    if quiet_fraction > 0.6:
         findings.append(
             Finding(
                 "warning",
-                f"clip is {seconds:.1f} s; keep it under {MAX_CLIP_SECONDS_WARN:.0f} s "
-                "(longer clips slow every request and may be cut)",
+                "mostly-silent",
+                f"{quiet_fraction:.0%} of the clip is near silence; use a clip that is mostly speech.",
             )
         )
-    else:
-        findings.append(Finding("ok", f"length {seconds:.2f} s"))
+    if lead > EDGE_SILENCE_SECONDS or trail > EDGE_SILENCE_SECONDS:
+        findings.append(
+            Finding(
+                "warning",
+                "edge-silence",
+                f"There is silence at the ends ({lead:.1f} s at the start, {trail:.1f} s at the end); "
+                "trim it so the clip starts and ends with speech.",
+            )
+        )
+    clipped = float(np.mean(np.abs(mono) >= 0.999))
+    if clipped > 0.001:
+        findings.append(
+            Finding(
+                "warning",
+                "clipping",
+                f"{clipped:.1%} of the clip is clipped (too loud, so it is distorted); record less loud.",
+            )
+        )
+    if peak < 0.05:
+        findings.append(
+            Finding(
+                "warning",
+                "quiet",
+                "The clip is very quiet; record closer to the microphone or turn the input level up.",
+            )
+        )
+    return findings
 
-    if len(mono):
-        peak = float(np.max(np.abs(mono)))
-        if peak < 1e-4:
-            findings.append(Finding("error", "clip is silent"))
-        else:
-            frame = max(1, int(rate * 0.02))
-            usable = len(mono) // frame * frame
-            frames = mono[:usable].reshape(-1, frame) if usable else mono.reshape(1, -1)
-            rms_db = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-10)
-            quiet = rms_db < -45.0
-            quiet_fraction = float(np.mean(quiet))
-            lead = int(np.argmax(~quiet)) * frame / rate
-            trail = int(np.argmax(~quiet[::-1])) * frame / rate
-            if quiet_fraction > 0.6:
-                findings.append(Finding("warning", f"{quiet_fraction:.0%} of the clip is near silence"))
-            if lead > 1.0 or trail > 1.0:
-                findings.append(
-                    Finding(
-                        "warning",
-                        f"long silence at the edges ({lead:.1f} s start, {trail:.1f} s end); trim it",
-                    )
-                )
-            clipped = float(np.mean(np.abs(mono) >= 0.999))
-            if clipped > 0.001:
-                findings.append(Finding("warning", f"{clipped:.1%} of samples are clipped; record less loud"))
-            if peak < 0.05:
-                findings.append(Finding("warning", f"clip is very quiet (peak {peak:.3f})"))
-    if transcript and seconds >= MIN_CLIP_SECONDS:
-        rate_cps = len(transcript) / seconds
-        if rate_cps > 35:
-            findings.append(
-                Finding("warning", f"transcript looks too long for the clip ({rate_cps:.0f} chars/s)")
+
+def _judge_transcript(transcript: str, seconds: float | None) -> list[Finding]:
+    if not transcript:
+        return [
+            Finding(
+                "error",
+                "transcript-empty",
+                "The transcript is empty: write exactly the words spoken in the clip.",
             )
-        elif rate_cps < 1.5:
-            findings.append(
-                Finding("warning", f"transcript looks too short for the clip ({rate_cps:.1f} chars/s)")
+        ]
+    findings = [Finding("ok", "transcript", f"Transcript: {len(transcript)} characters.")]
+    if seconds is None or seconds < MIN_CLIP_SECONDS:
+        return findings
+    per_second = len(transcript) / seconds
+    if per_second > MAX_CHARS_PER_SECOND:
+        findings.append(
+            Finding(
+                "warning",
+                "transcript-too-long",
+                f"The transcript is long for a {seconds:.1f} s clip ({per_second:.0f} characters a second); "
+                "check that it is exactly what is said in the clip, word for word.",
             )
+        )
+    elif per_second < MIN_CHARS_PER_SECOND:
+        findings.append(
+            Finding(
+                "warning",
+                "transcript-too-short",
+                f"The transcript is short for a {seconds:.1f} s clip ({per_second:.1f} characters a second); "
+                "check that it has every word said in the clip.",
+            )
+        )
     return findings

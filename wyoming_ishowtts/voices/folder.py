@@ -46,6 +46,9 @@ class VoiceInfo:
     builtin: BuiltinVoiceSource | None = None
     # False when the languages are the model's defaults rather than chosen by the voice's owner.
     languages_declared: bool = False
+    # A clip being tried before it is saved (the voice studio's preview): prepared in memory only, never
+    # written to the prepared-voice cache, so trying clips leaves no files behind.
+    transient: bool = False
 
 
 def normalize_language(language: str) -> str:
