@@ -187,16 +187,19 @@ class RunsCode:
 
 
 def nan_forward_once(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The model's first forward afterwards returns NaNs (a half-precision overflow); the calls are counted."""
-    original = model.forward
+    """The model's first forward afterwards returns NaNs (a half-precision overflow); the calls are counted.
+
+    Patched on the model's class, so that the calls of a model loaded again (the fp32 fallback reads the
+    weights again) are counted too."""
+    original = type(model).forward
     calls: list[int] = []
 
-    def nan_once(*args: Any, **kwargs: Any) -> torch.Tensor:
-        out = original(*args, **kwargs)
+    def nan_once(self: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(self, *args, **kwargs)
         calls.append(1)
         return torch.full_like(out, float("nan")) if len(calls) == 1 else out
 
-    monkeypatch.setattr(model, "forward", nan_once)
+    monkeypatch.setattr(type(model), "forward", nan_once)
     return calls
 
 
