@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -291,6 +293,16 @@ def main(argv: list[str] | None = None) -> None:
         status = asyncio.run(serve(settings, engine_settings))
     except KeyboardInterrupt:  # before the server has installed its own handler
         status = 0
+    from .worker import ENGINE_THREAD
+
+    if any(t.name == ENGINE_THREAD and t.is_alive() for t in threading.enumerate()):
+        # The engine did not stop in time and is still inside a torch call: finalizing the interpreter
+        # under it aborts the process ("terminate called without an active exception", status -6)
+        # instead of exiting with the server's status. Leave without finalizing; the logs are flushed.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     sys.exit(status)
 
 

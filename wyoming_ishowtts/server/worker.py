@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+ENGINE_THREAD = "engine-worker"
+"""The engine worker thread's name: how the command line finds it still running at exit."""
+
 
 # What the worker needs from the engine (engine/core.py's Engine, Synthesis and ChunkJob have it) ----------
 
@@ -205,7 +208,7 @@ class EngineWorker:
         self._abort_all = threading.Event()
         self.ready = threading.Event()
         self.engine: SynthesisEngine | None = None
-        self._thread = threading.Thread(target=self._run, name="engine-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=ENGINE_THREAD, daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
