@@ -243,6 +243,61 @@ def test_unreadable_or_empty_audio_is_refused(server: StudioServer, audio: bytes
     assert reply.json()["error"]["message"]
 
 
+def _silence(seconds: float, rate: int, channels: int, fmt: str) -> bytes:
+    """Silence compresses to almost nothing: a small file that decodes to a great many samples."""
+    out = io.BytesIO()
+    with soundfile.SoundFile(out, "w", rate, channels, format=fmt) as sound:
+        for _ in range(int(seconds)):
+            sound.write(np.zeros((rate, channels), dtype=np.float32))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("audio", "code"),
+    [
+        # 5 s at 655 kHz in 8 channels: 30 KB that would decode to 105 MB of float32.
+        (_silence(5, 655_350, 8, "FLAC"), "rate-too-high"),
+        (_silence(1, 8000, 16, "WAV"), "too-many-channels"),
+    ],
+    ids=["rate", "channels"],
+)
+def test_a_small_file_claiming_huge_audio_is_refused_before_it_is_decoded(
+    server: StudioServer, audio: bytes, code: str
+) -> None:
+    assert len(audio) < MAX_UPLOAD
+    for path in ("api/check", "api/voices", "api/speak"):
+        before = folder_state(server.voices_dir)
+        reply = http("POST", url(server, path), data=form(name="bomb", audio=audio, transcript="x", text="x"))
+        assert reply.status == 400 and reply.code == code, (path, reply.body[:300])
+        assert "the limit is" in reply.json()["error"]["message"]
+        assert folder_state(server.voices_dir) == before
+
+
+def test_decoding_a_clip_costs_no_more_memory_than_its_mono_samples() -> None:
+    """Samples are mixed down block by block: 8 channels at 192 kHz cost what one channel costs."""
+    import tracemalloc
+
+    from wyoming_ishowtts.server.studio.uploads import decode_clip
+
+    seconds, rate, channels = 10, 192_000, 8
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((seconds * rate, channels))).astype(np.float32)
+    data = encode(audio, rate=rate, fmt="FLAC")
+    mono_bytes = seconds * rate * 4
+    tracemalloc.start()
+    try:
+        clip = decode_clip(data, max_seconds=30.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert clip.samples.shape == (seconds * rate, 1) and clip.channels == channels
+    # The mono result, the list of blocks it is joined from, and a few blocks in flight.
+    assert peak < 2 * mono_bytes + 8 * 1024 * 1024, (peak, mono_bytes)
+    # The mix-down is the checker's own: the same findings as the checker gives the file's samples.
+    samples, _ = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    assert clip.check("Some words.") == check_clip(samples, rate, "Some words.")
+
+
 def test_oversized_upload_is_refused_before_it_is_read(server: StudioServer) -> None:
     big = encode(speechlike(7.9, rate=48000).repeat(2).reshape(-1, 2), rate=48000, subtype="FLOAT")
     assert len(big) > MAX_UPLOAD

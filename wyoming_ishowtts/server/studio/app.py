@@ -34,7 +34,7 @@ from aiohttp import web
 
 from ...engine.options import SAMPLE_RATE
 from ...errors import VoiceError
-from ...voices.check import Finding, check_clip
+from ...voices.check import Finding
 from ...voices.folder import REFERENCE_AUDIO, VoiceInfo
 from ...voices.registry import VoiceRegistry
 from ..metrics import RequestLog
@@ -212,7 +212,7 @@ async def check(request: web.Request) -> web.Response:
     clip = await _clip(studio, form)
     text = form.get("transcript")
     transcript = forms.transcript(text) if text and text.strip() else None
-    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
+    findings = await asyncio.to_thread(clip.check, transcript)
     return web.json_response(_clip_report(clip, findings))
 
 
@@ -226,7 +226,7 @@ async def create_voice(request: web.Request) -> web.Response:
     languages = forms.languages(form.get("languages"))
     speed = forms.speed(form.get("speed"))
     clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
+    findings = await asyncio.to_thread(clip.check, transcript)
     _refuse_unusable(clip, findings)
     wav = await asyncio.to_thread(clip.wav_bytes)
     async with studio.write_lock:
@@ -389,7 +389,7 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
     transcript = forms.transcript(form.get("transcript"))
     speed = forms.speed(form.get("speed"))
     clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
+    findings = await asyncio.to_thread(clip.check, transcript)
     _refuse_unusable(clip, findings)
     audio = scratch / REFERENCE_AUDIO
     await asyncio.to_thread(audio.write_bytes, clip.wav_bytes())
@@ -407,7 +407,7 @@ def _clip_report(clip: Clip, findings: list[Finding]) -> dict[str, Any]:
         "clip": {
             "seconds": round(clip.seconds, 3),
             "rate": clip.rate,
-            "channels": int(clip.samples.shape[1]),
+            "channels": clip.channels,
         },
         "findings": [catalog.finding_json(f) for f in findings],
         "usable": not any(f.level == "error" for f in findings),
