@@ -617,6 +617,39 @@ def test_delete_removes_the_folder_and_the_voice(server: StudioServer) -> None:
     assert (server.voices_dir.parent / "shared" / "readonly").is_dir()
 
 
+def test_deleting_or_retranscribing_a_voice_removes_its_prepared_file(server: StudioServer) -> None:
+    """The prepared-voice cache is keyed by content: the studio removes what a deleted voice, or an edited
+    transcript, leaves behind (and nothing else)."""
+    cached = server.cache_dir / "voices"
+
+    def cache_files() -> set[str]:
+        return {p.name for p in cached.iterdir()} if cached.is_dir() else set()
+
+    def speak(voice: str) -> None:
+        _check_wav_stream(http("POST", url(server, "api/speak"), data=form(text="Cached.", voice=voice)))
+
+    speak("tone")
+    before = cache_files()
+    clip = encode(speechlike(gain=0.45))
+    reply = http(
+        "POST", url(server, "api/voices"), data=form(name="Cached", audio=clip, transcript=TONE_TRANSCRIPT)
+    )
+    assert reply.status == 201
+    speak("cached")
+    first = cache_files() - before
+    assert len(first) == 1
+    reply = http("PATCH", url(server, "api/voices/cached"), json={"transcript": "A different transcript."})
+    assert reply.status == 200
+    assert cache_files() == before  # the old transcript's file is gone ...
+    speak("cached")
+    second = cache_files() - before
+    assert len(second) == 1 and second != first  # ... and the new one is prepared when it speaks
+    reply = http("PATCH", url(server, "api/voices/cached"), json={"description": "Same clip and words."})
+    assert reply.status == 200 and cache_files() - before == second  # not a change of content
+    assert http("DELETE", url(server, "api/voices/cached")).status == 200
+    assert cache_files() == before  # every other voice keeps its file
+
+
 # -- speaking --------------------------------------------------------------------------------------
 
 

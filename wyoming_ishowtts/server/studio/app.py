@@ -67,6 +67,8 @@ class Studio:
     worker: EngineWorker
     requests: RequestLog
     voices_dirs: tuple[Path, ...]
+    cache_dir: Path
+    """The server's --cache-dir: the studio removes the prepared files of the voices it deletes."""
     max_text_chars: int
     model: str
     version: str
@@ -275,7 +277,10 @@ async def update_voice(request: web.Request) -> web.Response:
         folder = await asyncio.to_thread(
             catalog.managed_folder, name, studio.registry, studio.folders, studio.voices_dirs
         )
+        before = await _prepared_file(studio, folder) if transcript is not None else None
         await asyncio.to_thread(studio.folders.update, folder, transcript, changes)
+        if before is not None and before != await _prepared_file(studio, folder):
+            await asyncio.to_thread(before.unlink, missing_ok=True)
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: changed voice %s", folder.name)
     voice = await asyncio.to_thread(catalog.describe_folder, folder, studio.folders)
@@ -289,7 +294,10 @@ async def delete_voice(request: web.Request) -> web.Response:
         folder = await asyncio.to_thread(
             catalog.managed_folder, name, studio.registry, studio.folders, studio.voices_dirs
         )
+        prepared = await _prepared_file(studio, folder)
         await asyncio.to_thread(studio.folders.delete, folder)
+        if prepared is not None:
+            await asyncio.to_thread(prepared.unlink, missing_ok=True)
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: deleted voice %s", folder.name)
     return web.json_response({"deleted": folder.name})
@@ -400,6 +408,15 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
         options=MappingProxyType({} if speed is None else {"speed": speed}),
         transient=True,
     )
+
+
+async def _prepared_file(studio: Studio, folder: Path) -> Path | None:
+    """The prepared-voice cache file of the voice in `folder`; None before the model is loaded (its
+    identity is part of the key), or when the voice cannot be loaded."""
+    engine = studio.worker.engine
+    if engine is None:
+        return None
+    return await asyncio.to_thread(catalog.prepared_file, folder, studio.cache_dir, engine.identity)
 
 
 def _clip_report(clip: Clip, findings: list[Finding]) -> dict[str, Any]:
