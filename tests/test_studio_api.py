@@ -366,6 +366,66 @@ def test_a_chunked_upload_is_refused_once_it_passes_the_limit(server: StudioServ
     assert reply.status == 200 and reply.json()["usable"], reply.body
 
 
+def test_uploads_past_the_slots_are_refused_and_a_stalled_one_gives_its_slot_up(
+    server: StudioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many clients send at once, at most MAX_UPLOADS bodies are held and decoded; the next is
+    refused at once (503 busy), and a client that stops sending loses its slot (408)."""
+    from wyoming_ishowtts.server.studio import forms
+    from wyoming_ishowtts.server.studio.app import MAX_UPLOADS
+
+    monkeypatch.setattr(forms, "BODY_IDLE_SECONDS", 5.0)  # the held uploads are released well before
+    site = server.server.service.studio
+    assert site is not None
+    slots = site.studio.uploads
+    boundary = "studio-slot-boundary"
+    body = _multipart(boundary, GOOD, transcript=TONE_TRANSCRIPT)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    check = url(server, "api/check")
+
+    async def go() -> tuple[list[int], Reply, list[tuple[int, str]], Reply]:
+        release = asyncio.Event()
+
+        async def held(wait: bool) -> Any:
+            yield body[:1000]
+            if wait:
+                await release.wait()
+            else:
+                await asyncio.sleep(60)  # stalls: the server gives up first
+            yield body[1000:]
+
+        async def post(session: aiohttp.ClientSession, data: Any) -> Reply:
+            async with session.post(check, data=data, headers=headers) as response:
+                return Reply(response.status, response.headers, await response.read())
+
+        async def all_slots_taken() -> None:
+            for _ in range(300):
+                if slots.locked():
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError("the uploads never took every slot")
+
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            slow = [asyncio.create_task(post(session, held(wait=True))) for _ in range(MAX_UPLOADS)]
+            await all_slots_taken()
+            refused = await post(session, body)
+            release.set()
+            finished = [reply.status for reply in await asyncio.gather(*slow)]
+            stalled = [asyncio.create_task(post(session, held(wait=False))) for _ in range(MAX_UPLOADS)]
+            await all_slots_taken()
+            gave_up = [(reply.status, reply.code) for reply in await asyncio.gather(*stalled)]
+            after = await post(session, body)
+        return finished, refused, gave_up, after
+
+    finished, refused, gave_up, after = asyncio.run(go())
+    assert refused.status == 503 and refused.code == "busy", refused.body[:300]
+    assert f"already reading {MAX_UPLOADS} uploads" in refused.json()["error"]["message"]
+    assert finished == [200] * MAX_UPLOADS
+    assert gave_up == [(408, "upload-stalled")] * MAX_UPLOADS
+    assert after.status == 200 and after.json()["usable"], after.body[:300]
+
+
 # -- saving, editing, deleting ---------------------------------------------------------------------
 
 

@@ -25,6 +25,8 @@ import asyncio
 import logging
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -56,6 +58,9 @@ STATIC_TYPES = {"studio.js": "text/javascript", "studio.css": "text/css"}
 PREVIEW_VOICE = "new voice"
 _NO_CACHE = {"Cache-Control": "no-cache"}
 SHUTDOWN_TIMEOUT = 2.0
+MAX_UPLOADS = 4
+"""Request bodies read and decoded at once: each may hold --http-max-upload-mb and its decoded clip, so this
+bounds the studio's memory however many clients send at once (a person uses one or two)."""
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Studio:
             raise ValueError("the studio needs a voices folder to save voices in")
         self.folders = VoiceFolders(self.voices_dirs[0])
         self.write_lock = asyncio.Lock()
+        self.uploads = asyncio.Semaphore(MAX_UPLOADS)
 
 
 STUDIO = web.AppKey("studio", Studio)
@@ -210,27 +216,32 @@ async def voice_audio(request: web.Request) -> web.StreamResponse:
 
 async def check(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
-    clip = await _clip(studio, form)
-    text = form.get("transcript")
-    transcript = forms.transcript(text) if text and text.strip() else None
-    findings = await asyncio.to_thread(clip.check, transcript)
-    return web.json_response(_clip_report(clip, findings))
+    async with _upload_slot(studio):
+        form = await forms.read_form(request, studio.settings.max_upload_bytes)
+        clip = await _clip(studio, form)
+        text = form.get("transcript")
+        transcript = forms.transcript(text) if text and text.strip() else None
+        findings = await asyncio.to_thread(clip.check, transcript)
+        report = _clip_report(clip, findings)
+    return web.json_response(report)
 
 
 async def create_voice(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
-    name = forms.display_name(form.get("name"))
-    slug = forms.slugify(name)
-    transcript = forms.transcript(form.get("transcript"))
-    description = forms.description(form.get("description")) or (name if name != slug else None)
-    languages = forms.languages(form.get("languages"))
-    speed = forms.speed(form.get("speed"))
-    clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(clip.check, transcript)
-    _refuse_unusable(clip, findings)
-    wav = await asyncio.to_thread(clip.wav_bytes)
+    async with _upload_slot(studio):
+        form = await forms.read_form(request, studio.settings.max_upload_bytes)
+        name = forms.display_name(form.get("name"))
+        slug = forms.slugify(name)
+        transcript = forms.transcript(form.get("transcript"))
+        description = forms.description(form.get("description")) or (name if name != slug else None)
+        languages = forms.languages(form.get("languages"))
+        speed = forms.speed(form.get("speed"))
+        clip = await _clip(studio, form)
+        findings = await asyncio.to_thread(clip.check, transcript)
+        _refuse_unusable(clip, findings)
+        wav = await asyncio.to_thread(clip.wav_bytes)
+        report = _clip_report(clip, findings)
+        del form, clip  # only the WAV is kept while the voice is written
     async with studio.write_lock:
         taken = await asyncio.to_thread(catalog.names_in_use, studio.registry, studio.voices_dirs)
         if slug.casefold() in taken:
@@ -252,13 +263,14 @@ async def create_voice(request: web.Request) -> web.Response:
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: saved voice %s in %s", slug, folder)
     voice = await asyncio.to_thread(catalog.describe_folder, folder, studio.folders)
-    return web.json_response({"voice": voice, **_clip_report(clip, findings)}, status=201)
+    return web.json_response({"voice": voice, **report}, status=201)
 
 
 async def update_voice(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
     name = request.match_info["name"]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
+    async with _upload_slot(studio):
+        form = await forms.read_form(request, studio.settings.max_upload_bytes)
     if form.audio is not None or form.get("name") is not None:
         raise StudioError(
             400, "bad-request", "A saved voice keeps its name and clip; to change them, add a new voice."
@@ -310,19 +322,21 @@ async def speak(request: web.Request) -> web.StreamResponse:
     after it ends the response without its final chunk, which every HTTP client notices.
     """
     studio = request.app[STUDIO]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
-    text = " ".join((form.get("text") or "").split())
-    if not text:
-        raise StudioError(400, "empty-text", "Type something for the voice to say.")
-    if len(text) > studio.max_text_chars:
-        raise StudioError(
-            400,
-            "text-too-long",
-            f"The text has {len(text)} characters; the limit is {studio.max_text_chars}.",
-        )
     scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="ishowtts-preview-"))
     try:
-        voice = await _speaking_voice(studio, form, scratch)
+        async with _upload_slot(studio):
+            form = await forms.read_form(request, studio.settings.max_upload_bytes)
+            text = " ".join((form.get("text") or "").split())
+            if not text:
+                raise StudioError(400, "empty-text", "Type something for the voice to say.")
+            if len(text) > studio.max_text_chars:
+                raise StudioError(
+                    400,
+                    "text-too-long",
+                    f"The text has {len(text)} characters; the limit is {studio.max_text_chars}.",
+                )
+            voice = await _speaking_voice(studio, form, scratch)
+            del form  # an unsaved clip is in the scratch folder now
         speech = Speech(studio.worker, studio.requests, voice, text)
         response: web.StreamResponse | None = None
         try:
@@ -370,6 +384,20 @@ async def session(request: web.Request) -> web.Response:
 
 
 # -- helpers (the blocking ones run in threads) ----------------------------------------------------
+
+
+@asynccontextmanager
+async def _upload_slot(studio: Studio) -> AsyncIterator[None]:
+    """One of the `MAX_UPLOADS` slots for reading and decoding a body; refused at once when none is free
+    (a stalled client gives its slot up after forms.BODY_IDLE_SECONDS)."""
+    if studio.uploads.locked():
+        raise StudioError(
+            503,
+            "busy",
+            f"The server is already reading {MAX_UPLOADS} uploads; try again in a moment.",
+        )
+    async with studio.uploads:
+        yield
 
 
 async def _clip(studio: Studio, form: forms.Form) -> Clip:
