@@ -871,6 +871,28 @@ def test_cross_site_posts_are_refused(server: StudioServer, headers: dict[str, s
     assert folder_state(server.voices_dir) == before
 
 
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_another_sites_page_cannot_read_the_api(server: StudioServer, site: str) -> None:
+    """Another site's page may not play a voice's clip in its own <audio>, nor fetch the voice list (the
+    browser marks both with Sec-Fetch-Site); the page itself may still be opened from a link."""
+    for path in ("api/voices", "api/status", "api/voices/tone/audio"):
+        reply = http("GET", url(server, path), headers={"Sec-Fetch-Site": site})
+        assert reply.status == 403 and reply.code == "cross-site-request", path
+        for own in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+            assert http("GET", url(server, path), headers=own).status == 200, (path, own)
+    assert http("GET", url(server, ""), headers={"Sec-Fetch-Site": site}).status == 200
+
+
+def test_no_other_site_may_frame_the_page(server: StudioServer) -> None:
+    """Framed by another site, the page would be its own origin and pass every check while the other site
+    steers the clicks; every answer forbids that (Home Assistant's ingress frames it from its own origin)."""
+    for method, path in (("GET", ""), ("GET", "static/studio.js"), ("GET", "api/voices"), ("GET", "nowhere")):
+        reply = http(method, url(server, path))
+        assert reply.headers.get("Content-Security-Policy") == "frame-ancestors 'self'", path
+        assert reply.headers.get("X-Frame-Options") == "SAMEORIGIN", path
+        assert reply.headers.get("X-Content-Type-Options") == "nosniff", path
+
+
 def test_same_origin_posts_are_accepted(server: StudioServer) -> None:
     host = server.url.split("/")[2]
     own = [

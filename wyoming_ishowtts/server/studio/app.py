@@ -46,7 +46,7 @@ from ..worker import EngineWorker
 from . import catalog, forms
 from .errors import StudioError
 from .folders import VoiceFolders
-from .guard import COOKIE, SETTINGS, errors, guard, same_secret
+from .guard import COOKIE, SETTINGS, errors, guard, protect_response, same_secret
 from .speech import Speech, SynthesisFailed, wav_stream_header
 from .uploads import Clip, decode_clip
 
@@ -136,6 +136,7 @@ def create_app(studio: Studio) -> web.Application:
     )
     app[STUDIO] = studio
     app[SETTINGS] = studio.settings
+    app.on_response_prepare.append(protect_response)
     page = (STATIC_DIR / "index.html").read_bytes()
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
 
