@@ -151,6 +151,16 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             )
             page.goto(server.url)
             expect(page.locator('[data-voice="tone"]')).to_contain_text("ready")
+            # 0. The list plays each voice's reference clip (the browser fetches it as the page's own).
+            listed = page.locator('[data-voice="tone"] audio').evaluate(
+                """a => new Promise((resolve, reject) => {
+                    a.onloadedmetadata = () => resolve(a.duration);
+                    a.onerror = () => reject(new Error("the clip did not load"));
+                    a.preload = "metadata";
+                    a.load();
+                })"""
+            )
+            assert listed == pytest.approx(3.0, abs=0.05), listed
 
             # 1. Upload a clip, see the checker's verdict, hear it before saving, then save it.
             page.get_by_label("Name", exact=True).fill("Uploaded Voice")
