@@ -243,6 +243,61 @@ def test_unreadable_or_empty_audio_is_refused(server: StudioServer, audio: bytes
     assert reply.json()["error"]["message"]
 
 
+def _silence(seconds: float, rate: int, channels: int, fmt: str) -> bytes:
+    """Silence compresses to almost nothing: a small file that decodes to a great many samples."""
+    out = io.BytesIO()
+    with soundfile.SoundFile(out, "w", rate, channels, format=fmt) as sound:
+        for _ in range(int(seconds)):
+            sound.write(np.zeros((rate, channels), dtype=np.float32))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("audio", "code"),
+    [
+        # 5 s at 655 kHz in 8 channels: 30 KB that would decode to 105 MB of float32.
+        (_silence(5, 655_350, 8, "FLAC"), "rate-too-high"),
+        (_silence(1, 8000, 16, "WAV"), "too-many-channels"),
+    ],
+    ids=["rate", "channels"],
+)
+def test_a_small_file_claiming_huge_audio_is_refused_before_it_is_decoded(
+    server: StudioServer, audio: bytes, code: str
+) -> None:
+    assert len(audio) < MAX_UPLOAD
+    for path in ("api/check", "api/voices", "api/speak"):
+        before = folder_state(server.voices_dir)
+        reply = http("POST", url(server, path), data=form(name="bomb", audio=audio, transcript="x", text="x"))
+        assert reply.status == 400 and reply.code == code, (path, reply.body[:300])
+        assert "the limit is" in reply.json()["error"]["message"]
+        assert folder_state(server.voices_dir) == before
+
+
+def test_decoding_a_clip_costs_no_more_memory_than_its_mono_samples() -> None:
+    """Samples are mixed down block by block: 8 channels at 192 kHz cost what one channel costs."""
+    import tracemalloc
+
+    from wyoming_ishowtts.server.studio.uploads import decode_clip
+
+    seconds, rate, channels = 10, 192_000, 8
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((seconds * rate, channels))).astype(np.float32)
+    data = encode(audio, rate=rate, fmt="FLAC")
+    mono_bytes = seconds * rate * 4
+    tracemalloc.start()
+    try:
+        clip = decode_clip(data, max_seconds=30.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert clip.samples.shape == (seconds * rate, 1) and clip.channels == channels
+    # The mono result, the list of blocks it is joined from, and a few blocks in flight.
+    assert peak < 2 * mono_bytes + 8 * 1024 * 1024, (peak, mono_bytes)
+    # The mix-down is the checker's own: the same findings as the checker gives the file's samples.
+    samples, _ = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    assert clip.check("Some words.") == check_clip(samples, rate, "Some words.")
+
+
 def test_oversized_upload_is_refused_before_it_is_read(server: StudioServer) -> None:
     big = encode(speechlike(7.9, rate=48000).repeat(2).reshape(-1, 2), rate=48000, subtype="FLOAT")
     assert len(big) > MAX_UPLOAD
@@ -309,6 +364,66 @@ def test_a_chunked_upload_is_refused_once_it_passes_the_limit(server: StudioServ
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert reply.status == 200 and reply.json()["usable"], reply.body
+
+
+def test_uploads_past_the_slots_are_refused_and_a_stalled_one_gives_its_slot_up(
+    server: StudioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many clients send at once, at most MAX_UPLOADS bodies are held and decoded; the next is
+    refused at once (503 busy), and a client that stops sending loses its slot (408)."""
+    from wyoming_ishowtts.server.studio import forms
+    from wyoming_ishowtts.server.studio.app import MAX_UPLOADS
+
+    monkeypatch.setattr(forms, "BODY_IDLE_SECONDS", 5.0)  # the held uploads are released well before
+    site = server.server.service.studio
+    assert site is not None
+    slots = site.studio.uploads
+    boundary = "studio-slot-boundary"
+    body = _multipart(boundary, GOOD, transcript=TONE_TRANSCRIPT)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    check = url(server, "api/check")
+
+    async def go() -> tuple[list[int], Reply, list[tuple[int, str]], Reply]:
+        release = asyncio.Event()
+
+        async def held(wait: bool) -> Any:
+            yield body[:1000]
+            if wait:
+                await release.wait()
+            else:
+                await asyncio.sleep(60)  # stalls: the server gives up first
+            yield body[1000:]
+
+        async def post(session: aiohttp.ClientSession, data: Any) -> Reply:
+            async with session.post(check, data=data, headers=headers) as response:
+                return Reply(response.status, response.headers, await response.read())
+
+        async def all_slots_taken() -> None:
+            for _ in range(300):
+                if slots.locked():
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError("the uploads never took every slot")
+
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            slow = [asyncio.create_task(post(session, held(wait=True))) for _ in range(MAX_UPLOADS)]
+            await all_slots_taken()
+            refused = await post(session, body)
+            release.set()
+            finished = [reply.status for reply in await asyncio.gather(*slow)]
+            stalled = [asyncio.create_task(post(session, held(wait=False))) for _ in range(MAX_UPLOADS)]
+            await all_slots_taken()
+            gave_up = [(reply.status, reply.code) for reply in await asyncio.gather(*stalled)]
+            after = await post(session, body)
+        return finished, refused, gave_up, after
+
+    finished, refused, gave_up, after = asyncio.run(go())
+    assert refused.status == 503 and refused.code == "busy", refused.body[:300]
+    assert f"already reading {MAX_UPLOADS} uploads" in refused.json()["error"]["message"]
+    assert finished == [200] * MAX_UPLOADS
+    assert gave_up == [(408, "upload-stalled")] * MAX_UPLOADS
+    assert after.status == 200 and after.json()["usable"], after.body[:300]
 
 
 # -- saving, editing, deleting ---------------------------------------------------------------------
@@ -562,6 +677,39 @@ def test_delete_removes_the_folder_and_the_voice(server: StudioServer) -> None:
     assert (server.voices_dir.parent / "shared" / "readonly").is_dir()
 
 
+def test_deleting_or_retranscribing_a_voice_removes_its_prepared_file(server: StudioServer) -> None:
+    """The prepared-voice cache is keyed by content: the studio removes what a deleted voice, or an edited
+    transcript, leaves behind (and nothing else)."""
+    cached = server.cache_dir / "voices"
+
+    def cache_files() -> set[str]:
+        return {p.name for p in cached.iterdir()} if cached.is_dir() else set()
+
+    def speak(voice: str) -> None:
+        _check_wav_stream(http("POST", url(server, "api/speak"), data=form(text="Cached.", voice=voice)))
+
+    speak("tone")
+    before = cache_files()
+    clip = encode(speechlike(gain=0.45))
+    reply = http(
+        "POST", url(server, "api/voices"), data=form(name="Cached", audio=clip, transcript=TONE_TRANSCRIPT)
+    )
+    assert reply.status == 201
+    speak("cached")
+    first = cache_files() - before
+    assert len(first) == 1
+    reply = http("PATCH", url(server, "api/voices/cached"), json={"transcript": "A different transcript."})
+    assert reply.status == 200
+    assert cache_files() == before  # the old transcript's file is gone ...
+    speak("cached")
+    second = cache_files() - before
+    assert len(second) == 1 and second != first  # ... and the new one is prepared when it speaks
+    reply = http("PATCH", url(server, "api/voices/cached"), json={"description": "Same clip and words."})
+    assert reply.status == 200 and cache_files() - before == second  # not a change of content
+    assert http("DELETE", url(server, "api/voices/cached")).status == 200
+    assert cache_files() == before  # every other voice keeps its file
+
+
 # -- speaking --------------------------------------------------------------------------------------
 
 
@@ -721,6 +869,28 @@ def test_cross_site_posts_are_refused(server: StudioServer, headers: dict[str, s
         reply = http(method, url(server, path), headers=headers, **kwargs)
         assert reply.status == 403 and reply.code == "cross-site-request", (method, path)
     assert folder_state(server.voices_dir) == before
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_another_sites_page_cannot_read_the_api(server: StudioServer, site: str) -> None:
+    """Another site's page may not play a voice's clip in its own <audio>, nor fetch the voice list (the
+    browser marks both with Sec-Fetch-Site); the page itself may still be opened from a link."""
+    for path in ("api/voices", "api/status", "api/voices/tone/audio"):
+        reply = http("GET", url(server, path), headers={"Sec-Fetch-Site": site})
+        assert reply.status == 403 and reply.code == "cross-site-request", path
+        for own in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+            assert http("GET", url(server, path), headers=own).status == 200, (path, own)
+    assert http("GET", url(server, ""), headers={"Sec-Fetch-Site": site}).status == 200
+
+
+def test_no_other_site_may_frame_the_page(server: StudioServer) -> None:
+    """Framed by another site, the page would be its own origin and pass every check while the other site
+    steers the clicks; every answer forbids that (Home Assistant's ingress frames it from its own origin)."""
+    for method, path in (("GET", ""), ("GET", "static/studio.js"), ("GET", "api/voices"), ("GET", "nowhere")):
+        reply = http(method, url(server, path))
+        assert reply.headers.get("Content-Security-Policy") == "frame-ancestors 'self'", path
+        assert reply.headers.get("X-Frame-Options") == "SAMEORIGIN", path
+        assert reply.headers.get("X-Content-Type-Options") == "nosniff", path
 
 
 def test_same_origin_posts_are_accepted(server: StudioServer) -> None:

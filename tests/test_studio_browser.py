@@ -151,6 +151,16 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             )
             page.goto(server.url)
             expect(page.locator('[data-voice="tone"]')).to_contain_text("ready")
+            # 0. The list plays each voice's reference clip (the browser fetches it as the page's own).
+            listed = page.locator('[data-voice="tone"] audio').evaluate(
+                """a => new Promise((resolve, reject) => {
+                    a.onloadedmetadata = () => resolve(a.duration);
+                    a.onerror = () => reject(new Error("the clip did not load"));
+                    a.preload = "metadata";
+                    a.load();
+                })"""
+            )
+            assert listed == pytest.approx(3.0, abs=0.05), listed
 
             # 1. Upload a clip, see the checker's verdict, hear it before saving, then save it.
             page.get_by_label("Name", exact=True).fill("Uploaded Voice")
@@ -250,5 +260,37 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert errors == []
+        finally:
+            chromium.close()
+
+
+def test_another_site_cannot_frame_the_studio(browser: str, server: StudioProcess) -> None:
+    """A page of another origin (``localhost`` is not ``127.0.0.1`` to a browser) that frames the studio gets
+    nothing; the studio's own origin (Home Assistant's ingress panel) may."""
+    from playwright.sync_api import sync_playwright
+
+    other_origin = server.url.replace("127.0.0.1", "localhost")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(server.url)
+            frames = {}
+            for name, src in (("own", server.url), ("other", other_origin)):
+                page.evaluate(
+                    """([name, src]) => new Promise((resolve) => {
+                        const frame = document.createElement("iframe");
+                        frame.name = name;
+                        frame.src = src;
+                        frame.onload = resolve;
+                        document.body.append(frame);
+                    })""",
+                    [name, src],
+                )
+                frame = page.frame(name=name)
+                assert frame is not None
+                frames[name] = frame.evaluate("() => !!document.querySelector('#speak')")
+            assert frames == {"own": True, "other": False}
         finally:
             chromium.close()

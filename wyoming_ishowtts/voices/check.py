@@ -47,17 +47,21 @@ class Finding:
     """One or two plain sentences for a person: what is wrong and what to do."""
 
 
-def check_clip(samples: np.ndarray, rate: int, transcript: str | None = None) -> list[Finding]:
+def check_clip(
+    samples: np.ndarray, rate: int, transcript: str | None = None, *, channels: int | None = None
+) -> list[Finding]:
     """Judge a clip (``samples``: frames, or frames x channels, as read from the file) and, when given, its
-    transcript. ``transcript`` None: not judged (the caller asks for it in its own words)."""
+    transcript. ``transcript`` None: not judged (the caller asks for it in its own words). ``channels``: how
+    many the file had, when ``samples`` are already mixed down (the studio mixes while it decodes)."""
     audio = np.asarray(samples, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[:, None]
     findings: list[Finding] = []
     mono = audio.mean(axis=1) if audio.size else np.zeros(0, dtype=np.float32)
     seconds = len(mono) / rate if rate > 0 else 0.0
-    if audio.shape[1] > 1:
-        findings.append(Finding("ok", "channels", f"{audio.shape[1]} channels, mixed down to one."))
+    had = audio.shape[1] if channels is None else channels
+    if had > 1:
+        findings.append(Finding("ok", "channels", f"{had} channels, mixed down to one."))
     findings.append(_judge_rate(rate))
     findings.append(_judge_length(seconds))
     if len(mono) and rate > 0:

@@ -25,6 +25,8 @@ import asyncio
 import logging
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -34,7 +36,7 @@ from aiohttp import web
 
 from ...engine.options import SAMPLE_RATE
 from ...errors import VoiceError
-from ...voices.check import Finding, check_clip
+from ...voices.check import Finding
 from ...voices.folder import REFERENCE_AUDIO, VoiceInfo
 from ...voices.registry import VoiceRegistry
 from ..metrics import RequestLog
@@ -44,7 +46,7 @@ from ..worker import EngineWorker
 from . import catalog, forms
 from .errors import StudioError
 from .folders import VoiceFolders
-from .guard import COOKIE, SETTINGS, errors, guard, same_secret
+from .guard import COOKIE, SETTINGS, errors, guard, protect_response, same_secret
 from .speech import Speech, SynthesisFailed, wav_stream_header
 from .uploads import Clip, decode_clip
 
@@ -56,6 +58,9 @@ STATIC_TYPES = {"studio.js": "text/javascript", "studio.css": "text/css"}
 PREVIEW_VOICE = "new voice"
 _NO_CACHE = {"Cache-Control": "no-cache"}
 SHUTDOWN_TIMEOUT = 2.0
+MAX_UPLOADS = 4
+"""Request bodies read and decoded at once: each may hold --http-max-upload-mb and its decoded clip, so this
+bounds the studio's memory however many clients send at once (a person uses one or two)."""
 
 
 @dataclass
@@ -67,6 +72,8 @@ class Studio:
     worker: EngineWorker
     requests: RequestLog
     voices_dirs: tuple[Path, ...]
+    cache_dir: Path
+    """The server's --cache-dir: the studio removes the prepared files of the voices it deletes."""
     max_text_chars: int
     model: str
     version: str
@@ -76,6 +83,7 @@ class Studio:
             raise ValueError("the studio needs a voices folder to save voices in")
         self.folders = VoiceFolders(self.voices_dirs[0])
         self.write_lock = asyncio.Lock()
+        self.uploads = asyncio.Semaphore(MAX_UPLOADS)
 
 
 STUDIO = web.AppKey("studio", Studio)
@@ -128,6 +136,7 @@ def create_app(studio: Studio) -> web.Application:
     )
     app[STUDIO] = studio
     app[SETTINGS] = studio.settings
+    app.on_response_prepare.append(protect_response)
     page = (STATIC_DIR / "index.html").read_bytes()
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
 
@@ -208,27 +217,32 @@ async def voice_audio(request: web.Request) -> web.StreamResponse:
 
 async def check(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
-    clip = await _clip(studio, form)
-    text = form.get("transcript")
-    transcript = forms.transcript(text) if text and text.strip() else None
-    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
-    return web.json_response(_clip_report(clip, findings))
+    async with _upload_slot(studio):
+        form = await forms.read_form(request, studio.settings.max_upload_bytes)
+        clip = await _clip(studio, form)
+        text = form.get("transcript")
+        transcript = forms.transcript(text) if text and text.strip() else None
+        findings = await asyncio.to_thread(clip.check, transcript)
+        report = _clip_report(clip, findings)
+    return web.json_response(report)
 
 
 async def create_voice(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
-    name = forms.display_name(form.get("name"))
-    slug = forms.slugify(name)
-    transcript = forms.transcript(form.get("transcript"))
-    description = forms.description(form.get("description")) or (name if name != slug else None)
-    languages = forms.languages(form.get("languages"))
-    speed = forms.speed(form.get("speed"))
-    clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
-    _refuse_unusable(clip, findings)
-    wav = await asyncio.to_thread(clip.wav_bytes)
+    async with _upload_slot(studio):
+        form = await forms.read_form(request, studio.settings.max_upload_bytes)
+        name = forms.display_name(form.get("name"))
+        slug = forms.slugify(name)
+        transcript = forms.transcript(form.get("transcript"))
+        description = forms.description(form.get("description")) or (name if name != slug else None)
+        languages = forms.languages(form.get("languages"))
+        speed = forms.speed(form.get("speed"))
+        clip = await _clip(studio, form)
+        findings = await asyncio.to_thread(clip.check, transcript)
+        _refuse_unusable(clip, findings)
+        wav = await asyncio.to_thread(clip.wav_bytes)
+        report = _clip_report(clip, findings)
+        del form, clip  # only the WAV is kept while the voice is written
     async with studio.write_lock:
         taken = await asyncio.to_thread(catalog.names_in_use, studio.registry, studio.voices_dirs)
         if slug.casefold() in taken:
@@ -250,13 +264,14 @@ async def create_voice(request: web.Request) -> web.Response:
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: saved voice %s in %s", slug, folder)
     voice = await asyncio.to_thread(catalog.describe_folder, folder, studio.folders)
-    return web.json_response({"voice": voice, **_clip_report(clip, findings)}, status=201)
+    return web.json_response({"voice": voice, **report}, status=201)
 
 
 async def update_voice(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
     name = request.match_info["name"]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
+    async with _upload_slot(studio):
+        form = await forms.read_form(request, studio.settings.max_upload_bytes)
     if form.audio is not None or form.get("name") is not None:
         raise StudioError(
             400, "bad-request", "A saved voice keeps its name and clip; to change them, add a new voice."
@@ -275,7 +290,10 @@ async def update_voice(request: web.Request) -> web.Response:
         folder = await asyncio.to_thread(
             catalog.managed_folder, name, studio.registry, studio.folders, studio.voices_dirs
         )
+        before = await _prepared_file(studio, folder) if transcript is not None else None
         await asyncio.to_thread(studio.folders.update, folder, transcript, changes)
+        if before is not None and before != await _prepared_file(studio, folder):
+            await asyncio.to_thread(before.unlink, missing_ok=True)
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: changed voice %s", folder.name)
     voice = await asyncio.to_thread(catalog.describe_folder, folder, studio.folders)
@@ -289,7 +307,10 @@ async def delete_voice(request: web.Request) -> web.Response:
         folder = await asyncio.to_thread(
             catalog.managed_folder, name, studio.registry, studio.folders, studio.voices_dirs
         )
+        prepared = await _prepared_file(studio, folder)
         await asyncio.to_thread(studio.folders.delete, folder)
+        if prepared is not None:
+            await asyncio.to_thread(prepared.unlink, missing_ok=True)
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: deleted voice %s", folder.name)
     return web.json_response({"deleted": folder.name})
@@ -302,19 +323,21 @@ async def speak(request: web.Request) -> web.StreamResponse:
     after it ends the response without its final chunk, which every HTTP client notices.
     """
     studio = request.app[STUDIO]
-    form = await forms.read_form(request, studio.settings.max_upload_bytes)
-    text = " ".join((form.get("text") or "").split())
-    if not text:
-        raise StudioError(400, "empty-text", "Type something for the voice to say.")
-    if len(text) > studio.max_text_chars:
-        raise StudioError(
-            400,
-            "text-too-long",
-            f"The text has {len(text)} characters; the limit is {studio.max_text_chars}.",
-        )
     scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="ishowtts-preview-"))
     try:
-        voice = await _speaking_voice(studio, form, scratch)
+        async with _upload_slot(studio):
+            form = await forms.read_form(request, studio.settings.max_upload_bytes)
+            text = " ".join((form.get("text") or "").split())
+            if not text:
+                raise StudioError(400, "empty-text", "Type something for the voice to say.")
+            if len(text) > studio.max_text_chars:
+                raise StudioError(
+                    400,
+                    "text-too-long",
+                    f"The text has {len(text)} characters; the limit is {studio.max_text_chars}.",
+                )
+            voice = await _speaking_voice(studio, form, scratch)
+            del form  # an unsaved clip is in the scratch folder now
         speech = Speech(studio.worker, studio.requests, voice, text)
         response: web.StreamResponse | None = None
         try:
@@ -364,6 +387,20 @@ async def session(request: web.Request) -> web.Response:
 # -- helpers (the blocking ones run in threads) ----------------------------------------------------
 
 
+@asynccontextmanager
+async def _upload_slot(studio: Studio) -> AsyncIterator[None]:
+    """One of the `MAX_UPLOADS` slots for reading and decoding a body; refused at once when none is free
+    (a stalled client gives its slot up after forms.BODY_IDLE_SECONDS)."""
+    if studio.uploads.locked():
+        raise StudioError(
+            503,
+            "busy",
+            f"The server is already reading {MAX_UPLOADS} uploads; try again in a moment.",
+        )
+    async with studio.uploads:
+        yield
+
+
 async def _clip(studio: Studio, form: forms.Form) -> Clip:
     if form.audio is None:
         raise StudioError(400, "missing-audio", "Choose an audio file or record a clip first.")
@@ -389,7 +426,7 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
     transcript = forms.transcript(form.get("transcript"))
     speed = forms.speed(form.get("speed"))
     clip = await _clip(studio, form)
-    findings = await asyncio.to_thread(check_clip, clip.samples, clip.rate, transcript)
+    findings = await asyncio.to_thread(clip.check, transcript)
     _refuse_unusable(clip, findings)
     audio = scratch / REFERENCE_AUDIO
     await asyncio.to_thread(audio.write_bytes, clip.wav_bytes())
@@ -402,12 +439,21 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
     )
 
 
+async def _prepared_file(studio: Studio, folder: Path) -> Path | None:
+    """The prepared-voice cache file of the voice in `folder`; None before the model is loaded (its
+    identity is part of the key), or when the voice cannot be loaded."""
+    engine = studio.worker.engine
+    if engine is None:
+        return None
+    return await asyncio.to_thread(catalog.prepared_file, folder, studio.cache_dir, engine.identity)
+
+
 def _clip_report(clip: Clip, findings: list[Finding]) -> dict[str, Any]:
     return {
         "clip": {
             "seconds": round(clip.seconds, 3),
             "rate": clip.rate,
-            "channels": int(clip.samples.shape[1]),
+            "channels": clip.channels,
         },
         "findings": [catalog.finding_json(f) for f in findings],
         "usable": not any(f.level == "error" for f in findings),

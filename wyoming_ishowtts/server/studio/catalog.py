@@ -16,6 +16,7 @@ from typing import Any
 
 import soundfile
 
+from ...voices.cache import cache_file, prepared_voice_key
 from ...voices.check import Finding, check_voice_dir
 from ...voices.folder import REFERENCE_AUDIO, VoiceInfo, load_voice_dir
 from ...voices.registry import VoiceRegistry
@@ -128,6 +129,21 @@ def reference_clip(name: str, registry: VoiceRegistry, voices_dirs: tuple[Path, 
     if info is not None and info.builtin is not None and info.reference_audio.is_file():
         return info.reference_audio
     raise StudioError(404, "unknown-voice", f"There is no clip for a voice named '{name[:64]}'.")
+
+
+def prepared_file(folder: Path, cache_dir: Path, engine_identity: str) -> Path | None:
+    """The prepared-voice cache file the server keeps for the voice in `folder` (None: it cannot be loaded).
+
+    The cache is keyed by content, so a deleted voice, or the old transcript of an edited one, would leave
+    its file behind for ever; the studio removes it. Another folder with the very same clip and transcript
+    shares the file: it is prepared again the next time it speaks, once.
+    """
+    try:
+        info = load_voice_dir(folder)
+        audio = info.reference_audio.read_bytes()
+    except (OSError, ValueError):
+        return None
+    return cache_file(cache_dir, prepared_voice_key(audio, info.transcript, engine_identity))
 
 
 def folder_in(root: Path, name: str) -> Path | None:

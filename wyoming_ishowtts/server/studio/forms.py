@@ -7,11 +7,14 @@ display name becomes a folder name only through ``slugify``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 import unicodedata
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
@@ -24,6 +27,8 @@ MAX_TRANSCRIPT_CHARS = 1000
 MAX_DESCRIPTION_CHARS = 200
 MAX_FIELD_BYTES = 16 * 1024
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+BODY_IDLE_SECONDS = 30.0
+"""A body that sends nothing for this long is refused: a stalled client must not hold an upload slot."""
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")
 FIELDS = frozenset(
     {"name", "transcript", "description", "languages", "speed", "text", "voice", "audio", "token"}
@@ -45,7 +50,8 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
     """Read a multipart/form-data, urlencoded or JSON body, never holding more than the limit.
 
     The limit holds whether or not the client says the body's length (``Content-Length``): a chunked
-    upload is counted as it arrives and refused once it passes the limit.
+    upload is counted as it arrives and refused once it passes the limit. A body that stops arriving for
+    `BODY_IDLE_SECONDS` is refused too.
     """
     length = request.content_length
     if length is not None and length > max_upload_bytes:
@@ -76,7 +82,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refused (413) as soon as it passes `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(64 * 1024):
+    while chunk := await _arriving(request.content.read(64 * 1024)):
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
@@ -116,7 +122,7 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
     received = 0
     while True:
         try:
-            part = await reader.next()
+            part = await _arriving(reader.next())
         except ValueError as err:  # a malformed part header or boundary
             raise StudioError(400, "bad-request", f"The form could not be read: {err}") from None
         if part is None:
@@ -130,7 +136,7 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
         limit = max_upload_bytes - received if name == "audio" else MAX_FIELD_BYTES
         chunks: list[bytes] = []
         size = 0
-        while chunk := await part.read_chunk(64 * 1024):
+        while chunk := await _arriving(part.read_chunk(64 * 1024)):
             size += len(chunk)
             if size > limit:
                 if name == "audio":
@@ -147,6 +153,19 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
         except UnicodeDecodeError:
             raise StudioError(400, "bad-request", f"Field '{name}' is not UTF-8 text.") from None
     return Form(fields, audio)
+
+
+_T = TypeVar("_T")
+
+
+async def _arriving(read: Awaitable[_T]) -> _T:
+    """One read of the body, refused when the client sends nothing for `BODY_IDLE_SECONDS`."""
+    try:
+        return await asyncio.wait_for(read, BODY_IDLE_SECONDS)
+    except asyncio.TimeoutError:
+        raise StudioError(
+            408, "upload-stalled", "The upload stopped arriving; check the connection and try again."
+        ) from None
 
 
 def _check_field_name(name: str) -> None:

@@ -12,9 +12,15 @@ Four checks, in order:
    cannot be rebound. With a token, rebinding gains nothing: the other site never has the token or its
    cookie.
 3. ``POST``/``PATCH``/``DELETE`` from another site's page are refused (``Sec-Fetch-Site``, or ``Origin``
-   against ``Host``), unless they carry the token in an ``Authorization`` header.
+   against ``Host``), unless they carry the token in an ``Authorization`` header; so are reads of the API
+   that the browser marks as made by another site (its ``<audio>`` playing a voice's clip, or timing the
+   voice list).
 4. With ``--http-token``: the API needs the token (``Authorization: Bearer``, or the cookie the page gets
    from ``api/session``); the page itself does not, so it can ask for the token.
+
+Every answer also tells the browser not to show it inside another site's frame (`protect_response`): a
+page framed by another site is the studio's own origin, so its buttons would pass every check above while
+the other site steers the clicks. Home Assistant's ingress panel frames it from the same origin.
 """
 
 from __future__ import annotations
@@ -36,6 +42,13 @@ _LOGGER = logging.getLogger(__name__)
 
 COOKIE = "ishowtts_studio"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CROSS_SITE = frozenset({"cross-site", "same-site"})
+"""``Sec-Fetch-Site`` values of a request made by another site's page."""
+PROTECTIVE_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+}
 SETTINGS = web.AppKey("studio-settings", StudioSettings)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -87,7 +100,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             "To open it by a host name, start the server with --http-token.",
         )
     bearer = token is not None and _bearer_matches(request, token)
-    if request.method in UNSAFE_METHODS and not bearer and cross_site(request):
+    if request.method in UNSAFE_METHODS:
+        forged = cross_site(request)
+    else:
+        forged = request.path.startswith("/api/") and request.headers.get("Sec-Fetch-Site") in CROSS_SITE
+    if forged and not bearer:
         raise StudioError(
             403,
             "cross-site-request",
@@ -101,6 +118,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 401, "token-required", "This server needs its access token; enter it on the page."
             )
     return await handler(request)
+
+
+async def protect_response(request: web.Request, response: web.StreamResponse) -> None:
+    """Sent with every answer (aiohttp's ``on_response_prepare``): no framing by other sites, no sniffing."""
+    response.headers.update(PROTECTIVE_HEADERS)
 
 
 def host_allowed(host_header: str | None, bind_host: str) -> bool:
