@@ -291,26 +291,28 @@ def test_an_eager_warm_up_failure_stops_the_server_instead_of_serving_errors() -
 
 # ---------------------------------------------------------------------------------------------- fp32 fallback
 def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A half-precision run that produces NaN reruns in fp32 from the checkpoint's own weights and the clip's
-    own mel: the same audio as an engine that ran fp32 from the start, and no graphs left over."""
+    """A half-precision run that produces NaN reruns in fp32 from the checkpoint's own weights and the voice's
+    float32 mel (never rounded to the half precision): the same audio as an engine that ran fp32 from the
+    start, and no graphs left over."""
     options = SynthesisOptions(nfe=3, seed=7)
     fp32 = load(model_dir)
     expected = fp32.synthesize_all(voice_of(fp32), TEXT, options)
 
     def nan_in_half_precision(model: Any, x: torch.Tensor, *args: Any) -> torch.Tensor:
         out = guided_step(model, x, *args)
-        return out * float("nan") if next(model.parameters()).dtype != torch.float32 else out
+        return out * float("nan") if model.input_dtype != torch.float32 else out
 
     half = load(model_dir, precision="bf16")
     voice = voice_of(half)
     half._accelerate(EagerRecorder())
     half.warm_up(voice)
-    assert voice.mel.dtype == torch.bfloat16 and half.steps is not None
+    assert half.steps is not None and half.model.input_dtype == torch.bfloat16
+    assert voice.mel.dtype == torch.float32  # the sampler casts what the model reads; the voice keeps fp32
     monkeypatch.setattr(engine_module, "guided_step", nan_in_half_precision)
     monkeypatch.setattr(half.steps, "step", nan_in_half_precision)
     wave = half.synthesize_all(voice, TEXT, options)
     assert half.dtype == torch.float32 and half.steps is None
-    assert half._mel_of(voice).dtype == torch.float32  # from the clip again; the voice itself is unchanged
+    assert half.model.input_dtype == torch.float32
     gc.collect()
     np.testing.assert_array_equal(wave, expected)
 

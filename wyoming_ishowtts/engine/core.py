@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -76,8 +75,6 @@ class Engine:
         self.mel = MelSpectrogram(MelConfig()).to(device)
         self._identity = identity
         self._files = files
-        self._mels: weakref.WeakKeyDictionary[Voice, torch.Tensor] = weakref.WeakKeyDictionary()
-        """Reference mels recomputed in the model's dtype for voices prepared before an fp32 fallback."""
         self.steps: StepGraphs | None = None
         """CUDA graphs and/or compiled steps per layout; None: every sampler step eager (`guided_step`)."""
         self.bucket = 1
@@ -184,18 +181,6 @@ class Engine:
             # reference frame the vocoder starts from is copied back from it unrounded.
             mel = self.mel(clip.audio.to(self.device)).transpose(1, 2)
         return Voice(clip.name, clip.ref_text, clip.audio, clip.rms, clip.source_seconds, mel=mel)
-
-    def _mel_of(self, voice: Voice) -> torch.Tensor:
-        """`voice`'s reference mel as this run needs it. After a fallback to fp32, a voice prepared in half
-        precision gets its mel computed again from its clip (once), not the rounded one widened, so that the
-        rerun is a true fp32 run; otherwise the voice's own (the sampler casts it to the model's dtype)."""
-        if self.dtype != torch.float32 or voice.mel.dtype == torch.float32:
-            return voice.mel
-        mel = self._mels.get(voice)
-        if mel is None:
-            with torch.inference_mode():
-                mel = self._mels[voice] = self.mel(voice.audio.to(self.device)).transpose(1, 2)
-        return mel
 
     def plan(self, voice: Voice, text: str, options: SynthesisOptions | None = None) -> list[str]:
         """The text chunks `synthesize` will speak, in order."""
@@ -342,7 +327,7 @@ class Engine:
                     for n in lengths:
                         sample(
                             self.model,
-                            self._mel_of(voice).expand(batch, -1, -1),
+                            voice.mel.expand(batch, -1, -1),
                             torch.full((batch,), cond_frames, device=self.device),
                             torch.tensor([ids] * batch, device=self.device),
                             torch.full((batch,), n, device=self.device),
@@ -377,9 +362,9 @@ class Engine:
         cond_lens = torch.tensor([int(v.mel.shape[1]) for v in voices], device=self.device)
         while True:
             if all(v is voices[0] for v in voices):
-                cond = self._mel_of(voices[0]).expand(batch, -1, -1)
+                cond = voices[0].mel.expand(batch, -1, -1)
             else:  # different references: padded, and the padding is outside every item's cond_lens
-                cond = torch.nn.utils.rnn.pad_sequence([self._mel_of(v)[0] for v in voices], batch_first=True)
+                cond = torch.nn.utils.rnn.pad_sequence([v.mel[0] for v in voices], batch_first=True)
             out_of_memory, mel, waves = False, None, []
             try:
                 mel = sample(
@@ -432,8 +417,8 @@ class Engine:
         """Half precision overflowed (some GPUs and checkpoints do): switch to fp32 for good, and say so.
 
         The weights are read again from the checkpoint (widening the half-precision ones would keep their
-        rounding), CUDA graphs and compiled steps are dropped (they were made for the half-precision model),
-        and each voice's reference mel is computed again from its clip as it is next used: a true fp32 run.
+        rounding) and CUDA graphs and compiled steps are dropped (they were made for the half-precision model);
+        voices need nothing: their reference mels are float32 in every precision (`voice`). A true fp32 run.
         """
         _LOGGER.warning(
             "Non-finite output in %s: switching the model to fp32, eager",
