@@ -252,6 +252,7 @@ def stage_setup(plan: Plan, rec: Record) -> None:
             arch_list=env["arch_list"],
         )
         sdpa_kernels(rec)
+        device_binding(rec, torch.cuda)
     else:
         rec.value("env", env)
 
@@ -318,6 +319,48 @@ def sdpa_kernels(rec: Record) -> None:
         rec.value("sdpa_flash_unmasked", True)
     except (ImportError, RuntimeError) as exc:
         rec.value("sdpa_flash_unmasked", f"unavailable: {str(exc)[:200]}")
+
+
+def device_binding(rec: Record, cuda: Any) -> bool:
+    """``--device cuda:N`` on real GPUs (tests/test_device.py plays it with a stand-in for `cuda`): loading
+    on a worker thread makes the last GPU that thread's current device and leaves this thread's alone, and
+    a GPU past the last is refused with the reason. On a one-GPU machine the last GPU is cuda:0, so only the
+    binding and the refusal are shown, not that another thread keeps its own device."""
+    import threading
+
+    from wyoming_ishowtts.engine.loading import bind_thread
+    from wyoming_ishowtts.errors import ModelLoadError
+
+    count = int(cuda.device_count())
+    before = int(cuda.current_device())
+    seen: list[int] = []
+    errors: list[str] = []
+
+    def worker() -> None:
+        try:
+            bind_thread(f"cuda:{count - 1}", cuda)
+            seen.append(int(cuda.current_device()))
+        except Exception as exc:  # reported by the check
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=worker, name="engine-worker")
+    thread.start()
+    thread.join()
+    refused = ""
+    try:
+        bind_thread(f"cuda:{count}", cuda)
+    except ModelLoadError as exc:
+        refused = str(exc)
+    after = int(cuda.current_device())
+    return rec.check(
+        "device-cuda-N-binds-the-loading-thread-only",
+        seen == [count - 1] and after == before and "this process sees" in refused and not errors,
+        gpus=count,
+        worker_current=seen,
+        this_thread_before_after=[before, after],
+        refused=refused[:200],
+        errors=errors,
+    )
 
 
 def stage_equivalence(plan: Plan, rec: Record) -> None:
