@@ -192,3 +192,32 @@ def test_ttfa_ab_runs_both_systems_interleaved(tiny_model_dir: Path, tmp_path: P
     assert len(report["runs"]["ours"]) == len(report["runs"]["upstream"]) == 2
     assert all(_positive(t) for t in report["runs"]["ours"] + report["runs"]["upstream"])
     assert _positive(report["ratio"]) and report["text"] == "medium" and report["nfe"] == 4
+
+
+def test_the_benchmark_parent_asks_cuda_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU question goes to a child process: a CUDA context in the parent would hold half a gigabyte
+    of the GPU beside the servers it measures (issue 12). Here the parent's torch.cuda refuses every call."""
+    import torch
+
+    from ishowtts_dev.bench import __main__ as bench
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the benchmark's parent process asked torch.cuda")
+
+    for name in ("is_available", "device_count", "get_device_capability", "init", "current_device"):
+        monkeypatch.setattr(torch.cuda, name, refuse)
+    cfg = bench.resolve(bench.build_parser().parse_args(["--device", "auto", "--quick"]))
+    assert cfg["device"] == "cpu"  # the child saw no GPU here
+    assert bench.cuda_capability("cuda") is None
+
+
+def test_on_a_gpu_every_text_is_measured_not_extrapolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upstream's DiT-busy clock sees only kernel launches on a GPU (it would have to synchronize), so no
+    figure there is extrapolated from it: every text is measured, and asking otherwise is refused."""
+    from ishowtts_dev.bench import __main__ as bench
+
+    monkeypatch.setattr(bench, "cuda_capability", lambda device: (9, 0))
+    cfg = bench.resolve(bench.build_parser().parse_args(["--device", "cuda"]))
+    assert cfg["defaults_texts"] == cfg["texts"] and cfg["equal_precision"] == "fp16"
+    with pytest.raises(SystemExit, match="on a GPU every text is measured"):
+        bench.resolve(bench.build_parser().parse_args(["--device", "cuda", "--defaults-texts", "short"]))
