@@ -7,7 +7,9 @@ Upstream equality in float32 is tests/test_equivalence.py; here the tiny random 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -212,12 +214,27 @@ def test_rope_table_is_computed_once_and_sliced() -> None:
     first = rotary(500)
     again = rotary(300)
     assert again.cos.data_ptr() == first.cos.data_ptr() and again.cos.shape[0] == 300
-    longer = rotary(800)  # grows once
+    longer = rotary(1800)  # grows once, to a power of two
     assert longer.cos.data_ptr() != first.cos.data_ptr()
-    assert rotary(100).cos.data_ptr() == longer.cos.data_ptr()
+    assert rotary(2048).cos.data_ptr() == rotary(100).cos.data_ptr() == longer.cos.data_ptr()
     assert torch.equal(longer.cos[:500], first.cos) and torch.equal(longer.sin[:500], first.sin)
     rotary.to(torch.bfloat16)  # a cast drops the table (it would follow a device move)
     assert rotary(100).cos.data_ptr() != longer.cos.data_ptr()
+
+
+def test_an_outgrown_rope_table_stays_allocated() -> None:
+    """A CUDA graph recorded at a shorter length reads the table it was recorded with by address, holding
+    no reference to it: growing the table for a longer length must not free (and so let another tensor
+    reuse) the memory of the one it replaces."""
+    rotary = RotaryEmbedding(64)
+    address = rotary(300).cos.data_ptr()
+    assert rotary._table is not None
+    table = weakref.ref(rotary._table.cos)  # the whole table the returned views slice
+    rotary(5000)  # grows
+    gc.collect()
+    assert table() is not None and table().data_ptr() == address  # type: ignore[union-attr]
+    values = rotary(5000).cos[:300].clone()
+    torch.testing.assert_close(table()[:300], values, rtol=0, atol=0)  # type: ignore[index]
 
 
 def test_real_rope_dit_forward_equals_complex(fp32_model: DiT, vocab_size: int, monkeypatch: Any) -> None:

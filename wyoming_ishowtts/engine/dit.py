@@ -247,21 +247,27 @@ class RotaryEmbedding(Float32Buffers):
         super().__init__()
         self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, dim_head, 2).float() / dim_head)))
         self._table: Rope | None = None
+        self._outgrown: list[Rope] = []
+        """Every table the current one replaced, kept allocated: a CUDA graph recorded with one reads it by
+        address, holding no reference, and would read freed (reused) memory if it were dropped."""
 
     def buffers_moved(self) -> None:
-        self._table = None
+        self._table, self._outgrown = None, []  # a cast or move is a new model: no graph was made of it yet
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
-        self._table = None  # a checkpoint's frequencies replace the computed ones
+        self._table, self._outgrown = None, []  # a checkpoint's frequencies replace the computed ones
 
     def forward(self, n: int) -> Rope:
-        """The tables for n positions: computed once for the longest length seen and sliced after that (a
-        position's angles do not depend on the length), so a sampler step computes none of it."""
+        """The tables for n positions: computed for the next power of two of positions (at least 1024) and
+        sliced after that (a position's angles do not depend on the length), so a sampler step computes
+        none of it; a longer length grows the table, keeping the old one (see `_outgrown`)."""
         if compiling():  # a compiled graph computes it in-line: no Python-side state
             return self._compute(n)
         if self._table is None or self._table.cos.shape[0] < n:
-            self._table = self._compute(n)
+            if self._table is not None:
+                self._outgrown.append(self._table)
+            self._table = self._compute(max(1024, 1 << (n - 1).bit_length()))
         return self._table.first(n)
 
     def _compute(self, n: int) -> Rope:
