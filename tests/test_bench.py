@@ -221,3 +221,17 @@ def test_on_a_gpu_every_text_is_measured_not_extrapolated(monkeypatch: pytest.Mo
     assert cfg["defaults_texts"] == cfg["texts"] and cfg["equal_precision"] == "fp16"
     with pytest.raises(SystemExit, match="on a GPU every text is measured"):
         bench.resolve(bench.build_parser().parse_args(["--device", "cuda", "--defaults-texts", "short"]))
+
+
+def test_profile_prints_where_a_step_goes(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.profile (quoted in BENCHMARKS.md) profiles one real forward pass and its shares add up."""
+    import re
+
+    from ishowtts_dev.bench import profile
+
+    profile.main(["--model-dir", str(tiny_model_dir), "--frames", "64", "--rows", "5"])
+    out = capsys.readouterr().out
+    assert "one guided forward, 64 frames, torch.float32" in out
+    assert "aten::addmm" in out  # the profiler saw the model's matrix multiplies
+    shares = [int(s) for s in re.findall(r"(\d+) %", out.splitlines()[-1])]
+    assert len(shares) == 4 and shares[0] > 0 and abs(sum(shares) - 100) <= 2
