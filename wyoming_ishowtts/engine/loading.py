@@ -82,8 +82,9 @@ def runs_mixed(dtype: torch.dtype) -> bool:
     """Whether the model runs `dtype` mixed (`DiT.to_precision`): only the matrix multiplies in half
     precision, the residual stream, norms and time modulation in float32.
 
-    bf16 keeps 8 mantissa bits: on the base model whole-model bf16 measured 32 dB SNR against fp32 and
-    mixed 43 dB, for ~4 % more CPU time (BENCHMARKS.md, "Precision"). fp16 keeps 11 and runs whole, as
+    bf16 keeps 8 mantissa bits: on the base random model mixed bf16 measured 43 dB SNR against fp32, where
+    the whole-model bf16 of the engine before it measured 15.7 dB (BENCHMARKS.md, "CPU targets of issue
+    12"). fp16 keeps 11 and runs whole, as
     upstream runs it: it is the GPU default, and whether mixed pays there is for a GPU to measure.
     """
     return dtype == torch.bfloat16
