@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+from .options import CROSS_FADE_SECONDS, SAMPLE_RATE
+
 __all__ = [
     "CROSS_FADE_SAMPLES",
     "CrossFader",
@@ -21,8 +23,6 @@ __all__ = [
     "shorten_first_chunk",
 ]
 
-SAMPLE_RATE = 24_000
-CROSS_FADE_SECONDS = 0.15
 CROSS_FADE_SAMPLES = int(CROSS_FADE_SECONDS * SAMPLE_RATE)
 SHORT_TEXT_BYTES = 10  # below this many UTF-8 bytes upstream slows the duration estimate to speed 0.3
 SHORT_TEXT_SPEED = 0.3

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .options import HOP_LENGTH, SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class MelConfig:
-    sample_rate: int = 24000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 1024
-    hop_length: int = 256
+    hop_length: int = HOP_LENGTH
     n_mels: int = 100
 
 

@@ -12,6 +12,8 @@ HOP_LENGTH = 256
 """Audio samples per mel frame."""
 MAX_FRAMES = 65536
 """The longest sequence (reference + new) the engine samples, in mel frames (~700 s)."""
+CROSS_FADE_SECONDS = 0.15
+"""Upstream's linear cross-fade between consecutive chunks' audio."""
 DEFAULT_MODEL = "F5TTS_v1_Base"
 DEFAULT_LENGTH_BUCKET = 256
 """Frames per length bucket when CUDA graphs or torch.compile need fixed lengths and none was given."""
@@ -70,7 +72,7 @@ class SynthesisOptions:
     speed: float = 1.0
     cfg_strength: float = 2.0
     sway_sampling_coef: float = -1.0
-    cross_fade_seconds: float = 0.15
+    cross_fade_seconds: float = CROSS_FADE_SECONDS
     seed: int | None = None
     """None: a fresh random seed per request."""
     first_chunk_max_chars: int | None = 60

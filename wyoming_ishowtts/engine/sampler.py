@@ -13,6 +13,7 @@ import torch
 
 from ..errors import SynthesisCancelled
 from .dit import DiT
+from .options import MAX_FRAMES
 
 # Empirically pruned step grids (EPSS, Fast F5-TTS), in 1/32 units of flow time.
 EPSS_GRIDS: dict[int, tuple[int, ...]] = {
@@ -123,10 +124,10 @@ def sample(
     # Something must be generated: at least one frame past the reference and past the text.
     text_lens = (text_ids != -1).sum(dim=-1)
     durations = torch.maximum(torch.maximum(text_lens, cond_lens) + 1, durations.to(cond_lens)).clamp(
-        max=65536
+        max=MAX_FRAMES
     )
     longest = int(durations.max())
-    n = min(-(-longest // pad_to) * pad_to, 65536) if pad_to > 1 else longest
+    n = min(-(-longest // pad_to) * pad_to, MAX_FRAMES) if pad_to > 1 else longest
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
     cond = pad_frames(cond, n)

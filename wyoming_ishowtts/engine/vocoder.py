@@ -17,6 +17,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from .options import HOP_LENGTH, SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class VocosConfig:
@@ -25,9 +27,9 @@ class VocosConfig:
     intermediate_dim: int = 1536
     num_layers: int = 8
     n_fft: int = 1024
-    hop_length: int = 256
+    hop_length: int = HOP_LENGTH
     padding: str = "center"
-    sample_rate: int = 24000
+    sample_rate: int = SAMPLE_RATE
 
     @classmethod
     def from_yaml(cls, path: Path) -> VocosConfig:
@@ -49,7 +51,7 @@ class VocosConfig:
                 n_fft=int(head["init_args"]["n_fft"]),
                 hop_length=int(head["init_args"]["hop_length"]),
                 padding=str(head["init_args"].get("padding", "same")),
-                sample_rate=int(fe["init_args"].get("sample_rate", 24000)),
+                sample_rate=int(fe["init_args"].get("sample_rate", SAMPLE_RATE)),
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"{path}: not a Vocos config ({err!r})") from err
