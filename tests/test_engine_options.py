@@ -143,7 +143,8 @@ def synthesize_with(model_dir: Path, stand_in: bool = False, **settings: Any) ->
         engine.warm_up(voice)
     with model_lengths(engine) as lengths:
         audio = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
-    assert engine.steps is None or engine.steps.eager_steps == 0
+    eager = 0 if engine.steps is None else engine.steps.eager_steps
+    assert eager == 0, f"{eager} steps ran on a layout the warm-up did not record"
     return audio, lengths
 
 
@@ -209,9 +210,10 @@ def test_length_buckets_give_the_same_audio(model_dir: Path) -> None:
 
 
 def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
-    """With --compile the warm-up compiles what each length the voice can reach needs; a request after
-    it compiles nothing new (dynamo is told to fail on any recompilation, and its own count of graphs
-    does not move): a longer one runs uncompiled."""
+    """With --compile and buckets the warm-up records the compiled step for every batch size and every
+    length bucket the voice can reach; requests after it run every step on a recorded layout (none eagerly)
+    and compile nothing new (dynamo is told to fail on any recompilation, and its own count of graphs does
+    not move). No forward hook here: dynamo would trace it and guard on it."""
     import torch._dynamo
 
     with compiled_graphs() as graphs:
@@ -224,12 +226,19 @@ def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
         buckets = engine.bucket_lengths(voice)
         assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
         engine.warm_up(voice)
+        steps = engine.steps
+        assert steps is not None
+        # One layout per (batch size, bucket) at the one guidance strength, all recorded by the warm-up.
+        assert len(steps) == len(steps.batch_sizes) * len(buckets), (len(steps), steps.batch_sizes, buckets)
         compiled = graphs()
         assert compiled >= 1, "--compile compiled nothing in the warm-up"
+        replays = steps.replays
         with torch._dynamo.config.patch(error_on_recompile=True):
             long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
             for text in ("Short.", long_text):
                 assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
+        assert steps.eager_steps == 0, f"{steps.eager_steps} steps ran on a layout the warm-up did not record"
+        assert steps.replays > replays, "the requests did not run the recorded steps"
         assert graphs() == compiled, "a request after the warm-up compiled a graph"
 
 
