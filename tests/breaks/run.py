@@ -1,0 +1,423 @@
+"""Deliberate breaks: each one breaks the product the way a test's name says it must catch, in a scratch
+copy of the checkout, and runs that test there. The test must fail under its break (tests/README.md, "How a
+test here proves its claim"). Nothing here touches the checkout itself.
+
+    .venv/bin/python tests/breaks/run.py              every break, then a table
+    .venv/bin/python tests/breaks/run.py ID...        only these breaks
+    .venv/bin/python tests/breaks/run.py --list       the breaks, not run
+    .venv/bin/python tests/breaks/run.py --clean ID   the same tests on the unbroken copy (they must pass)
+
+Each break is one exact text replacement (the old text must occur exactly once, so a break that no longer
+applies is reported, not silently skipped). pytest collects only tests/test_*.py, so this file is not a test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Break:
+    id: str
+    what: str  # the break, in words
+    path: str  # the file broken, relative to the checkout
+    old: str
+    new: str
+    tests: list[str] = field(default_factory=list)  # pytest arguments: the tests that must fail
+    timeout: int = 900
+
+
+SENTENCES = "wyoming_ishowtts/server/sentences.py"
+HANDLER = "wyoming_ishowtts/server/handler.py"
+WORKER = "wyoming_ishowtts/server/worker.py"
+CORE = "wyoming_ishowtts/engine/core.py"
+SP = "tests/test_server_protocol.py::"
+
+BREAKS = [
+    Break(
+        "clause-any-gap",
+        "the old pattern: every space is a clause break, the last one wins",
+        SENTENCES,
+        r'_CLAUSE_BREAK_RE = re.compile(r"[,;:]\s+|[，、；：]\s*")',
+        r'_CLAUSE_BREAK_RE = re.compile(r"[,;:，、；：]\s*|\s+")',
+        [
+            "tests/test_sentences.py::test_long_run_without_sentence_end_is_cut_at_a_clause_break",
+            "tests/test_sentences.py::test_forced_cut_takes_the_last_clause_break_not_the_first",
+        ],
+    ),
+    Break(
+        "clause-first-not-last",
+        "a forced cut takes the first clause break, not the last",
+        SENTENCES,
+        "        if match.start() > 0:\n            cut = match\n",
+        "        if match.start() > 0:\n            return match\n",
+        [
+            "tests/test_sentences.py::test_forced_cut_takes_the_last_clause_break_not_the_first",
+            "tests/test_sentences.py::test_without_a_clause_break_the_cut_is_at_the_last_word_gap",
+        ],
+    ),
+    Break(
+        "clause-mark-in-number",
+        "a Latin mark is a clause break even with no space after it",
+        SENTENCES,
+        r'_CLAUSE_BREAK_RE = re.compile(r"[,;:]\s+|[，、；：]\s*")',
+        r'_CLAUSE_BREAK_RE = re.compile(r"[,;:]\s*|[，、；：]\s*")',
+        ["tests/test_sentences.py::test_mark_inside_a_number_is_not_a_clause_break"],
+    ),
+    Break(
+        "cjk-marks-not-breaks",
+        "CJK clause marks are not clause breaks",
+        SENTENCES,
+        r'_CLAUSE_BREAK_RE = re.compile(r"[,;:]\s+|[，、；：]\s*")',
+        r'_CLAUSE_BREAK_RE = re.compile(r"[,;:]\s+")',
+        ["tests/test_sentences.py::test_cjk_clause_marks_are_clause_breaks"],
+    ),
+    Break(
+        "stream-drops-last-sentence",
+        "synthesize-stop drops the text still held by the splitter (the stream's last sentence)",
+        HANDLER,
+        "            if rest:\n                self.state.worker.submit(request, rest)",
+        "            if rest and False:\n                self.state.worker.submit(request, rest)",
+        [
+            SP + "test_home_assistant_streaming_sequence",
+            SP + "test_stream_deltas_split_inside_words",
+            SP + "test_first_audio_arrives_before_the_last_text_chunk_is_sent",
+        ],
+    ),
+    Break(
+        "answer-drops-fade-tail",
+        "the cross-fader's held-back tail (0.15 s) is not flushed at the end of an answer",
+        "wyoming_ishowtts/engine/synthesis.py",
+        "piece = np.concatenate([piece, self._fader.flush()])",
+        "piece = np.concatenate([piece, self._fader.flush()[:0]])",
+        [
+            SP + "test_one_shot_synthesize",
+            SP + "test_multi_chunk_one_shot_sends_audio_per_text_chunk",
+            SP + "test_voice_chosen_by_language",
+            "tests/test_checkpoints.py::test_loads_and_synthesizes",
+            "tests/test_synthesize_cli.py::test_writes_a_wav",
+            "tests/test_server_faults.py::test_corrupt_voice_cache_is_rebuilt_from_the_clip",
+        ],
+    ),
+    Break(
+        "resampler-not-flushed",
+        "the resampler's tail is not flushed at the end of a 16 kHz answer",
+        "wyoming_ishowtts/server/responder.py",
+        "await self._send_audio(self._resampler.flush())",
+        "self._resampler.flush()",
+        ["tests/test_server_startup.py::test_output_rate_is_resampled"],
+    ),
+    Break(
+        "disconnect-not-cancelled",
+        "a client that disconnects has nothing it asked for cancelled",
+        HANDLER,
+        "        worker.cancel_client(self.client_id)\n        for request in list(self._open):\n"
+        "            worker.finish_request(request)\n        self._open.clear()\n"
+        "        if self._responder is not None:\n            self._responder.cancel()\n",
+        "",
+        ["tests/test_server_concurrency.py::test_client_disconnecting_mid_stream_does_not_disturb_others"],
+    ),
+    Break(
+        "worker-ignores-cancel",
+        "the worker runs queued segments of cancelled requests",
+        WORKER,
+        "while queue and queue[0].request.cancelled.is_set():",
+        "while queue and queue[0].request.cancelled.is_set() and False:",
+        ["tests/test_server_concurrency.py::test_client_disconnecting_mid_stream_does_not_disturb_others"],
+    ),
+    Break(
+        "compile-off",
+        "--compile compiles nothing (the eager step is kept)",
+        CORE,
+        "step = torch.compile(guided_step, dynamic=True)",
+        "step = guided_step",
+        [
+            "tests/test_engine_options.py::test_compiled_model_gives_the_same_audio",
+            "tests/test_engine_options.py::test_warm_up_compiles_every_length_bucket",
+        ],
+    ),
+    Break(
+        "padding-off",
+        "requests are not padded to the length bucket",
+        CORE,
+        "                    pad_to=self.bucket,\n                    step=self.steps or guided_step,",
+        "                    pad_to=1,\n                    step=self.steps or guided_step,",
+        [
+            "tests/test_engine_options.py::test_length_buckets_give_the_same_audio",
+            "tests/test_engine_options.py::test_warm_up_compiles_every_length_bucket",
+        ],
+    ),
+    Break(
+        "warm-up-one-bucket",
+        "the warm-up records only the first length bucket",
+        CORE,
+        "                    for n in lengths:\n",
+        "                    for n in lengths[:1]:\n",
+        ["tests/test_engine_options.py::test_warm_up_compiles_every_length_bucket"],
+    ),
+    Break(
+        "auto-cpu-always-fp32",
+        '"auto" on a CPU is fp32 even with native bf16',
+        "wyoming_ishowtts/engine/loading.py",
+        "return torch.bfloat16 if cpu_has_native_bf16() else torch.float32",
+        "return torch.float32",
+        ["tests/test_engine_options.py::test_auto_precision_follows_the_hardware"],
+    ),
+    Break(
+        "auto-cuda-fp16-on-pascal",
+        '"auto" gives fp16 on a CUDA capability 6 GPU',
+        "wyoming_ishowtts/engine/loading.py",
+        "return torch.float16 if major >= 7 else torch.float32",
+        "return torch.float16 if major >= 6 else torch.float32",
+        ["tests/test_engine_options.py::test_auto_precision_follows_the_hardware"],
+    ),
+    Break(
+        "voice-cache-never-read",
+        "the prepared-voice cache file is never read (the clip is prepared again)",
+        "wyoming_ishowtts/voices/cache.py",
+        "        if path.is_file():\n            try:\n                voice = engine.voice(read_clip(path))",
+        "        if path.is_file() and False:\n            try:\n                voice = engine.voice(read_clip(path))",
+        ["tests/test_voices.py::test_prepared_voice_cache_roundtrip_and_corruption"],
+    ),
+    Break(
+        "vocoder-silent",
+        "the vocoder's output is silence",
+        "wyoming_ishowtts/engine/vocoder.py",
+        "return self.istft(self.spectrum(x))",
+        "return self.istft(self.spectrum(x)) * 0",
+        [
+            "tests/test_checkpoints.py::test_loads_and_synthesizes",
+            "tests/test_equivalence.py::test_vocos_decode",
+        ],
+    ),
+    Break(
+        "vocos-magnitude-guard",
+        "the vocoder's magnitude guard is 10x lower than upstream's",
+        "wyoming_ishowtts/engine/vocoder.py",
+        "mag = torch.exp(mag).clip(max=1e2)",
+        "mag = torch.exp(mag).clip(max=1e1)",
+        ["tests/test_equivalence.py::test_vocos_decode"],
+    ),
+    Break(
+        "load-error-with-traceback",
+        "a model that cannot load is logged as a crash (traceback), not as the user's error",
+        WORKER,
+        "            if isinstance(err, IShowTTSError):  # a message for the user, not a bug: no traceback",
+        "            if False:",
+        ["tests/test_server_startup.py::test_model_that_cannot_load_exits_nonzero"],
+    ),
+    Break(
+        "start-up-crash",
+        "an unrelated crash at start-up, before the model is loaded",
+        WORKER,
+        "            engine = self._load_engine()\n",
+        '            raise RuntimeError("unrelated start-up bug")\n',
+        ["tests/test_server_startup.py::test_model_that_cannot_load_exits_nonzero"],
+    ),
+    Break(
+        "no-backpressure",
+        "the worker runs ahead of a client that does not read",
+        WORKER,
+        "if head.request.backlog >= self._max_backlog:",
+        "if False:",
+        [
+            "tests/test_server_backpressure.py::test_describe_is_answered_while_a_client_is_stalled",
+            "tests/test_server_backpressure.py::test_client_that_stops_reading_is_not_buffered_without_limit",
+        ],
+    ),
+    Break(
+        "describe-blocks-loop",
+        "describe blocks the event loop for a second",
+        HANDLER,
+        "            await self._send((await self._info()).event())\n",
+        "            __import__('time').sleep(1.0)\n            await self._send((await self._info()).event())\n",
+        ["tests/test_server_backpressure.py::test_describe_is_answered_while_a_client_is_stalled"],
+    ),
+    Break(
+        "timeout-zero-taken",
+        "positive_float takes 0",
+        "wyoming_ishowtts/arguments.py",
+        "    if not value > 0:  # also refuses nan",
+        "    if not value >= 0:",
+        ["tests/test_healthcheck.py::test_timeout_must_be_positive"],
+    ),
+    Break(
+        "timeout-nan-taken",
+        "positive_float takes nan",
+        "wyoming_ishowtts/arguments.py",
+        "    if not value > 0:  # also refuses nan",
+        "    if value <= 0:",
+        ["tests/test_healthcheck.py::test_timeout_must_be_positive"],
+    ),
+    Break(
+        "cli-ignores-seed",
+        "the CLI ignores --seed",
+        "wyoming_ishowtts/synthesize.py",
+        '"seed": args.seed,',
+        '"seed": None,',
+        ["tests/test_synthesize_cli.py::test_writes_a_wav"],
+    ),
+    Break(
+        "cli-ignores-voice-speed",
+        "the CLI ignores the voice.toml's speed",
+        "wyoming_ishowtts/synthesize.py",
+        "        synthesis_options(info), **{",
+        "        synthesis_options(info), speed=1.0, **{",
+        ["tests/test_synthesize_cli.py::test_the_cli_and_the_server_give_the_same_samples"],
+    ),
+    Break(
+        "server-leaks-memory",
+        "the server keeps 8 MiB for every plain request",
+        HANDLER,
+        "    async def _on_synthesize(self, synthesize: Synthesize) -> None:\n",
+        "    async def _on_synthesize(self, synthesize: Synthesize) -> None:\n"
+        "        globals().setdefault('_LEAK', []).append(b'x' * (8 << 20))\n",
+        ["tests/test_soak.py::test_small_soak_run"],
+    ),
+    Break(
+        "fuzz-thread-leak",
+        "the server starts a thread for every connection that never ends (run with one fuzz test only)",
+        HANDLER,
+        "    async def _dispatch(self, event: Event) -> None:\n",
+        "    async def _dispatch(self, event: Event) -> None:\n"
+        "        if not getattr(self, '_leaked', False):\n"
+        "            self._leaked = True\n"
+        "            __import__('threading').Thread(target=__import__('threading').Event().wait, daemon=True).start()\n",
+        ["tests/test_protocol_fuzz.py", "-k", "test_hostile_json_gets_an_error"],
+    ),
+    Break(
+        "fuzz-error-logged",
+        "an unknown event type is logged as an ERROR (run with one fuzz test only)",
+        HANDLER,
+        '            await self._error(UnknownEventError(f"unexpected event type {event.type!r}"))',
+        '            _LOGGER.error("unknown event")\n'
+        '            await self._error(UnknownEventError(f"unexpected event type {event.type!r}"))',
+        ["tests/test_protocol_fuzz.py", "-k", "test_valid_events_in_any_order"],
+    ),
+    Break(
+        "crossfader-holds-two-fades",
+        "the cross-fader holds back two fades' worth (the whole join is still right)",
+        "wyoming_ishowtts/engine/chunking.py",
+        "keep = min(self._fade, len(joined))",
+        "keep = min(2 * self._fade, len(joined))",
+        ["tests/test_chunking.py::test_crossfader_equals_join"],
+    ),
+    Break(
+        "segmenter-no-percent-run",
+        "the built-in segmenter no longer keeps a run ending in '%' together",
+        "wyoming_ishowtts/engine/tokenizer.py",
+        '_WORD_RUN = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*%?")',
+        '_WORD_RUN = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")',
+        ["tests/test_tokenizer.py::test_builtin_segmenter_random_differential"],
+    ),
+]
+
+
+def scratch_copy(dest: Path) -> None:
+    """The checkout's tracked and untracked-but-not-ignored files (uncommitted edits included)."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for raw in names:
+        if not raw:
+            continue
+        name = raw.decode()
+        src = ROOT / name
+        if not src.is_file() or src.is_symlink():
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    for venv in (".venv", ".venv-floor", ".venv-ha"):
+        if (ROOT / venv).exists():
+            (dest / venv).symlink_to((ROOT / venv).resolve())
+
+
+def apply(brk: Break, dest: Path) -> None:
+    path = dest / brk.path
+    text = path.read_text(encoding="utf-8")
+    count = text.count(brk.old)
+    if count != 1:
+        raise SystemExit(f"{brk.id}: the text to break occurs {count} times in {brk.path} (want 1)")
+    path.write_text(text.replace(brk.old, brk.new), encoding="utf-8")
+
+
+def line_of(brk: Break) -> int:
+    text = (ROOT / brk.path).read_text(encoding="utf-8")
+    return text[: text.index(brk.old)].count("\n") + 1
+
+
+def run(brk: Break, clean: bool) -> tuple[dict[str, str], float, str]:
+    """Each named test's outcome ("failed" when any of its cases failed), the seconds, the first assertion."""
+    with tempfile.TemporaryDirectory(prefix=f"break-{brk.id}-") as tmp:
+        dest = Path(tmp)
+        scratch_copy(dest)
+        if not clean:
+            apply(brk, dest)
+        env = {**os.environ, "PYTHONPATH": str(dest)}
+        report = dest / "junit.xml"
+        started = time.monotonic()
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+        try:
+            result = subprocess.run(
+                [*command, *brk.tests], cwd=dest, env=env, capture_output=True, text=True, timeout=brk.timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"(all)": "timeout"}, time.monotonic() - started, ""
+        elapsed = time.monotonic() - started
+        out = result.stdout + result.stderr
+        outcomes: dict[str, str] = {}
+        if report.is_file():
+            for case in ElementTree.parse(report).iter("testcase"):
+                name = case.get("name", "").split("[")[0]
+                bad = case.find("failure") is not None or case.find("error") is not None
+                skipped = case.find("skipped") is not None
+                if bad:
+                    outcomes[name] = "failed"
+                elif name not in outcomes:
+                    outcomes[name] = "skipped" if skipped else "passed"
+        if not outcomes:
+            outcomes["(all)"] = f"error (pytest exit {result.returncode})"
+        # The first assertion line, so a failure for the wrong reason shows.
+        why = next((ln.strip() for ln in out.splitlines() if ln.startswith("E ")), "")
+        return outcomes, elapsed, why[:200]
+
+
+def main(argv: list[str]) -> int:
+    clean = "--clean" in argv
+    ids = [a for a in argv if not a.startswith("--")]
+    unknown = set(ids) - {b.id for b in BREAKS}
+    if unknown:
+        raise SystemExit(f"unknown break(s): {', '.join(sorted(unknown))}")
+    chosen = [b for b in BREAKS if not ids or b.id in ids]
+    if "--list" in argv:
+        for b in chosen:
+            print(f"{b.id}: {b.path}:{line_of(b)} {b.what}\n    {' '.join(b.tests)}")
+        return 0
+    bad = 0
+    rows = []
+    for b in chosen:
+        outcomes, seconds, why = run(b, clean)
+        want = "passed" if clean else "failed"
+        ok = bool(outcomes) and all(o == want for o in outcomes.values())
+        bad += not ok
+        results = ", ".join(f"{name} {o}" for name, o in outcomes.items())
+        rows.append(f"| {b.id} | {b.path}:{line_of(b)} {b.what} | {results} | {why} |")
+        print(f"{'ok ' if ok else 'BAD'} {b.id} ({seconds:.0f} s): {results}\n    {why}", flush=True)
+    print("\n| break | where, what | each test: result | first assertion |\n|---|---|---|---|")
+    print("\n".join(rows))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
