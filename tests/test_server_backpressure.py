@@ -78,17 +78,21 @@ async def stalled_client(port: int) -> tuple[asyncio.StreamReader, asyncio.Strea
 
 
 async def wait_until_stalled(synthesized: list[int], chunks: int) -> int:
-    """Wait until the engine, having made a first piece, has made nothing for 2 s, short of the whole
-    answer: the stall, once the socket and the per-request buffer are full. Returns how many pieces were
-    made by then. (The quiet time counts from a piece: on a loaded machine the first one can take longer
-    than 2 s, which is no stall.)"""
+    """Wait until the engine, having made a first piece, has made nothing for 2 s and for three times the
+    longest gap between its pieces so far, short of the whole answer: the stall, once the socket and the
+    per-request buffer are full. Returns how many pieces were made by then. (A quiet time shorter than
+    that is a slow piece on a loaded machine, not a stall.)"""
     last, since = 0, time.monotonic()
-    deadline = time.monotonic() + 60
+    longest_gap = 0.0
+    deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "the engine never stopped for the stalled client"
+        now = time.monotonic()
         if len(synthesized) != last:
-            last, since = len(synthesized), time.monotonic()
-        if last and time.monotonic() - since >= 2.0:
+            if last:
+                longest_gap = max(longest_gap, now - since)
+            last, since = len(synthesized), now
+        if last and now - since >= max(2.0, 3 * longest_gap):
             break
         await asyncio.sleep(0.1)
     assert 0 < last < chunks, f"{last} of {chunks} chunks synthesized for a client that reads nothing"
