@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,8 +289,12 @@ def test_another_site_cannot_frame_the_studio(browser: str, server: StudioProces
                     })""",
                     [name, src],
                 )
-                frame = page.frame(name=name)
-                assert frame is not None
+                # A frame of another site runs in its own process: Playwright may learn of it (and of its
+                # navigation) a moment after the parent's load event, so wait for it.
+                deadline = time.monotonic() + TIMEOUT_MS / 1000
+                while (frame := page.frame(name=name)) is None or frame.url in ("", "about:blank"):
+                    assert time.monotonic() < deadline, f"the {name} frame never navigated"
+                    page.wait_for_timeout(50)
                 frames[name] = frame.evaluate("() => !!document.querySelector('#speak')")
             assert frames == {"own": True, "other": False}
         finally:
