@@ -46,7 +46,9 @@ from wyoming_ishowtts.healthcheck import build_parser as healthcheck_parser
 # dies in the middle of an answer.
 TEXT = "The kitchen light is on. The front door is locked. It will rain later today."
 CLIENTS = 4
-REQUESTS = 40
+REQUESTS = 40  # at least; more when the mark-down came late (a loaded machine), up to MAX_REQUESTS
+AFTER_DOWN = REQUESTS // 4  # requests sent after the mark-down, at least: what shows the survivor alone
+MAX_REQUESTS = 3 * REQUESTS
 # Any single read (connect, next event) that takes longer than this is a hang and fails the test.
 READ_TIMEOUT = 30.0
 START_TIMEOUT = 120.0
@@ -362,13 +364,21 @@ async def _load_with_kill(
     balancer: Balancer, victim: ServerProcess, survivor: ServerProcess, survivor_before: int, expected: int
 ) -> KillRun:
     outcomes: list[Outcome] = []
-    next_index = iter(range(REQUESTS))
     times: dict[str, float] = {}
     cut: list[Outcome] = []
 
+    def more_to_send() -> bool:
+        """REQUESTS in all, and on until AFTER_DOWN of them went out after the mark-down (how late
+        that comes depends on the machine's load), MAX_REQUESTS at most."""
+        if len(outcomes) >= MAX_REQUESTS:
+            return False
+        if len(outcomes) < REQUESTS or "down" not in times:
+            return True
+        return sum(1 for o in outcomes if o.sent_at > times["down"]) < AFTER_DOWN
+
     async def client() -> None:
-        for index in next_index:  # one iterator shared by the clients: 40 requests in all
-            outcome = Outcome(index)
+        while more_to_send():  # the clients share one count
+            outcome = Outcome(len(outcomes))
             outcomes.append(outcome)
             await request(balancer.port, TEXT, outcome, expected)
 
@@ -401,12 +411,12 @@ def test_replica_killed_under_load(tiny_model_dir: Path, voices_dir: Path, tmp_p
             balancer.wait_for_status({"gpu0": "UP", "gpu1": "UP"}, 20)
             with MemoryWatch(survivor.pid) as memory:
                 run = asyncio.run(_load_with_kill(balancer, victim, survivor, survivor_before, expected))
-            sessions = balancer.session_log(at_least=REQUESTS)
+            sessions = balancer.session_log(at_least=len(run.outcomes))
         haproxy_log = balancer.log()
 
     outcomes = sorted(run.outcomes, key=lambda o: o.index)
     context = f"\nHAProxy log:\n{haproxy_log[-6000:]}\nsurvivor log tail:\n{survivor.log_tail(20)}"
-    assert len(outcomes) == REQUESTS
+    assert REQUESTS <= len(outcomes) <= MAX_REQUESTS
     assert run.killed_at <= run.dead_at < run.down_at
 
     # No request hangs; none is cut short or answered with the wrong length.
@@ -436,7 +446,7 @@ def test_replica_killed_under_load(tiny_model_dir: Path, voices_dir: Path, tmp_p
 
     # Every request sent after HAProxy marked the replica down was answered in full by the survivor.
     after_down = [o for o in outcomes if o.sent_at > run.down_at]
-    assert len(after_down) >= REQUESTS // 4, "too few requests after the mark-down to show anything"
+    assert len(after_down) >= AFTER_DOWN, "too few requests after the mark-down to show anything"
     for outcome in after_down:
         assert outcome.kind == "full" and server_of[outcome.index] == "gpu1", (outcome, context)
     between = [o for o in outcomes if run.killed_at <= o.sent_at <= run.down_at]
