@@ -25,7 +25,7 @@ from conftest import (
 from inprocess import run_server
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeVoice
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
 from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.engine.reference import load_audio
@@ -193,3 +193,36 @@ def test_describe_is_answered_while_a_client_is_stalled(
             return elapsed
 
         assert asyncio.run(go()) < 0.5
+
+
+def test_a_request_frees_its_slot_before_the_client_sees_its_end(
+    engine: Engine, voices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When `audio-stop` (plain) or `synthesize-stopped` (stream) is written, the request no longer counts
+    against its client's limit: a client that sends its next request as soon as it reads the end is never
+    refused as over it. Checked at the moment each end event is written, so not by a race."""
+    from wyoming_ishowtts.server import handler
+
+    with run_server(engine, voices, tmp_path / "cache", max_queued_per_client=1) as server:
+        open_at_end: dict[str, dict[int, int]] = {}
+        write = handler.async_write_event
+
+        async def noting_the_end(event: Event, writer: Any) -> None:
+            if event.type in ("audio-stop", "synthesize-stopped"):
+                open_at_end[event.type] = server.worker.stats()["open_requests"]
+            await write(event, writer)
+
+        monkeypatch.setattr(handler, "async_write_event", noting_the_end)
+
+        async def go() -> None:
+            async with connect(server.uri) as client:
+                voice = SynthesizeVoice(name="tone")
+                await client.write_event(Synthesize(text="Plain.", voice=voice).event())
+                await read_until(client, "audio-stop")
+                await client.write_event(SynthesizeStart(voice=voice).event())
+                await client.write_event(SynthesizeChunk(text="Streamed.").event())
+                await client.write_event(SynthesizeStop().event())
+                await read_until(client, "synthesize-stopped")
+
+        asyncio.run(go())
+    assert open_at_end == {"audio-stop": {}, "synthesize-stopped": {}}
