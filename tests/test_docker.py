@@ -35,6 +35,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
+from wyoming_ishowtts.server.app import MIN_ENGINE_STOP
 from wyoming_ishowtts.server.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -755,6 +756,11 @@ def test_compose_file(variant: str) -> None:
     build = service["build"]
     assert (path.parent / build["context"] / build["dockerfile"]).resolve().is_file()
     parsed = parse_server_args([*entrypoint_args(), *service.get("command", [])])
+    # A stop drains answers for --shutdown-timeout, then gives the engine its last step: Docker must wait
+    # longer than that before SIGKILL (its default, 10 s, equals the default timeout).
+    grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "")))
+    assert grace is not None, "a stop_grace_period in seconds, above --shutdown-timeout"
+    assert int(grace.group(1)) >= parsed.shutdown_timeout + MIN_ENGINE_STOP + 5, (grace.group(0), parsed)
     devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
     if variant == "gpu":
         assert devices and devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
