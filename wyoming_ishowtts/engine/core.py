@@ -360,11 +360,13 @@ class Engine:
             padding_value=-1,
         ).to(self.device)
         cond_lens = torch.tensor([int(v.mel.shape[1]) for v in voices], device=self.device)
+        # Voice mels are float32 in every precision (the sampler casts what the model reads), so the same
+        # cond serves the fp32 rerun after a half-precision fallback.
+        if all(v is voices[0] for v in voices):
+            cond = voices[0].mel.expand(batch, -1, -1)
+        else:  # different references: padded, and the padding is outside every item's cond_lens
+            cond = torch.nn.utils.rnn.pad_sequence([v.mel[0] for v in voices], batch_first=True)
         while True:
-            if all(v is voices[0] for v in voices):
-                cond = voices[0].mel.expand(batch, -1, -1)
-            else:  # different references: padded, and the padding is outside every item's cond_lens
-                cond = torch.nn.utils.rnn.pad_sequence([v.mel[0] for v in voices], batch_first=True)
             out_of_memory, mel, waves = False, None, []
             try:
                 mel = sample(
