@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +70,17 @@ async def _probe(port: int) -> None:
 
 @contextmanager
 def run_server(
-    engine: Engine, voices_dir: Path | tuple[Path, ...], cache_dir: Path, **limits: Any
+    engine: Engine | Callable[[], Engine],
+    voices_dir: Path | tuple[Path, ...],
+    cache_dir: Path,
+    *,
+    wait_ready: bool = True,
+    **limits: Any,
 ) -> Iterator[InProcessServer]:
-    """Serve ``engine`` on a free loopback port until the block ends; ``limits`` are ServerSettings fields."""
+    """Serve ``engine`` on a free loopback port until the block ends; ``limits`` are ServerSettings fields.
+
+    ``engine`` may be the factory the service calls on its worker thread (a load that takes as long as the
+    test wants); with ``wait_ready=False`` the block starts once the server listens, model loaded or not."""
     port = free_port()
     uri = f"tcp://127.0.0.1:{port}"
     settings = ServerSettings(
@@ -89,14 +97,15 @@ def run_server(
 
     async def main() -> int:
         loops.append(asyncio.get_running_loop())
-        service = Service(settings, EngineSettings(device="cpu", warmup=False), engine_factory=lambda: engine)
+        factory = engine if callable(engine) and not isinstance(engine, Engine) else lambda: engine
+        service = Service(settings, EngineSettings(device="cpu", warmup=False), engine_factory=factory)
         services.append(service)
         return await service.run()
 
     thread = threading.Thread(target=lambda: status.append(asyncio.run(main())), name="server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while not (services and services[0].worker.ready.is_set()):
+    while not (services and (services[0].worker.ready.is_set() or not wait_ready)):
         assert thread.is_alive() and time.monotonic() < deadline, "the in-process server did not start"
         time.sleep(0.02)
     # The listener starts in the service's task; wait until it accepts.

@@ -12,12 +12,13 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
 
 from wyoming_ishowtts.healthcheck import build_parser, check, judge_info, main
+from wyoming_ishowtts.readiness import program_description
 
 ATTRIBUTION = Attribution(name="test", url="https://example.invalid")
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def tts_info(installed: bool = True, programs: int = 1) -> Info:
+def tts_info(installed: bool = True, programs: int = 1, description: str | None = None) -> Info:
     voice = TtsVoice(
         name="alice",
         attribution=ATTRIBUTION,
@@ -30,7 +31,7 @@ def tts_info(installed: bool = True, programs: int = 1) -> Info:
         name="ishowtts",
         attribution=ATTRIBUTION,
         installed=installed,
-        description=None,
+        description=description,
         version="0",
         voices=[voice],
     )
@@ -126,6 +127,29 @@ def test_bad_uri_is_unhealthy_not_a_crash() -> None:
 
 def test_judge_info_counts_voices_of_installed_programs() -> None:
     assert judge_info(tts_info(programs=2)).message.endswith("2 installed voice(s)")
+
+
+def test_ready_asks_for_a_loaded_model_and_alive_does_not() -> None:
+    """--ready passes only when the program's description says the model is loaded (the server's own
+    wording, readiness.py); a server still loading, or one too old to say, is alive but not ready."""
+    for description in (program_description(False), None, "F5-TTS (model ready) soon"):
+        info = tts_info(description=description)
+        assert judge_info(info).healthy, description
+        verdict = judge_info(info, ready=True)
+        assert not verdict.healthy and "not loaded" in verdict.message, description
+    assert judge_info(tts_info(description=program_description(True)), ready=True).healthy
+
+
+def test_ready_flag_reaches_the_check(capsys: pytest.CaptureFixture[str]) -> None:
+    loading = answering(tts_info(description=program_description(False)).event())
+
+    async def go(argv: list[str]) -> int:
+        async with fake_server(loading) as uri:
+            return await asyncio.to_thread(main, ["--uri", uri, "--timeout", "2", *argv])
+
+    assert asyncio.run(go([])) == 0
+    assert asyncio.run(go(["--ready"])) == 1
+    assert "model is not loaded yet" in capsys.readouterr().err
 
 
 def test_main_exit_status(capsys: pytest.CaptureFixture[str]) -> None:

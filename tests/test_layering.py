@@ -41,6 +41,7 @@ ALLOWED = {
         "wyoming_ishowtts.errors",
     ),
     "wyoming_ishowtts.errors": (),
+    "wyoming_ishowtts.readiness": (),
     "wyoming_ishowtts.engine": ("wyoming_ishowtts.engine", "wyoming_ishowtts.errors"),
     "wyoming_ishowtts.voices": (
         "wyoming_ishowtts.voices",
@@ -57,6 +58,7 @@ TORCH_FREE = [
     "wyoming_ishowtts.engine.options",
     "wyoming_ishowtts.errors",
     "wyoming_ishowtts.healthcheck",
+    "wyoming_ishowtts.readiness",
     "wyoming_ishowtts.server.cli",
     "wyoming_ishowtts.server.settings",
     "wyoming_ishowtts.voices.check",

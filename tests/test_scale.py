@@ -4,7 +4,8 @@ The replicas are the real server (tiny random model, CPU) started with the proje
 balancer is the real HAProxy; the clients speak Wyoming over loopback TCP.  What is checked:
 
 - the health check (a Wyoming ``describe`` sent by HAProxy's ``tcp-check``) passes a text-to-speech
-  server and fails anything else; with no healthy replica a client gets a closed connection at once;
+  server whose model is loaded and fails anything else, a real server still loading its model included;
+  with no healthy replica a client gets a closed connection at once;
 - under load from 4 clients, a replica killed with SIGKILL mid-answer: its requests in flight end
   with a closed connection (never a hang), every request sent after HAProxy marked it down is
   answered in full by the survivor, and the survivor's memory stays flat;
@@ -32,7 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 from balancer import CONFIG, SERVER_NAMES, Balancer, SessionLog, haproxy_binary
-from conftest import ROOT, ServerProcess, free_port
+from conftest import ROOT, ServerProcess, free_port, load_tiny_engine
+from inprocess import run_server
 from test_docker import entrypoint_args, load_yaml, parse_server_args
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
@@ -40,7 +42,10 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Attribution, Info, TtsProgram
 from wyoming.tts import Synthesize
 
+from wyoming_ishowtts.engine import Engine
 from wyoming_ishowtts.healthcheck import build_parser as healthcheck_parser
+from wyoming_ishowtts.healthcheck import check as health_check
+from wyoming_ishowtts.readiness import program_description
 
 # Three sentences: an answer in three pieces, so a replica killed after the first piece was sent
 # dies in the middle of an answer.
@@ -254,10 +259,16 @@ class StandIn:
         await async_write_event(AudioStop().event(), writer)
 
 
-def tts_info(programs: int = 1) -> Event:
+def tts_info(programs: int = 1, ready: bool = True) -> Event:
+    """What a server says to ``describe``: `programs` text-to-speech programs, their model loaded or not."""
     nobody = Attribution(name="", url="")
     program = TtsProgram(
-        name="stand-in", attribution=nobody, installed=True, description="", version=None, voices=[]
+        name="stand-in",
+        attribution=nobody,
+        installed=True,
+        description=program_description(ready),
+        version=None,
+        voices=[],
     )
     return Info(tts=[program] * programs).event()
 
@@ -297,6 +308,45 @@ def test_health_check_passes_only_a_server_that_offers_text_to_speech(tmp_path: 
                 assert [s.server for s in sessions] == ["<NOSRV>"], balancer.log()
 
     asyncio.run(go())
+
+
+def test_a_replica_loading_its_model_gets_no_request_until_it_is_ready(
+    tiny_model_dir: Path, voices_dir: Path, tmp_path: Path
+) -> None:
+    """The real server answers ``describe`` while its model loads (Home Assistant allows a new server one
+    second), so a restarted replica looks alive at once. Its answer says the model is still loading, and
+    HAProxy's check keeps the replica down until the model is loaded; the health check tells alive from
+    ready the same way."""
+    release = threading.Event()
+
+    def slow_load() -> Engine:  # a load that takes as long as the test wants (weights on a slow disk)
+        assert release.wait(120), "the test never let the model load"
+        return load_tiny_engine(tiny_model_dir)
+
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_server(slow_load, voices_dir, tmp_path / "cache", wait_ready=False))
+        stack.callback(
+            release.set
+        )  # first on the way out, on a failure too: else the stop waits for the load
+        alive, ready = (
+            asyncio.run(health_check(server.uri, 5)),
+            asyncio.run(health_check(server.uri, 5, True)),
+        )
+        assert alive.healthy and not ready.healthy, (alive, ready)
+        assert "not loaded" in ready.message
+        with Balancer([f"127.0.0.1:{server.port}"], tmp_path / "lb") as balancer:
+            balancer.wait_for_status({"gpu0": "DOWN"}, 30)
+            time.sleep(3)  # more checks than `rise` needs: the replica answers them all, and stays down
+            row = balancer.servers()["gpu0"]
+            assert row["status"].startswith("DOWN") and row["check_status"].endswith("L7TOUT"), row
+            # Nothing is sent to it meanwhile: a client finds no server and is closed at once.
+            outcome = asyncio.run(request(balancer.port, TEXT, Outcome(0), None))
+            assert outcome.kind == "closed" and outcome.samples == 0, outcome
+            release.set()
+            balancer.wait_for_status({"gpu0": "UP"}, 60)
+            assert asyncio.run(health_check(server.uri, 5, True)).healthy
+            outcome = asyncio.run(request(balancer.port, TEXT, Outcome(1), None))
+            assert outcome.kind == "full" and outcome.samples > 0, outcome
 
 
 def test_timeouts_bound_silence_not_the_length_of_an_answer(tmp_path: Path) -> None:
@@ -717,6 +767,8 @@ def test_kubernetes_example_probes_with_the_health_check() -> None:
         assert args.uri == "tcp://127.0.0.1:10200", probe
         # Kubernetes' default probe timeout is 1 s: it must not kill the check before it can answer.
         assert container[probe].get("timeoutSeconds", 1) > args.timeout, probe
+        # Traffic waits for a loaded model; a pod still loading (or downloading) it is not restarted.
+        assert args.ready == (probe == "readinessProbe"), probe
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/data/voices"]["readOnly"] is True and "/data" in mounts
     assert pod["terminationGracePeriodSeconds"] > int(container["lifecycle"]["preStop"]["exec"]["command"][1])

@@ -4,8 +4,13 @@
 
 Exits 0 only when an `info` event arrives within the timeout and lists at least one installed
 text-to-speech program; otherwise prints the reason on stderr and exits 1.  A bare port probe
-would pass while the server is still loading the model or wedged after accepting a connection;
-answering `describe` needs the server's event loop and its Wyoming handler.
+would pass a server wedged after accepting a connection; answering `describe` needs the server's
+event loop and its Wyoming handler.
+
+The server answers `describe` while its model still loads. Plain, the check asks "is it alive" (a
+container's health, Kubernetes' liveness); with ``--ready`` it also asks "can it synthesize now": the
+program's description must say the model is loaded (readiness.py), which is what a load balancer or a
+readiness probe should wait for before sending requests.
 
 Only the `wyoming` client library is imported (no torch, no engine), so Docker can run this every
 few seconds without loading anything heavy (tests/test_layering.py checks it).
@@ -23,6 +28,7 @@ from wyoming.client import AsyncClient
 from wyoming.info import Describe, Info
 
 from .arguments import DEFAULT_URI, positive_float
+from .readiness import says_ready
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -38,19 +44,25 @@ class HealthResult:
     message: str
 
 
-def judge_info(info: Info) -> HealthResult:
-    """Healthy only when the server offers at least one installed text-to-speech program."""
+def judge_info(info: Info, ready: bool = False) -> HealthResult:
+    """Healthy only when the server offers at least one installed text-to-speech program; with `ready`,
+    one whose description also says its model is loaded."""
     installed = [program for program in info.tts if program.installed]
     if not installed:
         if info.tts:
             return HealthResult(False, "info lists text-to-speech programs, but none is installed")
         return HealthResult(False, "info lists no text-to-speech program")
+    if ready:
+        installed = [program for program in installed if says_ready(program.description)]
+        if not installed:
+            return HealthResult(False, "the server is alive but its model is not loaded yet")
     voices = sum(1 for program in installed for voice in program.voices if voice.installed)
     names = ", ".join(program.name for program in installed)
-    return HealthResult(True, f"healthy: tts program(s) {names}; {voices} installed voice(s)")
+    state = "ready" if ready else "healthy"
+    return HealthResult(True, f"{state}: tts program(s) {names}; {voices} installed voice(s)")
 
 
-async def _describe(uri: str) -> HealthResult:
+async def _describe(uri: str, ready: bool) -> HealthResult:
     async with AsyncClient.from_uri(uri) as client:
         await client.write_event(Describe().event())
         while True:
@@ -58,14 +70,14 @@ async def _describe(uri: str) -> HealthResult:
             if event is None:
                 return HealthResult(False, "server closed the connection before answering describe")
             if Info.is_type(event.type):
-                return judge_info(Info.from_event(event))
+                return judge_info(Info.from_event(event), ready)
             # Anything else (a stray event) is skipped; the overall timeout bounds the wait.
 
 
-async def check(uri: str, timeout: float) -> HealthResult:
-    """Connect to `uri`, send `describe`, and judge the `info` answer; never raises."""
+async def check(uri: str, timeout: float, ready: bool = False) -> HealthResult:
+    """Connect to `uri`, send `describe`, and judge the `info` answer (`judge_info`); never raises."""
     try:
-        return await asyncio.wait_for(_describe(uri), timeout=timeout)
+        return await asyncio.wait_for(_describe(uri, ready), timeout=timeout)
     except asyncio.TimeoutError:
         return HealthResult(False, f"no info from {uri} within {timeout:g} s")
     except ValueError as err:  # malformed URI (AsyncClient.from_uri) or malformed info
@@ -88,13 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT,
         help=f"seconds for connecting and answering together (default: {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--ready",
+        action="store_true",
+        help="also require the model to be loaded (a readiness check; plain, a server still loading passes)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing when healthy")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result = asyncio.run(check(args.uri, args.timeout))
+    result = asyncio.run(check(args.uri, args.timeout, args.ready))
     if result.healthy:
         if not args.quiet:
             print(result.message)

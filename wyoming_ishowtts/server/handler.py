@@ -57,6 +57,7 @@ from ..errors import (
     UnknownEventError,
     VoiceError,
 )
+from ..readiness import program_description
 from ..voices.folder import VoiceInfo
 from ..voices.registry import VoiceRegistry
 from .metrics import RequestLog
@@ -281,7 +282,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             name=PROGRAM_NAME,
             attribution=F5_ATTRIBUTION,
             installed=True,
-            description="F5-TTS voice cloning, streamed per text chunk",
+            description=program_description(self.state.worker.ready.is_set()),
             version=self.state.version,
             voices=tts_voices,
             supports_synthesize_streaming=self.settings.streaming,
