@@ -320,6 +320,22 @@ BREAKS = [
         '_WORD_RUN = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")',
         ["tests/test_tokenizer.py::test_builtin_segmenter_random_differential"],
     ),
+    Break(
+        "balancer-ignores-loading",
+        "HAProxy's check takes any text-to-speech info, a replica still loading its model included",
+        "docker/haproxy.cfg",
+        'tcp-check expect rstring "\\"tts\\": ?\\[\\{[^[]*\\"description\\": ?\\"[^\\"]*\\(model ready\\)\\""',
+        'tcp-check expect rstring "\\"tts\\": ?\\[\\{"',
+        ["tests/test_scale.py::test_a_replica_loading_its_model_gets_no_request_until_it_is_ready"],
+    ),
+    Break(
+        "describe-always-ready",
+        "describe's answer says the model is ready while it still loads",
+        HANDLER,
+        "description=program_description(self.state.worker.ready.is_set()),",
+        "description=program_description(True),",
+        ["tests/test_scale.py::test_a_replica_loading_its_model_gets_no_request_until_it_is_ready"],
+    ),
 ]
 
 
