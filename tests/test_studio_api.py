@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -427,6 +428,47 @@ def test_uploads_past_the_slots_are_refused_and_a_stalled_one_gives_its_slot_up(
 
 
 # -- saving, editing, deleting ---------------------------------------------------------------------
+
+
+def test_an_upload_trickling_in_gives_its_slot_up(
+    server: StudioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends a little now and then, never idle for BODY_IDLE_SECONDS, still loses its upload
+    slot once the body falls behind MIN_BODY_RATE on average: a slot is not held for hours. (Each piece
+    is longer than the form's boundary: aiohttp's multipart reader waits for that much before a read
+    returns, so single bytes would only test the idle limit.)"""
+    from wyoming_ishowtts.server.studio import forms
+
+    monkeypatch.setattr(forms, "BODY_IDLE_SECONDS", 2.0)
+    boundary = "studio-trickle-boundary"
+    body = _multipart(boundary, GOOD, transcript=TONE_TRANSCRIPT)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    async def go() -> tuple[Reply, float, int]:
+        sent = [0]
+
+        async def trickle() -> Any:
+            yield body[:1000]
+            piece = 64  # every 0.25 s: 256 B/s, never idle for 2 s, for 15 s
+            for index in range(1000, 1000 + 60 * piece, piece):
+                await asyncio.sleep(0.25)
+                sent[0] += 1
+                yield body[index : index + piece]
+            yield body[1000 + 60 * piece :]
+
+        start = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url(server, "api/check"), data=trickle(), headers=headers) as response,
+        ):
+            reply = Reply(response.status, response.headers, await response.read())
+        return reply, time.monotonic() - start, sent[0]
+
+    reply, seconds, trickled = asyncio.run(go())
+    assert reply.status == 408 and reply.code == "upload-stalled", reply.body[:300]
+    assert "slower than 4 KB/s" in reply.json()["error"]["message"]
+    assert trickled < 60 and seconds < 12, (trickled, seconds)  # refused about 2.25 s in, not at the end
 
 
 def test_saved_voice_is_an_ordinary_folder_that_describe_lists(server: StudioServer) -> None:

@@ -29,6 +29,9 @@ MAX_FIELD_BYTES = 16 * 1024
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 BODY_IDLE_SECONDS = 30.0
 """A body that sends nothing for this long is refused: a stalled client must not hold an upload slot."""
+MIN_BODY_RATE = 4096
+"""Bytes per second a body must average after its first `BODY_IDLE_SECONDS` (each byte buys 1/rate s,
+as Apache's mod_reqtimeout counts): a client trickling a byte now and then must not hold a slot either."""
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")
 FIELDS = frozenset(
     {"name", "transcript", "description", "languages", "speed", "text", "voice", "audio", "token"}
@@ -79,10 +82,12 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused (413) as soon as it passes `limit` bytes."""
+    """The whole body, refused (413) as soon as it passes `limit` bytes, or (408) when it stops arriving
+    or arrives too slowly (`_Arrival`)."""
+    arrival = _Arrival()
     chunks: list[bytes] = []
     size = 0
-    while chunk := await _arriving(request.content.read(64 * 1024)):
+    while chunk := await arrival.next(request.content.read(64 * 1024)):
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
@@ -120,9 +125,10 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
     fields: dict[str, str] = {}
     audio: bytes | None = None
     received = 0
+    arrival = _Arrival()
     while True:
         try:
-            part = await _arriving(reader.next())
+            part = await arrival.next(reader.next())
         except ValueError as err:  # a malformed part header or boundary
             raise StudioError(400, "bad-request", f"The form could not be read: {err}") from None
         if part is None:
@@ -136,7 +142,7 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
         limit = max_upload_bytes - received if name == "audio" else MAX_FIELD_BYTES
         chunks: list[bytes] = []
         size = 0
-        while chunk := await _arriving(part.read_chunk(64 * 1024)):
+        while chunk := await arrival.next(part.read_chunk(64 * 1024)):
             size += len(chunk)
             if size > limit:
                 if name == "audio":
@@ -158,14 +164,28 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
 _T = TypeVar("_T")
 
 
-async def _arriving(read: Awaitable[_T]) -> _T:
-    """One read of the body, refused when the client sends nothing for `BODY_IDLE_SECONDS`."""
-    try:
-        return await asyncio.wait_for(read, BODY_IDLE_SECONDS)
-    except asyncio.TimeoutError:
-        raise StudioError(
-            408, "upload-stalled", "The upload stopped arriving; check the connection and try again."
-        ) from None
+class _Arrival:
+    """The pace of one body: each read must come within `BODY_IDLE_SECONDS`, and the whole body by a
+    deadline that starts `BODY_IDLE_SECONDS` out and moves 1 s later for every `MIN_BODY_RATE` bytes."""
+
+    def __init__(self) -> None:
+        self._deadline = asyncio.get_running_loop().time() + BODY_IDLE_SECONDS
+
+    async def next(self, read: Awaitable[_T]) -> _T:
+        """One read of the body (a chunk, a part header), refused (408) past either limit."""
+        left = self._deadline - asyncio.get_running_loop().time()
+        try:
+            data = await asyncio.wait_for(read, max(0.0, min(BODY_IDLE_SECONDS, left)))
+        except asyncio.TimeoutError:
+            raise StudioError(
+                408,
+                "upload-stalled",
+                f"The upload stopped arriving, or came slower than {MIN_BODY_RATE // 1024} KB/s; "
+                "check the connection and try again.",
+            ) from None
+        if isinstance(data, bytes):
+            self._deadline += len(data) / MIN_BODY_RATE
+        return data
 
 
 def _check_field_name(name: str) -> None:
