@@ -118,8 +118,15 @@ def test_client_disconnecting_mid_stream_does_not_disturb_others(server: ServerP
         await client.connect()
         await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="slow")).event())
         await client.write_event(SynthesizeChunk(text=f"{first_sentence} {LONG_TEXT}").event())
-        event = await client.read_event()
-        assert event is not None and event.type == "audio-start"
+        while True:
+            # The shared server ends a stream idle for 4 s (--stream-idle-timeout), and a loaded machine
+            # can take longer than that to the first piece: a blank chunk every second keeps it open.
+            try:
+                event = await asyncio.wait_for(client.read_event(), 1.0)
+                break
+            except asyncio.TimeoutError:
+                await client.write_event(SynthesizeChunk(text=" ").event())
+        assert event is not None and event.type == "audio-start", event
         await client.disconnect()  # gone without synthesize-stop
 
     async def go() -> list[Event]:
