@@ -140,26 +140,12 @@ def _memory_gib() -> float | None:
     return None if kib is None else round(kib / 1024**2, 1)
 
 
-def _gpus() -> list[str]:
+def nvidia_smi(*query: str) -> list[list[str]] | None:
+    """Rows of `nvidia-smi --query-...=...` (csv, no units), split into cells; None where there is no
+    nvidia-smi or it fails."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
-
-
-def gpu_used_mb(pid: int) -> float | None:
-    """GPU memory nvidia-smi charges to process `pid`: what the allocator reserved plus the CUDA context and
-    kernels, which the process's own counters leave out. None without nvidia-smi or that process."""
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", *query, "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -167,8 +153,22 @@ def gpu_used_mb(pid: int) -> float | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    for line in out.stdout.splitlines():
-        fields = [f.strip() for f in line.split(",")]
+    if out.returncode != 0:
+        return None
+    return [[cell.strip() for cell in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
+
+
+def _gpus() -> list[str]:
+    rows = nvidia_smi("--query-gpu=name,memory.total,driver_version") or []
+    return [
+        f"{name}, {total} MiB, {driver}" for name, total, driver in (row for row in rows if len(row) == 3)
+    ]
+
+
+def gpu_used_mb(pid: int) -> float | None:
+    """GPU memory nvidia-smi charges to process `pid`: what the allocator reserved plus the CUDA context and
+    kernels, which the process's own counters leave out. None without nvidia-smi or that process."""
+    for fields in nvidia_smi("--query-compute-apps=pid,used_memory") or []:
         if len(fields) == 2 and fields[0] == str(pid):
             try:
                 return float(fields[1])

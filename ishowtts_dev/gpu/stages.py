@@ -32,7 +32,7 @@ import numpy as np
 
 from wyoming_ishowtts.engine.hardware import arch_supported
 
-from ..bench.measure import median, write_json
+from ..bench.measure import median, nvidia_smi, write_json
 from ..precision import snr_db
 
 # Four short sentences: four chunks at max_chars=40, so batching and several lengths are exercised.
@@ -161,23 +161,6 @@ def cuda_memory() -> dict[str, float] | None:
         "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
         "peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
     }
-
-
-def nvidia_smi(*query: str) -> list[list[str]] | None:
-    """Rows of `nvidia-smi --query-...=...` (csv, no units); None where there is no nvidia-smi."""
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", *query, "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    return [[cell.strip() for cell in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
 
 
 @contextlib.contextmanager
