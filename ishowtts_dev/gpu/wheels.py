@@ -281,11 +281,13 @@ class _DeviceImports:
     """Stands in for the path finder so that this interpreter finds, as the lent machine would, neither the
     modules nor the metadata of site-packages distributions the machine neither has nor is carried."""
 
-    def __init__(self, finder: Any) -> None:
+    def __init__(self, finder: Any, carried: bool = True) -> None:
         import sysconfig
 
         self._finder = finder
-        self._allowed = DEVICE_PACKAGES | {normalize(n) for n in WHEELS} | {"wyoming-ishowtts"}
+        self._allowed = DEVICE_PACKAGES | {"wyoming-ishowtts"}
+        if carried:
+            self._allowed |= {normalize(n) for n in WHEELS}
         self._providers = importlib.metadata.packages_distributions()
         paths = sysconfig.get_paths()
         self._site = tuple({str(Path(paths[k]).resolve()) for k in ("purelib", "platlib")})
@@ -317,12 +319,14 @@ class _DeviceImports:
         self._finder.invalidate_caches()
 
 
-def simulate_device() -> None:
+def simulate_device(carried: bool = True) -> None:
     """Make this interpreter import only what the lent machine would have (tests call it from a
-    sitecustomize, so every process of a gpu-check run, server and upstream included, is held to it)."""
+    sitecustomize, so every process of a gpu-check run, server and upstream included, is held to it):
+    its image's packages, and with `carried` the carried ones too (as if installed from their wheels;
+    without, the machine before any wheel came)."""
     from importlib.machinery import PathFinder
 
-    sys.meta_path[:] = [_DeviceImports(f) if f is PathFinder else f for f in sys.meta_path]
+    sys.meta_path[:] = [_DeviceImports(f, carried) if f is PathFinder else f for f in sys.meta_path]
 
 
 def main(argv: list[str] | None = None) -> None:
