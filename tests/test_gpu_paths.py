@@ -317,6 +317,40 @@ def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: py
     np.testing.assert_array_equal(wave, expected)
 
 
+def test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TF32 is on while the fallback's fp32 model samples, and only then: not in the half-precision run
+    before it, not in an engine that is fp32 from the start (upstream's numbers), and the process's own
+    setting is back after each request. (On a CPU the flag changes no number; on Hopper it is the
+    difference between true fp32 and TF32 matrix multiplies.)"""
+    from wyoming_ishowtts.engine.loading import tf32_enabled
+
+    seen: list[tuple[torch.dtype, bool]] = []
+
+    def watching(model: Any, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        seen.append((model.input_dtype, tf32_enabled()))
+        out = guided_step(model, x, *args)
+        return out * float("nan") if model.input_dtype != torch.float32 else out
+
+    monkeypatch.setattr(engine_module, "guided_step", watching)
+    options = SynthesisOptions(nfe=2, seed=7)
+    assert not tf32_enabled()
+    fp32 = load(model_dir)
+    fp32.synthesize_all(voice_of(fp32), "Hello there.", options)
+    assert seen and all(not tf32 for _, tf32 in seen) and not fp32.fell_back
+    seen.clear()
+    half = load(model_dir, precision="bf16")
+    half.synthesize_all(voice_of(half), "Hello there.", options)
+    assert half.fell_back and half.dtype == torch.float32
+    assert {dtype: tf32 for dtype, tf32 in seen} == {torch.bfloat16: False, torch.float32: True}
+    assert not tf32_enabled()  # restored after the request
+    seen.clear()
+    half.synthesize_all(voice_of(half), "Hello there.", options)  # the next request: fp32, TF32 again
+    assert seen and all(dtype == torch.float32 and tf32 for dtype, tf32 in seen)
+    assert not tf32_enabled()
+
+
 # ---------------------------------------------------------------------------------------------- images
 @pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "docker/Dockerfile.jetson"])
 def test_images_keep_compiled_kernels_in_the_data_volume(dockerfile: str) -> None:

@@ -8,6 +8,7 @@ Shapes: B batch, N mel frames (reference + generated), D model width, T text wid
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -143,12 +144,16 @@ class TextEmbedding(Float32Buffers):
         super().__init__()
         self.mask_padding = cfg.text_mask_padding
         self.text_embed = nn.Embedding(cfg.text_num_embeds + 1, cfg.text_dim)
-        self.register_buffer(
-            "freqs_cis", sinusoidal_table(cfg.text_dim, self.max_positions), persistent=False
-        )
+        self.register_buffer("freqs_cis", self.position_table(), persistent=False)
         self.text_blocks = nn.Sequential(
             *[ConvNeXtV2Block(cfg.text_dim, cfg.text_dim * 2) for _ in range(cfg.conv_layers)]
         )
+
+    def position_table(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """The float32 position table: computed, never in a checkpoint (so a model built on the meta
+        device computes it again once loaded, `DiT.compute_buffers`)."""
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return sinusoidal_table(self.text_embed.embedding_dim, self.max_positions)
 
     def forward(self, ids: torch.Tensor, seq_lens: torch.Tensor, drop_text: bool) -> torch.Tensor:
         """ids: (B, Nt) vocabulary ids with -1 as batch padding; seq_lens: (B,) mel frames per item."""
@@ -331,13 +336,14 @@ class Attention(nn.Module):
     def fuse_qkv(self) -> None:
         """Replace the three projections by one (same weights, one matrix multiply instead of three:
         measured ~15 % faster for these projections on CPU). Done after loading, which uses upstream's names."""
-        weight = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
-        bias = torch.cat([self.to_q.bias, self.to_k.bias, self.to_v.bias])
-        fused = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
-            fused.weight.copy_(weight)
-            fused.bias.copy_(bias)
-        self.to_qkv = fused.requires_grad_(False)
+            weight = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
+            bias = torch.cat([self.to_q.bias, self.to_k.bias, self.to_v.bias])
+        # Built on the meta device and given the joined weights: no random initialization to overwrite.
+        fused = nn.Linear(weight.shape[1], weight.shape[0], device="meta", dtype=weight.dtype)
+        fused.weight = nn.Parameter(weight, requires_grad=False)
+        fused.bias = nn.Parameter(bias, requires_grad=False)
+        self.to_qkv = fused
         del self.to_q, self.to_k, self.to_v
 
     @property
@@ -447,6 +453,12 @@ class DiT(nn.Module):
         self.transformer_blocks = nn.ModuleList([DiTBlock(cfg) for _ in range(cfg.depth)])
         self.norm_out = AdaLayerNorm(cfg.dim, 2)
         self.proj_out = nn.Linear(cfg.dim, cfg.mel_dim)
+
+    def compute_buffers(self, device: torch.device | str = "cpu") -> DiT:
+        """Compute the buffers no checkpoint holds (non-persistent: the text position table) on `device`:
+        what a model built on the meta device and loaded with ``assign=True`` lacks (loading.load_dit)."""
+        self.text_embed.freqs_cis = self.text_embed.position_table(device)
+        return self
 
     def fuse_projections(self) -> DiT:
         """Inference layout: fused attention projections. Call after loading the checkpoint."""
