@@ -272,7 +272,7 @@ def test_a_sticky_cuda_error_is_fatal_readiness_drops_and_the_server_exits_non_z
         assert server.status == [1]
         assert not server.worker.ready.is_set()
     assert "The GPU is unusable for this process (CUDA error: an illegal memory access" in caplog.text
-    assert "Stopping: the engine cannot serve" in caplog.text
+    assert "Stopping: the model could not be loaded, or its GPU failed" in caplog.text
 
 
 def test_only_errors_that_break_the_cuda_context_count_as_sticky() -> None:

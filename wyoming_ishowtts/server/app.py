@@ -167,7 +167,9 @@ class Service:
         finally:
             stop.cancel()
         if self._fatal.done():
-            _LOGGER.error("Stopping: the engine cannot serve (%s)", self._fatal.result())
+            _LOGGER.error(
+                "Stopping: the model could not be loaded, or its GPU failed (%s)", self._fatal.result()
+            )
 
     async def _serve_socket(self) -> None:
         server = AsyncServer.from_uri(self.settings.uri)

@@ -1,0 +1,70 @@
+"""Model load time of two checkouts, interleaved: each round loads the engine once with each, in a fresh
+process, so that drift of a shared machine hits both alike.
+
+    python -m ishowtts_dev.bench.load --model-dir DIR --checkout OLD --checkout NEW --rounds 5
+
+Each process imports the package first (not timed) and then times ``Engine.load`` (the server's start-up
+before its warm-up: files read, the DiT and Vocos built, weights in place, cast, moved), the way the server
+calls it. Reports each checkout's median, its runs, and the ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .measure import median
+
+_CHILD = """
+import json, sys, time
+from pathlib import Path
+from wyoming_ishowtts.engine import Engine, EngineSettings
+started = time.perf_counter()
+engine = Engine.load(EngineSettings(model_dir=Path(sys.argv[1]), device="cpu", precision=sys.argv[2],
+                                    warmup=False))
+print(json.dumps({"load_s": time.perf_counter() - started, "dtype": str(engine.dtype)}))
+"""
+
+
+def load_once(checkout: Path, model_dir: Path, precision: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(model_dir), precision],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--checkout", type=Path, action="append", required=True, help="twice: old, new")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args(argv)
+    runs: dict[str, list[float]] = {str(c): [] for c in args.checkout}
+    dtypes: dict[str, object] = {}
+    for _ in range(args.rounds):
+        for checkout in args.checkout:
+            result = load_once(checkout.resolve(), args.model_dir, args.precision)
+            runs[str(checkout)].append(float(str(result["load_s"])))
+            dtypes[str(checkout)] = result["dtype"]
+    medians = {c: median(times) for c, times in runs.items()}
+    for checkout, times in runs.items():
+        shown = ", ".join(f"{t:.2f}" for t in times)
+        print(f"{checkout}: median {medians[checkout]:.2f} s ({dtypes[checkout]}; runs {shown})")
+    if len(medians) == 2:
+        old, new = medians.values()
+        print(f"new / old: {new / old:.2f}")
+
+
+if __name__ == "__main__":
+    main()
