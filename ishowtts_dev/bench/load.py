@@ -5,7 +5,8 @@ process, so that drift of a shared machine hits both alike.
 
 Each process imports the package first (not timed) and then times ``Engine.load`` (the server's start-up
 before its warm-up: files read, the DiT and Vocos built, weights in place, cast, moved), the way the server
-calls it. Reports each checkout's median, its runs, and the ratio of the medians.
+calls it. Reports each checkout's median wall time, its runs, the median CPU time of the process (all
+threads; steadier than wall time on a shared machine) and the ratios of the medians.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 from wyoming_ishowtts.engine import Engine, EngineSettings
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 engine = Engine.load(EngineSettings(model_dir=Path(sys.argv[1]), device="cpu", precision=sys.argv[2],
                                     warmup=False))
-print(json.dumps({"load_s": time.perf_counter() - started, "dtype": str(engine.dtype)}))
+print(json.dumps({"load_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
+                  "dtype": str(engine.dtype)}))
 """
 
 
@@ -51,19 +53,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args(argv)
     runs: dict[str, list[float]] = {str(c): [] for c in args.checkout}
+    cpu: dict[str, list[float]] = {str(c): [] for c in args.checkout}
     dtypes: dict[str, object] = {}
     for _ in range(args.rounds):
         for checkout in args.checkout:
             result = load_once(checkout.resolve(), args.model_dir, args.precision)
             runs[str(checkout)].append(float(str(result["load_s"])))
+            cpu[str(checkout)].append(float(str(result["cpu_s"])))
             dtypes[str(checkout)] = result["dtype"]
     medians = {c: median(times) for c, times in runs.items()}
+    cpus = {c: median(times) for c, times in cpu.items()}
     for checkout, times in runs.items():
         shown = ", ".join(f"{t:.2f}" for t in times)
-        print(f"{checkout}: median {medians[checkout]:.2f} s ({dtypes[checkout]}; runs {shown})")
+        print(
+            f"{checkout}: median {medians[checkout]:.2f} s wall, {cpus[checkout]:.2f} s CPU "
+            f"({dtypes[checkout]}; wall runs {shown})"
+        )
     if len(medians) == 2:
-        old, new = medians.values()
-        print(f"new / old: {new / old:.2f}")
+        (old, new), (old_cpu, new_cpu) = medians.values(), cpus.values()
+        print(f"new / old: {new / old:.2f} wall, {new_cpu / old_cpu:.2f} CPU")
 
 
 if __name__ == "__main__":

@@ -135,22 +135,34 @@ def load_dit(
 
     It is built on the meta device and the checkpoint's tensors become its weights (``assign=True``):
     building it on the CPU would first fill every weight with random numbers, only to overwrite them
-    (BENCHMARKS.md, "Model load": the start-up time that saves). The tensors are copied once, in float32
-    (what the model's weights are before `to_precision`): a safetensors file is memory-mapped, and a model
-    living in the file's mapping would change, or crash the server, if the file were rewritten in place."""
+    (BENCHMARKS.md, "Model load": the start-up time that saves). A safetensors file is memory-mapped, so
+    whatever is still the file's memory after the cast and the move (float32 weights on the CPU) is copied
+    out of it (`_own_memory`): a model living in the file's mapping would change, or crash the server,
+    if the file were rewritten in place."""
     with torch.device("meta"):
         model = DiT(dit_config_for(files, vocab.size))
-    state = {
-        key: value.to(torch.float32 if value.is_floating_point() else value.dtype, copy=True)
+    state = {  # float32, as the weights were before to_precision (no copy where they are already)
+        key: value.float() if value.is_floating_point() else value
         for key, value in read_dit_state(files.checkpoint).items()
     }
+    borrowed = {value.untyped_storage().data_ptr() for value in state.values()}
     load_strict(model, state, files.checkpoint, assign=True)
+    del state
     model.compute_buffers("cpu")
     left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:  # a tensor neither the checkpoint nor compute_buffers provides: a bug here, not in the file
         raise ModelLoadError(f"{files.checkpoint}: nothing loaded or computed for {', '.join(left[:8])}")
     model = model.to_precision(dtype, mixed=runs_mixed(dtype)).to(device=device)
+    _own_memory(model, borrowed)
     return model.eval().requires_grad_(False).fuse_projections()
+
+
+def _own_memory(model: torch.nn.Module, borrowed: set[int]) -> None:
+    """Copy every parameter and buffer whose storage is one of `borrowed` (the file's) into memory of its own."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.untyped_storage().data_ptr() in borrowed:
+                tensor.data = tensor.data.clone()
 
 
 def load_vocoder(files: ModelFiles, device: torch.device) -> Vocos:
