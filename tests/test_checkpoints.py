@@ -230,3 +230,21 @@ def test_the_dit_is_built_without_random_weights_and_holds_the_files_own(
     assert not torch.equal(read_dit_state(files.checkpoint)["proj_out.weight"], state["proj_out.weight"])
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), f"{key} changed with the file: the model lives in its mapping"
+
+
+def test_loading_the_model_imports_no_compiler(model_dir: Path) -> None:
+    """A model built on the meta device must not reach torch's Python reference kernels for meta tensors
+    (nn.init.normal_, arange): they import torch._dynamo and sympy, seconds of start-up that an eager
+    server never needs. Seen in a fresh process, where nothing imported them before."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from wyoming_ishowtts.engine import Engine, EngineSettings\n"
+        f"Engine.load(EngineSettings(model_dir=Path({str(model_dir)!r}), device='cpu', warmup=False))\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -8,7 +8,6 @@ Shapes: B batch, N mel frames (reference + generated), D model width, T text wid
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -149,10 +148,10 @@ class TextEmbedding(Float32Buffers):
             *[ConvNeXtV2Block(cfg.text_dim, cfg.text_dim * 2) for _ in range(cfg.conv_layers)]
         )
 
-    def position_table(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """The float32 position table: computed, never in a checkpoint (so a model built on the meta
-        device computes it again once loaded, `DiT.compute_buffers`)."""
-        with torch.device(device) if device is not None else contextlib.nullcontext():
+    def position_table(self) -> torch.Tensor:
+        """The float32 position table: computed, never in a checkpoint. On the CPU whatever the default
+        device: a model built on the meta device (loading.load_dit) needs it real, and it is small."""
+        with torch.device("cpu"):
             return sinusoidal_table(self.text_embed.embedding_dim, self.max_positions)
 
     def forward(self, ids: torch.Tensor, seq_lens: torch.Tensor, drop_text: bool) -> torch.Tensor:
@@ -250,7 +249,9 @@ class RotaryEmbedding(Float32Buffers):
 
     def __init__(self, dim_head: int) -> None:
         super().__init__()
-        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, dim_head, 2).float() / dim_head)))
+        with torch.device("cpu"):  # small, and loaded over from a checkpoint (on the meta device too)
+            inv_freq = 1.0 / (10000 ** (torch.arange(0, dim_head, 2).float() / dim_head))
+        self.register_buffer("inv_freq", inv_freq)
         self._table: Rope | None = None
         self._outgrown: list[Rope] = []
         """Every table the current one replaced, kept allocated: a CUDA graph recorded with one reads it by
@@ -453,12 +454,6 @@ class DiT(nn.Module):
         self.transformer_blocks = nn.ModuleList([DiTBlock(cfg) for _ in range(cfg.depth)])
         self.norm_out = AdaLayerNorm(cfg.dim, 2)
         self.proj_out = nn.Linear(cfg.dim, cfg.mel_dim)
-
-    def compute_buffers(self, device: torch.device | str = "cpu") -> DiT:
-        """Compute the buffers no checkpoint holds (non-persistent: the text position table) on `device`:
-        what a model built on the meta device and loaded with ``assign=True`` lacks (loading.load_dit)."""
-        self.text_embed.freqs_cis = self.text_embed.position_table(device)
-        return self
 
     def fuse_projections(self) -> DiT:
         """Inference layout: fused attention projections. Call after loading the checkpoint."""
