@@ -27,8 +27,9 @@ from wyoming_ishowtts.engine import Engine, EngineSettings
 started, cpu = time.perf_counter(), time.process_time()
 engine = Engine.load(EngineSettings(model_dir=Path(sys.argv[1]), device="cpu", precision=sys.argv[2],
                                     warmup=False))
+import wyoming_ishowtts
 print(json.dumps({"load_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
-                  "dtype": str(engine.dtype)}))
+                  "dtype": str(engine.dtype), "package": str(Path(wyoming_ishowtts.__file__).parent)}))
 """
 
 
@@ -37,11 +38,14 @@ def load_once(checkout: Path, model_dir: Path, precision: str) -> dict[str, obje
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(model_dir), precision],
         env=env,
+        cwd=checkout,  # `python -c` puts the working folder first on the path: it must be the checkout
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    if Path(str(result["package"])).resolve() != (checkout / "wyoming_ishowtts").resolve():
+        raise SystemExit(f"{checkout}: the child imported {result['package']}")
     return result
 
 
