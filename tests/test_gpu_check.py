@@ -80,7 +80,7 @@ def test_quick_run_passes_every_stage_and_writes_four_files(
     result, out, stdout = quick_run
     assert sorted(p.name for p in out.iterdir()) == ["chart.png", "results.json", "stages.log", "table.txt"]
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [s.name for s in gpu_check.STAGES] == list(result["stages"])
+    assert ["install", *(s.name for s in gpu_check.STAGES)] == list(result["stages"])
     for name, stage in result["stages"].items():
         assert stage["status"] == "ok", (name, stage["status"])
         assert all(check["ok"] for check in stage["checks"]), (name, stage["checks"])
@@ -250,6 +250,27 @@ def test_a_run_killed_after_its_first_stage_leaves_that_stage_in_results_and_tab
     table = (tmp_path / "out" / "table.txt").read_text()
     assert re.search(r"^setup +ok ", table, re.MULTILINE), table
     assert "===== stage-setup.log" in (tmp_path / "out" / "stages.log").read_text()
+
+
+def test_sigterm_mid_stage_kills_the_stage_and_leaves_it_as_a_killed_row(tmp_path: Path) -> None:
+    """SIGTERM to gpu-check alone (its stage runs in a session of its own): the stage goes with it, and
+    the row says so, with the figures the stage had written."""
+    proc = _gpu_check(tmp_path, "--device", "cpu", "--quick", "--wheels", str(tmp_path / "no-wheels"))
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("== paths"):
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+    finally:
+        _killed(proc)
+    stages = json.loads((tmp_path / "out" / "results.json").read_text())["stages"]
+    assert stages["setup"]["status"] == "ok" and stages["paths"]["status"] == "killed (SIGTERM)"
+    config = str(tmp_path / "work" / "config.json")
+    left = subprocess.run(["pgrep", "-f", config], capture_output=True, text=True).stdout.split()
+    assert left == [], "the stage outlived gpu-check"
 
 
 def test_a_failed_stage_is_a_failed_row_and_the_other_stages_still_run(tmp_path: Path) -> None:

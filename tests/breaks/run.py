@@ -338,6 +338,14 @@ BREAKS = [
         [GC + "test_a_run_killed_after_its_first_stage_leaves_that_stage_in_results_and_table"],
     ),
     Break(
+        "gpu-check-ignores-sigterm",
+        "gpu-check dies of SIGTERM at once: its running stage (a session of its own) is left running",
+        "ishowtts_dev/gpu/__main__.py",
+        "previous = signal.signal(signal.SIGTERM, _terminate)",
+        "previous = signal.getsignal(signal.SIGTERM)",
+        [GC + "test_sigterm_mid_stage_kills_the_stage_and_leaves_it_as_a_killed_row"],
+    ),
+    Break(
         "gpu-check-stops-at-a-failure",
         "a failed stage ends the gpu-check run: the stages after it never run or show",
         "ishowtts_dev/gpu/__main__.py",
