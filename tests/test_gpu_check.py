@@ -239,7 +239,9 @@ def test_a_run_killed_after_its_first_stage_leaves_that_stage_in_results_and_tab
             if line.startswith("== paths"):
                 break
         else:
-            pytest.fail("gpu-check ended before its second stage: " + "".join(lines) + proc.stderr.read())
+            pytest.fail(
+                "gpu-check ended before its second stage: " + "".join(lines) + str(proc.communicate())
+            )
     finally:
         _killed(proc)
     text = "".join(lines)
