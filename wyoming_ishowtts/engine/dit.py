@@ -16,6 +16,7 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,21 @@ class Float32Buffers(nn.Module):
         """Hook: drop whatever was derived from the buffers on their old device."""
 
 
+class NoInit(TorchFunctionMode):
+    """``torch.nn.init``'s functions do nothing inside: for modules built on the meta device, whose weights
+    come from elsewhere (a checkpoint: loading.load_dit; joined weights: `Attention.fuse_qkv`). On meta
+    tensors they would do nothing useful and, for some (``normal_``; on torch 2.5 ``uniform_`` and
+    ``zeros`` too), run torch's Python reference kernels, which import torch._dynamo and sympy: seconds of
+    a server's start-up that eager serving never needs otherwise."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else (kwargs or {}).get("tensor")
+        return func(*args, **(kwargs or {}))
+
+
 class TimestepEmbedding(nn.Module):
     """Flow time t in [0, 1] -> (B, D): 256 sinusoids of 1000*t, then an MLP."""
 
@@ -107,8 +123,10 @@ class GRN(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(1, 1, dim))
-        self.beta = nn.Parameter(torch.zeros(1, 1, dim))
+        # Zeroed through nn.init, which a model built on the meta device skips (NoInit): torch.zeros
+        # there runs torch's Python reference (torch 2.5), importing torch._dynamo and sympy.
+        self.gamma = nn.Parameter(nn.init.zeros_(torch.empty(1, 1, dim)))
+        self.beta = nn.Parameter(nn.init.zeros_(torch.empty(1, 1, dim)))
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """valid (B, N): in a batch, an item's norm must not include the padding past its own length."""
@@ -341,7 +359,8 @@ class Attention(nn.Module):
             weight = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
             bias = torch.cat([self.to_q.bias, self.to_k.bias, self.to_v.bias])
         # Built on the meta device and given the joined weights: no random initialization to overwrite.
-        fused = nn.Linear(weight.shape[1], weight.shape[0], device="meta", dtype=weight.dtype)
+        with NoInit():
+            fused = nn.Linear(weight.shape[1], weight.shape[0], device="meta", dtype=weight.dtype)
         fused.weight = nn.Parameter(weight, requires_grad=False)
         fused.bias = nn.Parameter(bias, requires_grad=False)
         self.to_qkv = fused

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 from ..errors import ModelLoadError
 from .checkpoints import ModelFiles, dit_config_for, load_strict, read_dit_state, read_vocos_state
-from .dit import DiT
+from .dit import DiT, NoInit
 from .hardware import cuda_arch_problem
 from .options import EngineSettings
 from .tokenizer import Vocab
@@ -128,20 +127,6 @@ def tf32_matmuls() -> Iterator[None]:
             matmul.allow_tf32 = legacy
 
 
-class _NoInit(TorchFunctionMode):
-    """``torch.nn.init``'s functions do nothing inside: a model built on the meta device gets its weights
-    from a checkpoint. They would cost nothing on meta tensors, except ``normal_`` (nn.Embedding's), whose
-    meta version imports torch._dynamo and sympy: seconds of a server's start-up that eager serving never
-    needs otherwise."""
-
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        if getattr(func, "__module__", None) == "torch.nn.init":
-            return args[0] if args else (kwargs or {}).get("tensor")
-        return func(*args, **(kwargs or {}))
-
-
 def load_dit(
     files: ModelFiles, vocab: Vocab, device: torch.device | None = None, dtype: torch.dtype = torch.float32
 ) -> DiT:
@@ -154,7 +139,7 @@ def load_dit(
     whatever is still the file's memory after the cast and the move (float32 weights on the CPU) is copied
     out of it (`_own_memory`): a model living in the file's mapping would change, or crash the server,
     if the file were rewritten in place."""
-    with torch.device("meta"), _NoInit():
+    with torch.device("meta"), NoInit():
         model = DiT(dit_config_for(files, vocab.size))
     state = {  # float32, as the weights were before to_precision (no copy where they are already)
         key: value.float() if value.is_floating_point() else value
