@@ -405,6 +405,14 @@ BREAKS = [
         ],
     ),
     Break(
+        "sticky-batch-retried",
+        "a batch that broke the CUDA context is retried item by item",
+        WORKER,
+        "            if len(group) > 1 and sticky_cuda_error(failure) is None:",
+        "            if len(group) > 1:",
+        ["tests/test_worker_scheduling.py::test_a_batch_the_gpu_failed_for_good_is_not_retried_one_by_one"],
+    ),
+    Break(
         "describe-always-ready",
         "describe's answer says the model is ready while it still loads",
         HANDLER,
