@@ -1,0 +1,130 @@
+"""How Mandarin says what rules.py finds: 二十一点五摄氏度, 百分之四十五, 下午三点四十五分, 二零二六年十二月七日.
+
+A number stays next to the characters around it without spaces (the tokenizer reads each character as its
+pinyin). Below zero a temperature is 零下 (零下二摄氏度); a ratio unit goes before its number (百分之四十五).
+"""
+
+from __future__ import annotations
+
+from . import chinese_numbers as num
+from .units import Currency, Unit
+
+WORDS = {
+    "and": "和",
+    "plus": "加",
+    "equals": "等于",
+    "at": "艾特",
+    "dot": "点",
+    "times": "乘以",
+    "divided by": "除以",
+    "or": "或",
+    "number": "第",
+    "less than": "小于",
+    "greater than": "大于",
+    "about": "大约",
+    "squared": "的平方",
+    "cubed": "的立方",
+    "degrees": "度",
+    "percent": "百分比",
+    "version": "版本",
+    "to": "到",
+}
+
+# Ratio units are said before the number: 百分之四十五.
+_PREFIX_UNITS = {"%": "百分之", "ppm": "百万分之", "ppb": "十亿分之"}
+_TEMPERATURES = {"摄氏度", "华氏度", "度"}
+
+# Before these measure words the number two is 两: 两个, 下午两点, 两年 (but 十二点, 二零二六年).
+MEASURE_WORDS = frozenset("个位只件次点天年岁周条张台本杯盏家辆")
+TWO = "两"
+
+
+def number(integer: str, fraction: str | None, negative: bool) -> str:
+    return num.decimal(integer, fraction, negative)
+
+
+def integer(value: int) -> str:
+    return num.cardinal(value)
+
+
+def digits(text: str) -> str:
+    return num.digits(text)
+
+
+def ordinal(value: int) -> str:
+    return "第" + num.cardinal(value)
+
+
+def year(value: int) -> str:
+    return num.digits(str(value)) + "年"
+
+
+def decade(value: int) -> str:
+    return num.digits(str(value)) + "年代"
+
+
+def time(hour: int, minute: int, second: int | None, meridiem: str | None) -> str:
+    """(14, 5) -> 十四点零五分; (3, 45, 'P') -> 下午三点四十五分."""
+    prefix = {"A": "上午", "P": "下午"}.get((meridiem or "").upper(), "")
+    words = prefix + (TWO if hour == 2 else num.cardinal(hour)) + "点"
+    if minute:
+        words += ("零" if minute < 10 else "") + num.cardinal(minute) + "分"
+    if second:
+        words += num.cardinal(second) + "秒"
+    return words
+
+
+def date(year_value: int | None, month: int | None, day: int | None) -> str:
+    words = ""
+    if year_value is not None:
+        words += num.digits(str(year_value)) + "年"
+    if month is not None:
+        words += num.cardinal(month) + "月"
+    if day is not None:
+        words += num.cardinal(day) + "日"
+    return words
+
+
+def unit(value: str, name: Unit, singular: bool, negative_temperature: bool) -> str:
+    del singular
+    prefix = _PREFIX_UNITS.get(_symbol_of(name))
+    if prefix:
+        return prefix + value
+    if negative_temperature and name.chinese in _TEMPERATURES:
+        return "零下" + value.removeprefix("负") + name.chinese
+    return value + name.chinese
+
+
+def _symbol_of(name: Unit) -> str:
+    return {"percent": "%", "part per million": "ppm", "part per billion": "ppb"}.get(name.singular, "")
+
+
+def unit_alone(name: Unit) -> str:
+    return {"%": "百分比", "ppm": "百万分率", "ppb": "十亿分率"}.get(_symbol_of(name), name.chinese)
+
+
+def value_range(low: str, high: str) -> str:
+    return f"{low}到{high}"
+
+
+def money(whole: int, fraction: str | None, currency: Currency, negative: bool, scale: str | None) -> str:
+    scale_words = {"thousand": "千", "million": "百万", "billion": "十亿", "trillion": "万亿"}
+    amount = num.decimal(str(whole), (fraction or "").rstrip("0") or None, negative)
+    return amount + (scale_words.get(scale, "") if scale else "") + currency.chinese
+
+
+def fraction(numerator: int, denominator: int) -> str:
+    return f"{num.cardinal(denominator)}分之{num.cardinal(numerator)}"
+
+
+def dotted(parts: list[str], word: str) -> str:
+    del word
+    return "点".join(num.digits(part) for part in parts)
+
+
+def percent(value: str) -> str:
+    return "百分之" + value
+
+
+def sentence_end() -> str:
+    return "。"
