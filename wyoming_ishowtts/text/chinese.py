@@ -34,9 +34,15 @@ WORDS = {
 _PREFIX_UNITS = {"%": "百分之", "ppm": "百万分之", "ppb": "十亿分之"}
 _TEMPERATURES = {"摄氏度", "华氏度", "度"}
 
-# Before these measure words the number two is 两: 两个, 下午两点, 两年 (but 十二点, 二零二六年).
-MEASURE_WORDS = frozenset("个位只件次点天年岁周条张台本杯盏家辆")
+# Before these measure words the number two is 两: 两个, 下午两点, 两年, 两小时 (but 十二点, 二零二六年).
+MEASURE_WORDS = ("个", "位", "只", "件", "次", "点", "天", "年", "岁", "周", "条", "张", "台", "本", "杯", "盏", "家",
+                 "辆", "小时", "分钟", "秒钟", "公里", "千米", "种", "套", "双", "层", "间", "部")
 TWO = "两"
+
+
+def counted(value: str, following: str) -> str:
+    """二 -> 两 before a measure word."""
+    return TWO if value == "二" and following.startswith(MEASURE_WORDS) else value
 
 
 def number(integer: str, fraction: str | None, negative: bool) -> str:
@@ -92,7 +98,7 @@ def unit(value: str, name: Unit, singular: bool, negative_temperature: bool) -> 
         return prefix + value
     if negative_temperature and name.chinese in _TEMPERATURES:
         return "零下" + value.removeprefix("负") + name.chinese
-    return value + name.chinese
+    return counted(value, name.chinese) + name.chinese
 
 
 def _symbol_of(name: Unit) -> str:

@@ -96,7 +96,7 @@ _SCALES = {"k": "thousand", "K": "thousand", "thousand": "thousand", "M": "milli
 _SYMBOLS = [name for name in CURRENCIES if not name.isalpha()]
 _CODES = [name for name in CURRENCIES if name.isalpha()]
 _MONEY_BEFORE = re.compile(
-    rf"(?P<neg>(?<![\w.,])[-−])?(?P<cur>{_alternatives(_SYMBOLS + _CODES)})\s?(?P<amount>{_NUMBER})"
+    rf"(?P<neg>(?<![A-Za-z0-9_.,])[-−])?(?P<cur>{_alternatives(_SYMBOLS + _CODES)})\s?(?P<amount>{_NUMBER})"
     rf"(?:\s?(?P<scale>{_alternatives(list(_SCALES))})(?![A-Za-z]))?"
 )
 _MONEY_AFTER = re.compile(
@@ -202,8 +202,8 @@ def _clock(match: re.Match[str], reader: Reader) -> str | None:
 
 
 _PHONE = re.compile(
-    r"(?<![\w.,])(?:\+\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{1,4}(?:[ -]\d{2,4}){1,4}"
-    r"|\(\d{3}\)[ -]?\d{3}[ -]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}-\d{4})(?![\w-])"
+    r"(?<![A-Za-z0-9_.,])(?:\+\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{1,4}(?:[ -]\d{2,4}){1,4}"
+    r"|\(\d{3}\)[ -]?\d{3}[ -]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}-\d{4})(?![A-Za-z0-9_-])"
 )
 
 
@@ -215,7 +215,7 @@ def _phone(match: re.Match[str], reader: Reader) -> str:
     ) + " "
 
 
-_VERSION = re.compile(r"(?<![\w.])(?P<v>[vV](?=\d))?(?P<n>\d+(?:\.\d+){2,})(?!\w|\.\d)|(?<![\w.])[vV](?P<n2>\d+(?:\.\d+)?)(?!\w|\.\d)")
+_VERSION = re.compile(r"(?<![A-Za-z0-9_.])(?P<v>[vV](?=\d))?(?P<n>\d+(?:\.\d+){2,})(?![A-Za-z0-9_]|\.\d)|(?<![A-Za-z0-9_.])[vV](?P<n2>\d+(?:\.\d+)?)(?![A-Za-z0-9_]|\.\d)")
 
 
 def _version(match: re.Match[str], reader: Reader) -> str:
@@ -265,14 +265,14 @@ def _standalone_unit(match: re.Match[str], reader: Reader) -> str:
     return f" {reader.unit_alone(UNITS[match['unit']])} "
 
 
-_RANGE = re.compile(rf"(?<![\w.,])(?P<a>{_NUMBER})\s?[-–—]\s?(?P<b>{_NUMBER})(?!\w|[.,]\d)")
+_RANGE = re.compile(rf"(?<![A-Za-z0-9_.,])(?P<a>{_NUMBER})\s?[-–—]\s?(?P<b>{_NUMBER})(?![A-Za-z0-9_]|[.,]\d)")
 
 
 def _range(match: re.Match[str], reader: Reader) -> str:
     return f" {reader.value_range(_words(match['a'], reader), _words(match['b'], reader))} "
 
 
-_FRACTION = re.compile(r"(?<![\w/.,])(?P<n>\d{1,3})/(?P<d>\d{1,3})(?![\w/]|[.,]\d)")
+_FRACTION = re.compile(r"(?<![A-Za-z0-9_/.,])(?P<n>\d{1,3})/(?P<d>\d{1,3})(?![A-Za-z0-9_/]|[.,]\d)")
 
 
 def _fraction(match: re.Match[str], reader: Reader) -> str | None:
@@ -284,7 +284,7 @@ def _fraction(match: re.Match[str], reader: Reader) -> str | None:
     return f" {reader.fraction(numerator, denominator)} "
 
 
-_ORDINAL = re.compile(r"(?<![\w.,])(?P<n>\d{1,6})(?:st|nd|rd|th|ST|ND|RD|TH)(?![A-Za-z])")
+_ORDINAL = re.compile(r"(?<![A-Za-z0-9_.,])(?P<n>\d{1,6})(?:st|nd|rd|th|ST|ND|RD|TH)(?![A-Za-z])")
 
 
 def _ordinal(match: re.Match[str], reader: Reader) -> str:
@@ -292,8 +292,8 @@ def _ordinal(match: re.Match[str], reader: Reader) -> str:
 
 
 _YEAR_WORDS = r"in|In|IN|since|Since|from|From|until|Until|till|by|By|before|Before|after|After|of|year|Year|circa|around"
-_YEAR = re.compile(rf"\b(?P<prep>{_YEAR_WORDS})\s+(?P<y>1[1-9]\d\d|20\d\d)(?!\w|[.,:]\d)")
-_DECADE = re.compile(r"(?<![\w.,])(?P<y>1[1-9]\d0|20\d0)s\b")
+_YEAR = re.compile(rf"\b(?P<prep>{_YEAR_WORDS})\s+(?P<y>1[1-9]\d\d|20\d\d)(?![A-Za-z0-9_]|[.,:]\d)")
+_DECADE = re.compile(r"(?<![A-Za-z0-9_.,])(?P<y>1[1-9]\d0|20\d0)s\b")
 _CHINESE_YEAR = re.compile(r"(?<!\d)(?P<y>\d{4})(?=\s?年)")
 
 
@@ -317,15 +317,16 @@ def _hash_number(match: re.Match[str], reader: Reader) -> str:
 
 
 _NUMBER_RE = re.compile(rf"(?P<num>{_SIGN}{_NUMBER})")
-_MEASURE_WORD_NEXT = re.compile(rf"\s?[{''.join(sorted(chinese.MEASURE_WORDS))}]")
 
 
 def _number(match: re.Match[str], reader: Reader) -> str:
-    number = match["num"]
-    if reader is chinese and number == "2" and _MEASURE_WORD_NEXT.match(match.string, match.end()):
-        return chinese.TWO
-    spoken = _words(number, reader)
-    return f" {spoken} " if reader is english else spoken
+    spoken = _words(match["num"], reader)
+    if reader is english:
+        return f" {spoken} "
+    following = match.string[match.end() :].lstrip()
+    if spoken.startswith("负") and following.startswith("度"):
+        return "零下" + spoken[1:]  # -2度: 零下二度
+    return chinese.counted(spoken, following)
 
 
 # The whole sequence, in order. (pattern, reading)
