@@ -55,7 +55,10 @@ class SpokenStream:
     With `normalize` False the text is only cut into sentences (for clients that send clean text)."""
 
     def __init__(
-        self, language: str = "en", normalize: bool = True, max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS
+        self,
+        language: str = "en",
+        normalize: bool = True,
+        max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS,
     ) -> None:
         self.normalize = normalize
         self._reader = _reader(language)

@@ -13,7 +13,7 @@ import re
 
 REASONING_TAGS = ("think", "thinking", "thought", "reasoning", "reflection", "analysis")
 _OPEN = re.compile(r"<(?P<tag>" + "|".join(REASONING_TAGS) + r")>|(?P<fence>```|~~~)", re.IGNORECASE)
-_OPENERS = tuple(f"<{tag}>" for tag in REASONING_TAGS) + ("```", "~~~")
+_OPENERS = (*(f"<{tag}>" for tag in REASONING_TAGS), "```", "~~~")
 BREAK = "\n"
 
 

@@ -11,9 +11,20 @@ from __future__ import annotations
 from . import english_numbers as num
 from .units import Currency, Unit
 
-MONTHS = (
-    "January February March April May June July August September October November December".split()
-)
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 WORDS = {
     "and": "and",
@@ -168,8 +179,10 @@ def fraction(numerator: int, denominator: int) -> str:
 
 def dotted(parts: list[str], word: str) -> str:
     """A version or an address: each part a number, joined by `word` ('point', 'dot')."""
-    return f" {word} ".join(num.cardinal(int(part)) if not part.startswith("0") or part == "0"
-                             else num.digits(part) for part in parts)
+    return f" {word} ".join(
+        num.cardinal(int(part)) if not part.startswith("0") or part == "0" else num.digits(part)
+        for part in parts
+    )
 
 
 def percent(value: str) -> str:

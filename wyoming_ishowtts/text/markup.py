@@ -33,7 +33,9 @@ _TLDS = (
     "pl|be|at|eu|xyz|site|online|local|home|lan|arpa"
 )
 _DOMAIN = re.compile(rf"(?<![\w@.-])(?P<host>(?:[A-Za-z0-9-]{{1,63}}\.){{1,6}}(?:{_TLDS}))(?![\w-]|\.\w)")
-_EMAIL = re.compile(r"(?<![\w.+-])(?P<user>[\w.+-]{1,64})@(?P<host>[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,6})\b")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])(?P<user>[\w.+-]{1,64})@(?P<host>[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,6})\b"
+)
 _SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu"})
 
 

@@ -91,8 +91,17 @@ def _is_one(number: str) -> bool:
 
 # -- passes, most specific first ----------------------------------------------------------------------
 
-_SCALES = {"k": "thousand", "K": "thousand", "thousand": "thousand", "M": "million", "million": "million",
-           "bn": "billion", "B": "billion", "billion": "billion", "trillion": "trillion"}
+_SCALES = {
+    "k": "thousand",
+    "K": "thousand",
+    "thousand": "thousand",
+    "M": "million",
+    "million": "million",
+    "bn": "billion",
+    "B": "billion",
+    "billion": "billion",
+    "trillion": "trillion",
+}
 _SYMBOLS = [name for name in CURRENCIES if not name.isalpha()]
 _CODES = [name for name in CURRENCIES if name.isalpha()]
 _MONEY_BEFORE = re.compile(
@@ -119,7 +128,9 @@ def _money(match: re.Match[str], reader: Reader) -> str | None:
 _MONTHS = {name.lower(): index + 1 for index, name in enumerate(english.MONTHS)}
 _MONTHS.update({name[:3].lower(): index + 1 for index, name in enumerate(english.MONTHS)})
 _MONTHS["sept"] = 9
-_MONTH = r"(?P<month>(?:" + "|".join(sorted({m.capitalize() for m in _MONTHS}, key=len, reverse=True)) + r")\.?)"
+_MONTH = (
+    r"(?P<month>(?:" + "|".join(sorted({m.capitalize() for m in _MONTHS}, key=len, reverse=True)) + r")\.?)"
+)
 _ORDINAL_SUFFIX = r"(?:st|nd|rd|th)?"
 
 _ISO_DATE = re.compile(
@@ -197,7 +208,9 @@ def _clock(match: re.Match[str], reader: Reader) -> str | None:
     meridiem = groups.get("mer")
     if hour > 24 or minute > 59 or (second is not None and second > 59) or (meridiem and not 1 <= hour <= 12):
         return None
-    end = "." if match.group().endswith(".") and re.match(r"\s*$|\s+[A-Z]", match.string[match.end() :]) else ""
+    end = (
+        "." if match.group().endswith(".") and re.match(r"\s*$|\s+[A-Z]", match.string[match.end() :]) else ""
+    )
     return f" {_time_words(reader, hour, minute, second, meridiem)}{end} "
 
 
@@ -210,12 +223,16 @@ _PHONE = re.compile(
 def _phone(match: re.Match[str], reader: Reader) -> str:
     groups = re.findall(r"\d+", match.group())
     glue = ", " if reader is english else "，"
-    return (" plus " if match.group().startswith("+") and reader is english else " ") + glue.join(
-        str(reader.digits(group)) for group in groups
-    ) + " "
+    return (
+        (" plus " if match.group().startswith("+") and reader is english else " ")
+        + glue.join(str(reader.digits(group)) for group in groups)
+        + " "
+    )
 
 
-_VERSION = re.compile(r"(?<![A-Za-z0-9_.])(?P<v>[vV](?=\d))?(?P<n>\d+(?:\.\d+){2,})(?![A-Za-z0-9_]|\.\d)|(?<![A-Za-z0-9_.])[vV](?P<n2>\d+(?:\.\d+)?)(?![A-Za-z0-9_]|\.\d)")
+_VERSION = re.compile(
+    r"(?<![A-Za-z0-9_.])(?P<v>[vV](?=\d))?(?P<n>\d+(?:\.\d+){2,})(?![A-Za-z0-9_]|\.\d)|(?<![A-Za-z0-9_.])[vV](?P<n2>\d+(?:\.\d+)?)(?![A-Za-z0-9_]|\.\d)"
+)
 
 
 def _version(match: re.Match[str], reader: Reader) -> str:
@@ -240,10 +257,12 @@ _WORDLIKE_UNITS = frozenset({"in", "A", "B", "K", "d", "l", "st", "var", "bar", 
 
 def _unit(match: re.Match[str], reader: Reader) -> str | None:
     symbol = match["unit"]
-    rest = match.string[match.end():]
+    rest = match.string[match.end() :]
     if symbol in _WORDLIKE_UNITS and re.match(r"\s+[a-z]", rest) and symbol not in ("m", "h", "s", "g"):
         return None
-    value = match["value"].replace(",", ".") if re.fullmatch(r"-?\d+,\d{1,2}", match["value"]) else match["value"]
+    value = (
+        match["value"].replace(",", ".") if re.fullmatch(r"-?\d+,\d{1,2}", match["value"]) else match["value"]
+    )
     negative = value.lstrip()[:1] in "-−"
     if negative and reader is chinese and match.string[: match.start()].rstrip().endswith("零下"):
         value, negative = value.lstrip("-−"), True  # 零下-2°C: 零下 is said already
@@ -258,7 +277,9 @@ def _unit(match: re.Match[str], reader: Reader) -> str | None:
     return f" {reader.unit(spoken_value, UNITS[symbol], singular, negative)} "
 
 
-_STANDALONE = re.compile(rf"(?<![A-Za-z0-9_])(?P<unit>{_alternatives(list(STANDALONE_UNITS))})(?![A-Za-z0-9_²³])")
+_STANDALONE = re.compile(
+    rf"(?<![A-Za-z0-9_])(?P<unit>{_alternatives(list(STANDALONE_UNITS))})(?![A-Za-z0-9_²³])"
+)
 
 
 def _standalone_unit(match: re.Match[str], reader: Reader) -> str:

@@ -28,7 +28,36 @@ _LATIN_ENDS = frozenset(".!?…")
 _CJK_ENDS = frozenset("。！？")
 _CLOSERS = frozenset("\"')]}*_»”’」』】》）")
 _TITLES = frozenset(
-    "mr mrs ms dr prof sr jr st mt vs no nr approx ca fig e.g i.e al gen col lt sgt capt rev hon ave rd blvd".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "vs",
+        "no",
+        "nr",
+        "approx",
+        "ca",
+        "fig",
+        "e.g",
+        "i.e",
+        "al",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "capt",
+        "rev",
+        "hon",
+        "ave",
+        "rd",
+        "blvd",
+    ]
 )
 _CLAUSE_BREAK = re.compile(r"[,;:](?=\s)\s*|[，、；：]\s*")
 _WORD_GAP = re.compile(r"\s+")
@@ -54,7 +83,7 @@ def _is_full_stop(text: str, index: int, following: str) -> bool:
     return not following.islower()
 
 
-def _ender_cut(text: str, index: int, final: bool) -> int | None | bool:
+def _ender_cut(text: str, index: int, final: bool) -> int | bool | None:
     """For an end mark at `index`: the cut (end of the sentence), False (not an end), or None (undecided)."""
     end = index
     while end < len(text) and (text[end] in _LATIN_ENDS or text[end] in _CJK_ENDS):

@@ -28,4 +28,3 @@ def spoken_sentence(sentence: str, reader: ModuleType | None) -> str:
     if text and text[-1] not in ".!?。！？…":  # every sentence ends as one: a pause, a falling tone
         text += "。" if "\u3000" <= text[-1] <= "\u9fff" else "."
     return text
-

@@ -19,7 +19,9 @@ from . import english
 _LOGGER = logging.getLogger(__name__)
 
 _ABBREVIATION = re.compile(
-    r"(?<!\w)(?:" + "|".join(re.escape(a) for a in sorted(english.ABBREVIATIONS, key=len, reverse=True)) + r")"
+    r"(?<!\w)(?:"
+    + "|".join(re.escape(a) for a in sorted(english.ABBREVIATIONS, key=len, reverse=True))
+    + r")"
     r"(?=\s|$|[,;:!?)\"'])"
 )
 _SAINT_OR_STREET = re.compile(r"(?<!\w)St\.(?=\s|$|[,;:!?])(?P<next>\s+[A-Z])?")
@@ -36,9 +38,7 @@ def _abbreviation(match: re.Match[str]) -> str:
 def abbreviations(text: str) -> str:
     """Mr. -> Mister, e.g. -> for example, St. Louis -> Saint Louis, Main St. -> Main Street."""
     text = _ABBREVIATION.sub(_abbreviation, text)
-    return _SAINT_OR_STREET.sub(
-        lambda m: (english.SAINT + m["next"]) if m["next"] else english.STREET, text
-    )
+    return _SAINT_OR_STREET.sub(lambda m: (english.SAINT + m["next"]) if m["next"] else english.STREET, text)
 
 
 # Symbols between words -> words (the reader's): & + = @ × ÷ ~ < > ² ³ / and what numbers leave behind.
@@ -79,8 +79,52 @@ def symbols(text: str, reader: ModuleType | None) -> str:
 _CAPITALS = re.compile(r"(?<![\w'])(?P<caps>[A-Z]{2,4})(?P<plural>s?)(?![\w'])")
 _VOWELS = frozenset("AEIOU")
 _KNOWN_INITIALISMS = frozenset(
-    "HVAC HDMI HTTP HTML HTTPS JSON XML YAML UART GPIO NFC RFID USB LED LCD AC DC UV TV PC CPU GPU RAM ROM SSD "
-    "HDD WIFI ID PIN SMS GPS API URL DNS VPN IP MQTT PM AM EV HA ISO UTC GMT".split()
+    [
+        "HVAC",
+        "HDMI",
+        "HTTP",
+        "HTML",
+        "HTTPS",
+        "JSON",
+        "XML",
+        "YAML",
+        "UART",
+        "GPIO",
+        "NFC",
+        "RFID",
+        "USB",
+        "LED",
+        "LCD",
+        "AC",
+        "DC",
+        "UV",
+        "TV",
+        "PC",
+        "CPU",
+        "GPU",
+        "RAM",
+        "ROM",
+        "SSD",
+        "HDD",
+        "WIFI",
+        "ID",
+        "PIN",
+        "SMS",
+        "GPS",
+        "API",
+        "URL",
+        "DNS",
+        "VPN",
+        "IP",
+        "MQTT",
+        "PM",
+        "AM",
+        "EV",
+        "HA",
+        "ISO",
+        "UTC",
+        "GMT",
+    ]
 )
 
 
@@ -98,9 +142,7 @@ def capitals(text: str) -> str:
         caps, plural = match["caps"], match["plural"]
         if caps in english.PRONOUNCED_CAPITALS:
             return english.PRONOUNCED_CAPITALS[caps] + plural
-        spell = caps in _KNOWN_INITIALISMS or (
-            not shouting and (len(caps) <= 3 or not (_VOWELS & set(caps)))
-        )
+        spell = caps in _KNOWN_INITIALISMS or (not shouting and (len(caps) <= 3 or not (_VOWELS & set(caps))))
         if not spell:
             return caps.lower() + plural
         return " ".join(caps) + plural
@@ -120,7 +162,22 @@ _AS_QUOTE = frozenset("«»「」『』《》“”„‟‘’‚‛")
 
 def _fold_latin(char: str) -> str:
     """é -> e, ß -> ss: F5-TTS's English vocabulary is mostly plain ASCII letters."""
-    special = {"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE", "ð": "d", "þ": "th", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ı": "i"}
+    special = {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "ø": "o",
+        "Ø": "O",
+        "œ": "oe",
+        "Œ": "OE",
+        "ð": "d",
+        "þ": "th",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ı": "i",
+    }
     if char in special:
         return special[char]
     base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
@@ -191,5 +248,7 @@ def tidy(text: str) -> str:
     text = _COMMA_BEFORE_END.sub("", text)
     text = _LEADING_PUNCTUATION.sub("", text)
     text = _CJK_SPACE.sub("", text)
-    text = re.sub(r"([,，、:：;；])(?=\w)", lambda m: m.group(1) + (" " if m.group(1).isascii() else ""), text)
+    text = re.sub(
+        r"([,，、:：;；])(?=\w)", lambda m: m.group(1) + (" " if m.group(1).isascii() else ""), text
+    )
     return text.strip()
