@@ -17,7 +17,7 @@ from .rules import read_numbers
 def spoken_sentence(sentence: str, reader: ModuleType | None) -> str:
     """`sentence` as it is to be said; `reader` is the request's language module (None: markup only)."""
     words = (reader or english).WORDS  # "at" and "dot" for addresses
-    line, _ = markup.line_structure(sentence)
+    line, structural = markup.line_structure(sentence)
     text = markup.plain(line, words["at"], words["dot"])
     text = read_numbers(text, reader)
     if reader is not None:
@@ -25,6 +25,6 @@ def spoken_sentence(sentence: str, reader: ModuleType | None) -> str:
         text = symbols.symbols(text, reader)
         text = symbols.capitals(text)
     text = symbols.tidy(symbols.speakable(text))
-    if text and text[-1] not in ".!?。！？…":  # every sentence ends as one: a pause, a falling tone
+    if structural and text and text[-1] not in ".!?:;。！？：；…":  # a heading or list item is a sentence
         text += "。" if "\u3000" <= text[-1] <= "\u9fff" else "."
     return text

@@ -235,7 +235,7 @@ def _is_cjk_before(out: list[str]) -> bool:
 
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.!?;:，。！？、：；])")
 _REPEATED_PUNCTUATION = re.compile(r"([,，、])(?:\s*[,，、])+")
-_COMMA_BEFORE_END = re.compile(r"[,，、:：;；]\s*(?=[.!?。！？]|$)")
+_COMMA_BEFORE_END = re.compile(r"[,，、]\s*(?=[.!?。！？:：;；]|$)")
 _LEADING_PUNCTUATION = re.compile(r"^[\s,.;:!?，。！？、：；-]+")
 _CJK_SPACE = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])")
 
