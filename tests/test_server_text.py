@@ -56,13 +56,17 @@ def text_voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def text_server(tiny_model_dir: Path, text_voices: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def text_server(
+    tiny_model_dir: Path, text_voices: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     proc = start_server(tiny_model_dir, text_voices, tmp_path_factory.mktemp("text-server"), SERVER_ARGS)
     yield proc
     assert proc.stop() == 0, proc.log()
 
 
-def test_a_number_with_its_unit_gets_the_time_of_its_words_on_both_readers(text_server: ServerProcess) -> None:
+def test_a_number_with_its_unit_gets_the_time_of_its_words_on_both_readers(
+    text_server: ServerProcess,
+) -> None:
     """Issue 20: raw, "21.5 °C" got about half the time of its words; now within 20 % (in fact exactly)."""
     written = samples_of(asyncio.run(plain(text_server.uri, WRITTEN_OUT)))
     one_shot = asyncio.run(plain(text_server.uri, RAW))
