@@ -30,8 +30,8 @@ WORDS = {
     "to": "到",
 }
 
-# Ratio units are said before the number: 百分之四十五.
-_PREFIX_UNITS = {"%": "百分之", "ppm": "百万分之", "ppb": "十亿分之"}
+# A ratio's name when no number follows it.
+_RATIO_NAMES = {"百分之": "百分比", "百万分之": "百万分率", "十亿分之": "十亿分率"}
 _TEMPERATURES = {"摄氏度", "华氏度", "度"}
 
 # Before these measure words the number two is 两: 两个, 下午两点, 两年, 两小时 (but 十二点, 二零二六年).
@@ -122,20 +122,15 @@ def date(year_value: int | None, month: int | None, day: int | None) -> str:
 
 def unit(value: str, name: Unit, singular: bool, negative_temperature: bool) -> str:
     del singular
-    prefix = _PREFIX_UNITS.get(_symbol_of(name))
-    if prefix:
-        return prefix + value
+    if name.chinese_before:
+        return name.chinese + value
     if negative_temperature and name.chinese in _TEMPERATURES:
         return "零下" + value.removeprefix("负") + name.chinese
     return counted(value, name.chinese) + name.chinese
 
 
-def _symbol_of(name: Unit) -> str:
-    return {"percent": "%", "part per million": "ppm", "part per billion": "ppb"}.get(name.singular, "")
-
-
 def unit_alone(name: Unit) -> str:
-    return {"%": "百分比", "ppm": "百万分率", "ppb": "十亿分率"}.get(_symbol_of(name), name.chinese)
+    return _RATIO_NAMES.get(name.chinese, name.chinese)
 
 
 def value_range(low: str, high: str) -> str:

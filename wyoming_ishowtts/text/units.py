@@ -19,10 +19,16 @@ class Unit:
     singular: str
     plural: str
     chinese: str
+    chinese_before: bool = False
+    """A ratio, said before its number in Chinese: 百分之四十五."""
 
 
 def _unit(singular: str, chinese: str, plural: str | None = None) -> Unit:
     return Unit(singular, plural or singular + "s", chinese)
+
+
+def _ratio(singular: str, plural: str, chinese: str) -> Unit:
+    return Unit(singular, plural, chinese, chinese_before=True)
 
 
 UNITS: dict[str, Unit] = {
@@ -34,9 +40,9 @@ UNITS: dict[str, Unit] = {
     "K": _unit("kelvin", "开尔文", "kelvin"),
     "°": _unit("degree", "度"),
     # ratios
-    "%": _unit("percent", "百分之", "percent"),
-    "ppm": _unit("part per million", "ppm", "parts per million"),
-    "ppb": _unit("part per billion", "ppb", "parts per billion"),
+    "%": _ratio("percent", "percent", "百分之"),
+    "ppm": _ratio("part per million", "parts per million", "百万分之"),
+    "ppb": _ratio("part per billion", "parts per billion", "十亿分之"),
     # power and energy
     "W": _unit("watt", "瓦"),
     "kW": _unit("kilowatt", "千瓦"),
