@@ -135,7 +135,7 @@ _DAY_MONTH = re.compile(
 _MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+(?P<y>\d{{4}})(?!\d)")
 _NUMERIC_DATE = re.compile(
     r"(?<![\d/.])(?:(?P<y1>\d{4})(?P<s1>[/.])(?P<a1>\d{1,2})(?P=s1)(?P<b1>\d{1,2})"
-    r"|(?P<a2>\d{1,2})(?P<s2>[/.])(?P<b2>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?![\d/.])"
+    r"|(?P<a2>\d{1,2})(?P<s2>[/.])(?P<b2>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?![\d/]|\.\d)"
 )
 
 
@@ -243,6 +243,8 @@ def _unit(match: re.Match[str], reader: Reader) -> str | None:
     rest = match.string[match.end():]
     if symbol in _WORDLIKE_UNITS and re.match(r"\s+[a-z]", rest) and symbol not in ("m", "h", "s", "g"):
         return None
+    if symbol == "st" and match.start("unit") == match.end("value"):
+        return None  # 1st is first (the ordinal pass), not one stone
     value = match["value"].replace(",", ".") if re.fullmatch(r"-?\d+,\d{1,2}", match["value"]) else match["value"]
     negative = value.lstrip()[:1] in "-−"
     if negative and reader is chinese and match.string[: match.start()].rstrip().endswith("零下"):
