@@ -222,7 +222,8 @@ def _version(match: re.Match[str], reader: Reader) -> str:
     parts = (match["n"] or match["n2"]).split(".")
     is_address = len(parts) == 4 and not match["v"] and all(int(part) <= 255 for part in parts)
     word = reader.WORDS["dot"] if is_address else "point"
-    said_before = re.search(r"(?i)\bversion\s*$", match.string[: match.start()]) is not None
+    before = match.string[: match.start()]
+    said_before = re.search(r"(?i)\bversion\s*$", before) is not None or before.rstrip().endswith(reader.WORDS["version"])
     prefix = reader.WORDS["version"] + " " if (match["v"] or match["n2"]) and not said_before else ""
     return f" {prefix}{reader.dotted(parts, word)} "
 
