@@ -134,7 +134,7 @@ _DAY_MONTH = re.compile(
 )
 _MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+(?P<y>\d{{4}})(?!\d)")
 _NUMERIC_DATE = re.compile(
-    r"(?<![\d/.])(?:(?P<y1>\d{4})(?P<s1>[/.])(?P<a1>\d{1,2})(?P=s1)(?P<b1>\d{1,2})"
+    r"(?<![A-Za-z0-9_/.])(?:(?P<y1>\d{4})(?P<s1>[/.])(?P<a1>\d{1,2})(?P=s1)(?P<b1>\d{1,2})"
     r"|(?P<a2>\d{1,2})(?P<s2>[/.])(?P<b2>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?![\d/]|\.\d)"
 )
 
