@@ -50,6 +50,11 @@ def site_name(host: str, dot: str) -> str:
     return f" {dot} ".join(label.replace("-", " ") for label in labels[-keep:])
 
 
+def _trailing_marks(url: str) -> str:
+    """The sentence's own marks that an address swallowed ("see example.com/a." ends with a full stop)."""
+    return url[len(url.rstrip(".,;:!?")) :]
+
+
 def _email(user: str, host: str, at: str, dot: str) -> str:
     spoken_user = re.sub(r"[._+-]+", " ", user).strip()
     return f" {spoken_user} {at} {f' {dot} '.join(host.lower().split('.'))} "
@@ -77,7 +82,7 @@ def plain(sentence: str, at: str, dot: str) -> str:
     text = html.unescape(text)
     text = _CODE_SPAN.sub(lambda m: m["code"], text)
     text = _EMAIL.sub(lambda m: _email(m["user"], m["host"], at, dot), text)
-    text = _URL.sub(lambda m: " " + site_name(m["host"], dot) + " ", text)
+    text = _URL.sub(lambda m: " " + site_name(m["host"], dot) + _trailing_marks(m.group()) + " ", text)
     text = _DOMAIN.sub(lambda m: " " + site_name(m["host"], dot) + " ", text)
     # Emphasis and strike-through: drop the marks, keep the words ("snake_case" keeps a space).
     text = re.sub(r"(?<=[^\W_])_(?=[^\W_])", " ", text)

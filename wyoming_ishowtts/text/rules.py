@@ -145,8 +145,8 @@ _DAY_MONTH = re.compile(
 )
 _MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+(?P<y>\d{{4}})(?!\d)")
 _NUMERIC_DATE = re.compile(
-    r"(?<![\d/.])(?:(?P<y1>\d{4})(?P<s1>[/.])(?P<a1>\d{1,2})(?P=s1)(?P<b1>\d{1,2})"
-    r"|(?P<a2>\d{1,2})(?P<s2>[/.])(?P<b2>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?![\d/.])"
+    r"(?<![A-Za-z0-9_/.])(?:(?P<y1>\d{4})(?P<s1>[/.])(?P<a1>\d{1,2})(?P=s1)(?P<b1>\d{1,2})"
+    r"|(?P<a2>\d{1,2})(?P<s2>[/.])(?P<b2>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?![\d/]|\.\d)"
 )
 
 
@@ -239,7 +239,10 @@ def _version(match: re.Match[str], reader: Reader) -> str:
     parts = (match["n"] or match["n2"]).split(".")
     is_address = len(parts) == 4 and not match["v"] and all(int(part) <= 255 for part in parts)
     word = reader.WORDS["dot"] if is_address else "point"
-    said_before = re.search(r"(?i)\bversion\s*$", match.string[: match.start()]) is not None
+    before = match.string[: match.start()]
+    said_before = re.search(r"(?i)\bversion\s*$", before) is not None or before.rstrip().endswith(
+        reader.WORDS["version"]
+    )
     prefix = reader.WORDS["version"] + " " if (match["v"] or match["n2"]) and not said_before else ""
     return f" {prefix}{reader.dotted(parts, word)} "
 
@@ -260,6 +263,8 @@ def _unit(match: re.Match[str], reader: Reader) -> str | None:
     rest = match.string[match.end() :]
     if symbol in _WORDLIKE_UNITS and re.match(r"\s+[a-z]", rest) and symbol not in ("m", "h", "s", "g"):
         return None
+    if symbol == "st" and match.start("unit") == match.end("value"):
+        return None  # 1st is first (the ordinal pass), not one stone
     value = (
         match["value"].replace(",", ".") if re.fullmatch(r"-?\d+,\d{1,2}", match["value"]) else match["value"]
     )

@@ -76,32 +76,44 @@ def _is_full_stop(text: str, index: int, following: str) -> bool:
     word = _word_before(text, index)
     if word.lower().strip(".") in _TITLES:
         return False
-    if (len(word) == 1 and word.isupper()) or re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", word):
+    after_number = re.search(r"[\d°]\s?$", text[: index - len(word)]) is not None  # 21 °C. 5 V. (units)
+    if (len(word) == 1 and word.isupper() and not after_number) or re.fullmatch(
+        r"(?:[A-Za-z]\.)+[A-Za-z]", word
+    ):
         return False  # an initial or letters with dots: J. Smith, U.S. Army
     if text[:index].strip().isdigit():
         return False  # a list number at the start of a line: 1. Milk
     return not following.islower()
 
 
-def _ender_cut(text: str, index: int, final: bool) -> int | bool | None:
-    """For an end mark at `index`: the cut (end of the sentence), False (not an end), or None (undecided)."""
+def _ender_cut(text: str, index: int, final: bool, max_chars: int) -> int | bool | None:
+    """For an end mark at `index`: the cut (end of the sentence), False (not an end), or None (undecided).
+
+    The marks, closers and spaces after `index` are looked at for at most `max_chars` characters: a longer
+    run ("!!!!..." streamed one character at a time) is cut there, so that a stream neither holds it nor
+    scans it again on every delta."""
+    stop = min(len(text), index + max_chars)
     end = index
-    while end < len(text) and (text[end] in _LATIN_ENDS or text[end] in _CJK_ENDS):
+    while end < stop and (text[end] in _LATIN_ENDS or text[end] in _CJK_ENDS):
         end += 1
-    while end < len(text) and text[end] in _CLOSERS:
+    while end < stop and text[end] in _CLOSERS:
         end += 1
     if end == len(text):
         return end if final else None
+    if end == stop:
+        return end
     marks = text[index:end]
     if any(mark in _CJK_ENDS for mark in marks):
         return end
     if not text[end].isspace():
         return False  # 21.5, example.com, e.g.,
     after = end
-    while after < len(text) and text[after].isspace() and text[after] not in _LINE_ENDS:
+    while after < stop and text[after].isspace() and text[after] not in _LINE_ENDS:
         after += 1
     if after == len(text):
         return end if final else None
+    if after == stop:
+        return end
     following = text[after]
     if following in _LINE_ENDS:
         return end
@@ -123,7 +135,7 @@ def first_sentence_end(text: str, final: bool, max_chars: int = DEFAULT_MAX_SENT
         if char in _LINE_ENDS:
             return index + 1
         if char in _LATIN_ENDS or char in _CJK_ENDS:
-            cut = _ender_cut(text, index, final)
+            cut = _ender_cut(text, index, final, max_chars)
             if cut is None:
                 return None
             if cut is not False:

@@ -24,7 +24,7 @@ _ABBREVIATION = re.compile(
     + r")"
     r"(?=\s|$|[,;:!?)\"'])"
 )
-_SAINT_OR_STREET = re.compile(r"(?<!\w)St\.(?=\s|$|[,;:!?])(?P<next>\s+[A-Z])?")
+_SAINT_OR_STREET = re.compile(r"(?<!\w)St\.(?=\s|$|[,;:!?])(?P<next>\s+(?=[A-Z]))?")
 _SENTENCE_FINAL = re.compile(r"\s*$")
 
 
@@ -155,7 +155,8 @@ def capitals(text: str) -> str:
 
 # -- the characters that reach the model -----------------------------------------------------------------
 
-_KEEP_PUNCTUATION = frozenset(",.!?'\"-:;，。！？、：；…")
+_KEEP_PUNCTUATION = frozenset(",.!?'\"-:;，。！？、…")
+_AS_CHINESE_COMMA = frozenset("：；")  # F5-TTS's vocabulary has no full-width colon or semicolon
 _AS_COMMA = frozenset("()[]{}（）【】|·•–—―")
 _AS_QUOTE = frozenset("«»「」『』《》“”„‟‘’‚‛")
 
@@ -202,7 +203,7 @@ def speakable(text: str) -> str:
             continue
         category = unicodedata.category(char)
         if category.startswith("L"):
-            if "LATIN" in unicodedata.name(char, ""):
+            if "LATIN" in unicodedata.name(char, "") or _fold_latin(char):  # also ª, º: a, o
                 folded = _fold_latin(char)
                 out.append(folded)
                 if not folded:
@@ -211,6 +212,8 @@ def speakable(text: str) -> str:
                 out.append(char)
         elif char in _KEEP_PUNCTUATION:
             out.append(char)
+        elif char in _AS_CHINESE_COMMA:
+            out.append("，")
         elif char in _AS_COMMA:
             out.append("，" if _is_cjk_before(out) else ", ")
         elif char in _AS_QUOTE:
@@ -235,7 +238,7 @@ def _is_cjk_before(out: list[str]) -> bool:
 
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.!?;:，。！？、：；])")
 _REPEATED_PUNCTUATION = re.compile(r"([,，、])(?:\s*[,，、])+")
-_COMMA_BEFORE_END = re.compile(r"[,，、]\s*(?=[.!?。！？:：;；]|$)")
+_COMMA_BEFORE_END = re.compile(r"(?:[,，、]\s*)+(?=[.!?。！？:：;；]|$)")
 _LEADING_PUNCTUATION = re.compile(r"^[\s,.;:!?，。！？、：；-]+")
 _CJK_SPACE = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])")
 
