@@ -361,6 +361,19 @@ def test_chinese_reading(text: str, said: str) -> None:
     assert spoken(text, "zh") == said
 
 
+IDEMPOTENT_CASES = [(text, "en") for text, _ in EN_CASES] + [(text, "zh") for text, _ in ZH_CASES] + [
+    ("St. St.", "en"),  # hypothesis's minimal counterexamples, kept: "Saint St." once, "Saint Street." twice
+    ("Meet me on St. Louis St. now.", "en"),
+    ("温度 ， ：", "zh"),  # "温度，." once, "温度." twice
+]
+
+
+@pytest.mark.parametrize(("text", "language"), IDEMPOTENT_CASES, ids=[c[0] for c in IDEMPOTENT_CASES])
+def test_spoken_form_of_known_texts_is_idempotent(text: str, language: str) -> None:
+    once = spoken(text, language)
+    assert spoken(once, language) == once
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [("The temperature is 21.5 °C, 湿度45%。", "The temperature is twenty-one point five degrees Celsius, 湿度百分之四十五。"),
