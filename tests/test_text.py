@@ -313,7 +313,7 @@ EN_CASES = [
     ("Go to St. Louis.", "Go to Saint Louis."),
     ("Turn on the USB LED.", "Turn on the U S B L E D."),
     ("This is OK.", "This is okay."),
-    ("2 + 2 = 4.", "two plus two equals four."),
+    ("2 + 2 = 4.", "Two plus two equals four."),
     ("Salt & pepper.", "Salt and pepper."),
     ("Crème brûlée.", "Creme brulee."),
 ]
@@ -496,3 +496,16 @@ def test_nothing_after_an_unclosed_reasoning_block_is_spoken(language: str) -> N
     assert len(out) == 1 and "think" not in out[0] and "twenty" not in out[0] and "二十一" not in out[0]
     # the stream is done: a new one starts clean
     assert SpokenStream(language).add("Next. A") != []
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ("Power costs $0.27/kWh.", "Power costs twenty-seven cents per kilowatt hour."),
+        ("Rent is 900 €/month.", "Rent is nine hundred euros per month."),
+        ("21 °C today. 1st place.", "Twenty-one degrees Celsius today. First place."),
+    ],
+)
+def test_prices_per_unit_and_sentences_that_start_with_a_number(written: str, said: str) -> None:
+    assert spoken(written) == said
+    assert spoken(said) == said  # and a sentence that starts with a number stays one sentence

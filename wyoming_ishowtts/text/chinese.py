@@ -28,6 +28,7 @@ WORDS = {
     "percent": "百分比",
     "version": "版本",
     "to": "到",
+    "per": "每",
 }
 
 # A ratio's name when no number follows it.

@@ -45,6 +45,7 @@ WORDS = {
     "percent": "percent",
     "version": "version",
     "to": "to",
+    "per": "per",
 }
 
 ABBREVIATIONS = {

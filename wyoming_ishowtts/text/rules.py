@@ -109,7 +109,7 @@ _MONEY_BEFORE = re.compile(
     rf"(?:\s?(?P<scale>{_alternatives(list(_SCALES))})(?![A-Za-z]))?"
 )
 _MONEY_AFTER = re.compile(
-    rf"(?P<amount>{_SIGN}{_NUMBER})\s?(?:(?P<scale>{_alternatives(['thousand', 'million', 'billion'])})\s)?"
+    rf"(?<![\d,.])(?P<amount>{_SIGN}{_NUMBER})\s?(?:(?P<scale>{_alternatives(['thousand', 'million', 'billion'])})\s)?"
     rf"(?P<cur>{_alternatives(_SYMBOLS + _CODES)})(?![A-Za-z])"
 )
 
@@ -249,7 +249,7 @@ def _version(match: re.Match[str], reader: Reader) -> str:
 
 _UNIT_NAMES = list(UNITS)
 _UNIT = re.compile(
-    rf"(?P<value>{_SIGN}(?:\d+,\d{{1,2}}(?![\d,])|{_NUMBER}))"
+    rf"(?<![\d,.])(?P<value>{_SIGN}(?:\d+,\d{{1,2}}(?![\d,])|{_NUMBER}))"
     rf"(?:\s?(?:[-–—]|to|\.\.)\s?(?P<high>{_SIGN}{_NUMBER}))?"
     rf"\s?(?P<unit>{_alternatives(_UNIT_NAMES)})(?![A-Za-z0-9_/²³]|\.[A-Za-z0-9])"
 )
@@ -280,6 +280,24 @@ def _unit(match: re.Match[str], reader: Reader) -> str | None:
         spoken_value = low
         singular = _is_one(value)
     return f" {reader.unit(spoken_value, UNITS[symbol], singular, negative)} "
+
+
+_PERIODS = {"day": "天", "week": "周", "month": "月", "year": "年", "night": "晚", "person": "人"}
+_PER_UNIT = re.compile(
+    rf"(?<=[^\W\d_])\s?/\s?(?:(?P<period>{_alternatives(list(_PERIODS))})(?![A-Za-z])"
+    rf"|(?P<unit>{_alternatives(_UNIT_NAMES)})(?![A-Za-z0-9_/²³]|\.[A-Za-z0-9]))"
+)
+
+
+def _per_unit(match: re.Match[str], reader: Reader) -> str:
+    """What is left of "$0.27/kWh" or "3 €/month" once the money is words: "... per kilowatt hour"."""
+    if match["period"]:
+        period = match["period"]
+        return f"每{_PERIODS[period]}" if reader is chinese else f" {english.WORDS['per']} {period} "
+    name = UNITS[match["unit"]]
+    if reader is chinese:
+        return f"每{name.chinese}"
+    return f" {english.WORDS['per']} {name.singular} "
 
 
 _STANDALONE = re.compile(
@@ -371,6 +389,7 @@ PASSES: tuple[tuple[re.Pattern[str], Replace], ...] = (
     (_CHINESE_YEAR, _chinese_year),
     (_DECADE, _decade),
     (_UNIT, _unit),
+    (_PER_UNIT, _per_unit),
     (_STANDALONE, _standalone_unit),
     (_RANGE, _range),
     (_FRACTION, _fraction),

@@ -25,6 +25,9 @@ def spoken_sentence(sentence: str, reader: ModuleType | None) -> str:
         text = symbols.symbols(text, reader)
         text = symbols.capitals(text)
     text = symbols.tidy(symbols.speakable(text))
+    written = line.lstrip()
+    if text[:1].islower() and text[:1].isascii() and written[:1] and not written[0].isalpha():
+        text = text[0].upper() + text[1:]  # "21 °C today." starts a sentence: "Twenty-one degrees ..."
     if structural and text and text[-1] not in ".!?:;。！？：；…":  # a heading or list item is a sentence
         text += "。" if "\u3000" <= text[-1] <= "\u9fff" else "."
     return text
