@@ -42,6 +42,7 @@ HANDLER = "wyoming_ishowtts/server/handler.py"
 WORKER = "wyoming_ishowtts/server/worker.py"
 CORE = "wyoming_ishowtts/engine/core.py"
 SP = "tests/test_server_protocol.py::"
+TT = "tests/test_text.py::"
 
 BREAKS = [
     Break(
@@ -367,6 +368,90 @@ BREAKS = [
         '    *)\n        echo "script/setup: unknown argument',
         '    *) ;;\n    __never)\n        echo "script/setup: unknown argument',
         ["tests/test_docs.py::test_script_setup_refuses_an_unknown_argument_before_it_installs_anything"],
+    ),
+    # -- the text front end (tests/test_text.py) --
+    Break(
+        "text-cardinal-no-hyphen",
+        "English tens and ones without their hyphen (twenty one)",
+        "wyoming_ishowtts/text/english_numbers.py",
+        'words.append(_TENS[tens] + (f"-{_ONES[ones]}" if ones else ""))',
+        'words.append(_TENS[tens] + (f" {_ONES[ones]}" if ones else ""))',
+        [f"{TT}test_english_cardinals_equal_num2words", f"{TT}test_english_ordinals_equal_num2words"],
+    ),
+    Break(
+        "text-chinese-yi-shi",
+        "Chinese numbers keep 一十 at the start (一十五)",
+        "wyoming_ishowtts/text/chinese_numbers.py",
+        '    if words.startswith("一十"):\n        words = words[1:]\n',
+        "",
+        [f"{TT}test_chinese_cardinals_equal_cn2an"],
+    ),
+    Break(
+        "text-splitter-decides-early",
+        "the splitter ends a sentence at an end mark that is the last character so far, before the next arrives",
+        "wyoming_ishowtts/text/sentences.py",
+        "    if end == len(text):\n        return end if final else None\n    if end == stop:",
+        "    if end == len(text):\n        return end\n    if end == stop:",
+        [f"{TT}test_a_stream_cut_anywhere_gives_the_sentences_of_the_whole_text",
+         f"{TT}test_deltas_split_inside_a_number_url_tag_or_marker"],
+    ),
+    Break(
+        "text-blocks-no-hold",
+        'the block filter lets a partial opening tag through ("<thi" + "nk>")',
+        "wyoming_ishowtts/text/blocks.py",
+        "cut = _held_tail(text, _OPENERS)",
+        "cut = len(text)",
+        [f"{TT}test_a_stream_cut_anywhere_gives_the_sentences_of_the_whole_text",
+         f"{TT}test_the_block_filter_holds_back_only_what_could_still_be_a_tag"],
+    ),
+    Break(
+        "text-unclosed-block-spoken",
+        "the text of a reasoning block that is never closed is let through",
+        "wyoming_ishowtts/text/blocks.py",
+        "                    text = text[_held_tail(text, (self._closer,)) :]\n",
+        "                    out.append(text[: _held_tail(text, (self._closer,))])\n"
+        "                    text = text[_held_tail(text, (self._closer,)) :]\n",
+        [f"{TT}test_nothing_after_an_unclosed_reasoning_block_is_spoken"],
+    ),
+    Break(
+        "text-saint-eats-capital",
+        'St. before a capital eats that capital, so "St. St." is not idempotent',
+        "wyoming_ishowtts/text/symbols.py",
+        r"(?P<next>\s+(?=[A-Z]))?",
+        r"(?P<next>\s+[A-Z])?",
+        [f"{TT}test_spoken_form_of_known_texts_is_idempotent"],
+    ),
+    Break(
+        "text-fullwidth-colon-kept",
+        "a full-width colon, which F5-TTS's vocabulary lacks, reaches the model",
+        "wyoming_ishowtts/text/symbols.py",
+        "-:;，。！？、…\")",
+        "-:;，。！？、：；…\")",
+        [f"{TT}test_every_token_of_the_spoken_form_is_in_the_model_vocabulary"],
+    ),
+    Break(
+        "text-digits-left",
+        "a digit string is left as digits",
+        "wyoming_ishowtts/text/english_numbers.py",
+        '    return " ".join(_ONES[int(char)] for char in text)',
+        "    return text",
+        [f"{TT}test_no_ascii_digit_is_left", f"{TT}test_bad_input_is_spoken_streamed_and_ends"],
+    ),
+    Break(
+        "text-mark-run-unbounded",
+        "a streamed run of end marks is held whole and rescanned on every delta",
+        "wyoming_ishowtts/text/sentences.py",
+        "stop = min(len(text), index + max_chars)",
+        "stop = len(text)",
+        [f"{TT}test_a_stream_holds_at_most_a_window_of_undecided_text"],
+    ),
+    Break(
+        "text-first-is-stone",
+        "1st is read as one stone",
+        "wyoming_ishowtts/text/rules.py",
+        'if symbol == "st" and match.start("unit") == match.end("value"):',
+        "if False:",
+        [f"{TT}test_english_reading"],
     ),
 ]
 

@@ -150,6 +150,7 @@ class Service:
             voices_dirs=self.settings.voices_dirs,
             cache_dir=self.settings.cache_dir,
             max_text_chars=self.settings.max_text_chars,
+            normalize=self.settings.normalize,
             model=engine.model_dir.name if engine.model_dir is not None else engine.model,
             version=__version__,
         )

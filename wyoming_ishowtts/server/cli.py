@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="advertise the server to Home Assistant over mDNS (tcp:// only; default name: ishowtts)",
     )
     server.add_argument("--no-streaming", action="store_true", help="do not announce streaming synthesis")
+    server.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="speak the text as sent: no numbers, units, times or markup put into words (for clients that "
+        "send clean text; a voice's voice.toml can also say normalize = false)",
+    )
     server.add_argument("--samples-per-chunk", type=positive_int, default=DEFAULT_SAMPLES_PER_CHUNK)
     server.add_argument(
         "--output-rate",
@@ -243,6 +249,7 @@ def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
         stream_idle_timeout=args.stream_idle_timeout,
         shutdown_timeout=args.shutdown_timeout,
         streaming=not args.no_streaming,
+        normalize=not args.no_normalize,
         zeroconf_name=args.zeroconf,
         zeroconf_host=host if host not in (None, "0.0.0.0", "::", "") else None,
         studio=studio_settings_from_args(args),

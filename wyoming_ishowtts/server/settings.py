@@ -84,6 +84,9 @@ class ServerSettings:
     # Clients whose next text chunks the worker may sample in one batch (1: strictly one at a time).
     batch_requests: int = 1
     streaming: bool = True
+    # Put numbers, units, times, markup... into words before the engine sees them (text/); a voice's
+    # voice.toml can turn it off for itself (normalize = false).
+    normalize: bool = True
     zeroconf_name: str | None = None
     zeroconf_host: str | None = None
     # The voice studio page (--http-port); None: not served.

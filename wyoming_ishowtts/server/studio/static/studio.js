@@ -520,6 +520,8 @@ async function speak(event) {
   try {
     const response = await api("api/speak", { method: "POST", body: form });
     const requestId = Number(response.headers.get("X-Request-Id"));
+    const spokenText = decodeURIComponent(response.headers.get("X-Spoken-Text") || "");
+    $("spoken-text").textContent = spokenText ? `Spoken as: ${spokenText}` : "";
     const reader = response.body.getReader();
     let header = new Uint8Array(0);
     let carry = null;   // an odd byte left over between reads
