@@ -3,6 +3,30 @@
 What a CPU cannot run (a CUDA graph capture, a real out-of-memory error) is replaced at exactly one point:
 the stand-in recorder of step_graphs.py replays by recomputing, and an injected `torch.cuda.OutOfMemoryError`
 is raised from inside a sampler step. Everything around those points is the real engine and worker.
+
+What shows each GPU fix. Each defect the GPU review found (issue 12), and what shows it fixed: a CPU test
+where a CPU can show it (CI runs it), else a check or figure of `script/gpu-check` on a lent H100/H200
+(docs/gpu-check.md says how to run it). A "figure" is measured and reported, not judged pass/fail.
+
+| defect | CPU test (tests/...) | on the GPU (gpu-check stage/check) |
+|---|---|---|
+| `--compile` without a C compiler (docker image): warm-up failure only a warning, server "ready" and broken | test_gpu_paths: `test_compile_without_a_compiler_runs_eagerly_and_says_so`, `test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine`, `test_an_eager_warm_up_failure_stops_the_server_instead_of_serving_errors` | paths: `compiled-*-equals-eager-nothing-new-after-warm-up`; server: `defaults-log-clean` |
+| `recompile_limit` missing before torch 2.7 (Jetson) | test_gpu_paths: `test_recompile_limit_has_its_name_of_the_torch_at_hand` | - (the device's torch is 2.11) |
+| warm-up covers batch 1, the default voice and speed 1.0 only; graphs recorded on a second call | test_gpu_paths: `test_warm_up_records_every_layout_the_voices_and_batches_reach`; test_engine_options: `test_warm_up_compiles_every_length_bucket`; test_step_graphs: `test_replay_equals_eager_and_every_step_replays`, `test_a_layout_not_warmed_runs_eagerly_and_says_so_once` | paths: `*-nothing-new-after-warm-up` (dynamo `error_on_recompile`, no eager step); server-graphs: `graphs_eager_fallbacks_after_ready` |
+| out-of-memory traceback keeps the failed batch alive during the retries | test_gpu_paths: `test_out_of_memory_leaves_nothing_of_the_batch_alive`, `test_a_failed_batch_is_retried_one_by_one_after_its_tensors_are_freed` | - (no real OOM is provoked on the device) |
+| fp16 -> fp32 fallback keeps compiled graphs and the fp16-rounded reference mel | test_gpu_paths: `test_the_fp32_fallback_is_a_true_fp32_rerun` (same audio as fp32 from the start, graphs dropped, the voice's mel fp32) | precision: `*-no-silent-fallback` |
+| ~700 kernel launches per step; CUDA graphs only behind `--compile --length-bucket` | test_step_graphs (all: replay = eager, stale buffers, batch padding, layouts, model change); test_gpu_paths: `test_cuda_graphs_on_a_cpu_are_refused_with_a_warning` | paths: `cuda-graphs-*-equals-eager-nothing-new-after-warm-up` (real `torch.cuda.CUDAGraph`); graph-speed: ms per step, eager vs graphs (figure) |
+| padding mask rules out FlashAttention, mask rebuilt per layer; complex RoPE | test_numerics: `test_nothing_padded_means_no_mask`, `test_padded_batch_builds_one_float_mask_per_pass`, `test_real_rope_dit_forward_equals_complex`, `test_rope_table_is_computed_once_and_sliced` | setup: `sdpa-unmasked-fp16`, `sdpa-masked-fp16`, figure `sdpa_flash_unmasked` |
+| half precision casts RoPE's `inv_freq` and the flow time `t` | test_numerics: `test_half_precision_keeps_position_tables_in_float32`, `test_time_enters_the_embedding_in_float32`, `test_sampler_hands_the_model_float32_time`, `test_mixed_precision_keeps_the_stream_norms_and_time_in_float32` | precision: fp16/bf16 SNR against fp32 (figure) |
+| vocoder and device-to-host copy once per batch item | test_numerics: `test_batched_vocoding_runs_the_network_once`, `test_engine_vocodes_a_batch_in_one_pass`, `test_batched_vocoding_equals_each_alone` | - |
+| benchmark reports only `max_memory_allocated` | - (a CPU has no allocator figures) | server: `defaults_long` peak allocated, reserved and nvidia-smi (figures); target `fp16_long_peak_reserved_mib` |
+| benchmark warm-ups are single requests (batched runs timed cold) | test_bench: `test_quick_run_load_levels` (the load run after its untimed burst) | server, server-batch: each load level after an untimed burst of its size |
+| upstream's busy-time clock does not synchronize on CUDA | test_bench: `test_on_a_gpu_every_text_is_measured_not_extrapolated` | upstream: measured, never extrapolated |
+| the benchmark's parent process holds a CUDA context | test_bench: `test_the_benchmark_parent_asks_cuda_nothing_itself` | - |
+| `--device cuda:N` refused by the CLI | test_device (every parser, the binding on a stand-in, the server on a missing GPU) | setup: `device-cuda-N-binds-the-loading-thread-only` |
+| Inductor cache in /tmp, lost on every restart | test_gpu_paths: `test_images_keep_compiled_kernels_in_the_data_volume` | - |
+| `--length-bucket` without `--compile` costs speed for nothing | test_gpu_paths: `test_length_bucket_alone_is_ignored_with_a_warning` | - |
+| (found after the numerics + gpu merge) the RoPE table regrown for a longer length freed the one that CUDA graphs recorded at shorter lengths read by address | test_numerics: `test_an_outgrown_rope_table_stays_allocated` (the CPU stand-in recorder recomputes, so no graph test can see it) | paths: `cuda-graphs-*-equals-eager-...` (replay against eager after a warm-up over ascending lengths) |
 """
 
 from __future__ import annotations

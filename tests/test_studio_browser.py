@@ -62,7 +62,7 @@ def browser() -> str:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.fail(
-            "playwright is not installed (script/setup installs it with the dev extra)", pytrace=False
+            "playwright is not installed (script/setup --dev installs it with the dev extra)", pytrace=False
         )
     wanted = os.environ.get("STUDIO_CHROMIUM")
     found = shutil.which(wanted) if wanted else next(filter(None, map(shutil.which, BROWSERS)), None)

@@ -345,6 +345,30 @@ BREAKS = [
         "data = await asyncio.wait_for(read, BODY_IDLE_SECONDS)",
         ["tests/test_studio_api.py::test_an_upload_trickling_in_gives_its_slot_up"],
     ),
+    Break(
+        "docs-heading-renamed",
+        "a heading that the README and docs/install.md link to is renamed",
+        "docs/server.md",
+        "\n## Connecting Home Assistant\n",
+        "\n## Connect Home Assistant\n",
+        ["tests/test_docs.py::test_every_relative_link_names_an_existing_file_and_heading"],
+    ),
+    Break(
+        "setup-dev-renamed",
+        "script/setup no longer takes the README's --dev (it is called --all)",
+        "script/setup",
+        "    --dev) mode=dev ;;",
+        "    --all) mode=dev ;;",
+        ["tests/test_docs.py::test_every_readme_command_exists_and_takes_the_options_the_readme_gives"],
+    ),
+    Break(
+        "setup-ignores-unknown-arguments",
+        "script/setup takes a mistyped argument for the plain set-up",
+        "script/setup",
+        '    *)\n        echo "script/setup: unknown argument',
+        '    *) ;;\n    __never)\n        echo "script/setup: unknown argument',
+        ["tests/test_docs.py::test_script_setup_refuses_an_unknown_argument_before_it_installs_anything"],
+    ),
     # -- the text front end (tests/test_text.py) --
     Break(
         "text-cardinal-no-hyphen",
