@@ -22,12 +22,28 @@ def _positive(value: object) -> bool:
 def test_text_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "text.json"
     done = subprocess.run(
-        [sys.executable, "-m", "ishowtts_dev.bench.text", "--repeats", "2", "--import-runs", "1", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ishowtts_dev.bench.text",
+            "--repeats",
+            "2",
+            "--import-runs",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert result["meta"]["date"] and result["meta"]["command"].startswith("python -m ishowtts_dev.bench.text")
+    assert result["meta"]["date"] and result["meta"]["command"].startswith(
+        "python -m ishowtts_dev.bench.text"
+    )
     rows = {row["language"]: row for row in result["normalize"]}
     assert set(rows) == set(ANSWERS) == {"en", "zh"}
     for language, row in rows.items():

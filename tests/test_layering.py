@@ -38,7 +38,7 @@ ALLOWED = {
         "wyoming_ishowtts.server.metrics",
         "wyoming_ishowtts.server.pcm",
         "wyoming_ishowtts.server.settings",
-    "wyoming_ishowtts.text",
+        "wyoming_ishowtts.text",
         "wyoming_ishowtts.voices",
         "wyoming_ishowtts.engine.options",
         "wyoming_ishowtts.errors",

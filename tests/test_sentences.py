@@ -110,11 +110,11 @@ def test_without_a_clause_break_the_cut_is_at_the_last_word_gap() -> None:
 
 @pytest.mark.parametrize("number", ["1,000", "12:30"])
 def test_mark_inside_a_number_is_not_a_clause_break(number: str) -> None:
-    """A Latin mark counts only before a space: "1,000" is one word, even when the limit is crossed by a
-    delta that ends right after its comma."""
+    """A Latin mark counts only before a space: "1,000" is one word, even when the limit falls inside it and
+    a delta ends right after its comma."""
     before_mark = number[: number.index(number.strip("0123456789")) + 1]
     head = f"we counted the birds in the quiet morning light at {before_mark}"
     text = f"{head}{number[len(before_mark) :]} and then went home"
-    pieces = sentences_of([head, text[len(head) :]], max_chars=len(head) - 1)
+    pieces = sentences_of([head, text[len(head) :]], max_chars=len(head) + 2)
     assert pieces[0] == "we counted the birds in the quiet morning light at", pieces
     assert " ".join(pieces[1:]) == f"{number} and then went home"

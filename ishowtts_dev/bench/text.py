@@ -110,7 +110,9 @@ def time_import(runs: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=200, help="normalizations timed per language")
     parser.add_argument("--import-runs", type=int, default=10, help="fresh interpreters per import figure")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -122,21 +124,28 @@ def main(argv: list[str] | None = None) -> int:
     imported = time_import(args.import_runs)
     meta = {
         "date": utc_now(),
-        "command": "python -m ishowtts_dev.bench.text " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m ishowtts_dev.bench.text "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     print(f"{meta['date']}  {meta['cpu']} ({meta['cpu_count']} CPUs), Python {meta['python']}")
-    print(f"{'text':6} {'chars':>5} {'median ms':>10} {'ms/500 chars':>13} {'stream ms':>10}  target < {TARGET_MS_PER_500} ms/500")
+    print(
+        f"{'text':6} {'chars':>5} {'median ms':>10} {'ms/500 chars':>13} {'stream ms':>10}  target < {TARGET_MS_PER_500} ms/500"
+    )
     for row in rows:
-        print(f"{row['language']:6} {row['chars']:5d} {row['median_ms']:10.2f} {row['ms_per_500_chars']:13.2f} "
-              f"{row['stream_median_ms']:10.2f}")
-    print(f"import wyoming_ishowtts.text: adds {imported['import_adds_ms']:.0f} ms to a bare interpreter "
-          f"({imported['python_import_ms']:.0f} vs {imported['python_pass_ms']:.0f} ms, median of "
-          f"{imported['runs']}); -X importtime cumulative {imported['importtime_cumulative_ms']} ms; "
-          f"torch imported: {imported['imports_torch']}  (target < {TARGET_IMPORT_MS:.0f} ms)")
+        print(
+            f"{row['language']:6} {row['chars']:5d} {row['median_ms']:10.2f} {row['ms_per_500_chars']:13.2f} "
+            f"{row['stream_median_ms']:10.2f}"
+        )
+    print(
+        f"import wyoming_ishowtts.text: adds {imported['import_adds_ms']:.0f} ms to a bare interpreter "
+        f"({imported['python_import_ms']:.0f} vs {imported['python_pass_ms']:.0f} ms, median of "
+        f"{imported['runs']}); -X importtime cumulative {imported['importtime_cumulative_ms']} ms; "
+        f"torch imported: {imported['imports_torch']}  (target < {TARGET_IMPORT_MS:.0f} ms)"
+    )
     if args.json:
         write_json(args.json, {"meta": meta, "normalize": rows, "import": imported})
     return 0
