@@ -118,9 +118,15 @@ def wait_for(condition: Any, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def cache_stats(server: InProcessServer) -> dict[str, Any]:
+    stats = server.worker.cache_stats()
+    assert stats is not None, "the audio cache is off"
+    return stats
+
+
 def wait_stored(server: InProcessServer, count: int) -> None:
     """The cache thread stores an entry after the answer's audio-stop: wait until `count` are stored."""
-    wait_for(lambda: server.worker.stats()["audio_cache"]["entries"] >= count)
+    wait_for(lambda: cache_stats(server)["entries"] >= count)
 
 
 # -- the same text again -----------------------------------------------------------------------------
@@ -139,7 +145,7 @@ def test_a_repeated_plain_request_is_bit_identical_and_takes_no_engine_step(
     assert len(steps) == synthesized, "the repeat ran the engine"
     assert audio_of(second) == audio_of(first)
     check_audio(second, text)
-    stats = server.worker.stats()["audio_cache"]
+    stats = cache_stats(server)
     assert (stats["hits"], stats["misses"], stats["entries"]) == (1, 1, 1)
 
 
@@ -179,7 +185,7 @@ def test_a_server_restarted_on_the_same_folder_hits(
         wait_stored(first_server, 1)
     synthesized = len(steps)
     with run_server(engine, voices, tmp_path / "cache") as second_server:
-        assert second_server.worker.stats()["audio_cache"]["entries"] == 1
+        assert cache_stats(second_server)["entries"] == 1
         second = speak(second_server, text)
     assert len(steps) == synthesized
     assert audio_of(second) == audio_of(first)
@@ -210,7 +216,7 @@ def test_with_the_cache_off_a_repeat_is_synthesized_again(
         before = len(steps)
         speak(running, "Hello again.")
         assert len(steps) > before
-        assert running.worker.stats()["audio_cache"] is None
+        assert running.worker.cache_stats() is None
     assert not cache_folder(tmp_path / "cache").exists()
 
 
@@ -336,7 +342,7 @@ def test_deleting_a_voice_drops_its_entries(server: InProcessServer, voices: Pat
     shutil.rmtree(voices / "guest")
     server.registry.scan()
     wait_for(lambda: len(entries(server)) == 1, timeout=20)
-    assert server.worker.stats()["audio_cache"]["entries"] == 1
+    assert cache_stats(server)["entries"] == 1
 
 
 def test_warm_phrases_are_said_while_idle_and_then_hit(

@@ -51,8 +51,9 @@ _LOGGER = logging.getLogger(__name__)
 ENGINE_THREAD = "engine-worker"
 """The engine worker thread's name: how the command line finds it still running at exit."""
 CACHE_THREAD = "audio-cache"
-WARM_CLIENT = 0
-"""The client id of the warm-up phrases (Wyoming connections count up from 1, the studio down from -1)."""
+WARM_CLIENT = -(2**63)
+"""The client id of the warm-up phrases: no client's (Wyoming connections count up from 1, the studio down
+from -1)."""
 VOICE_CHECK_SECONDS = 2.0
 """How often an idle cache thread looks whether the voices changed (to drop the entries of deleted ones)."""
 
@@ -439,7 +440,7 @@ class EngineWorker:
                         del self._queues[client_id]
                         continue
                     head = queue[0]
-                    if head.state != _MISS or client_id == WARM_CLIENT:
+                    if head.state != _MISS or head.request.warm:
                         continue  # the cache thread's, or (warm-up phrases) only when nobody else waits
                     if head.request.backlog >= self._max_backlog:
                         continue  # its client is not reading; do not run ahead of it
@@ -667,12 +668,14 @@ class EngineWorker:
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
-            stats: dict[str, Any] = {
+            return {
                 "open_requests": dict(self._open),
                 "queued_segments": {k: len(v) for k, v in self._queues.items() if k != WARM_CLIENT},
             }
-        stats["audio_cache"] = None if self._cache is None else dict(self._cache.stats())
-        return stats
+
+    def cache_stats(self) -> dict[str, Any] | None:
+        """The audio cache's hits, misses, entries, bytes and bound; None when it is off."""
+        return None if self._cache is None else dict(self._cache.stats())
 
     # -- cache thread ------------------------------------------------------------------------------
 
