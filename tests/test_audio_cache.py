@@ -313,6 +313,20 @@ def test_a_thousand_distinct_texts_keep_the_cache_under_its_bound(tmp_path: Path
     assert again.stats()["bytes"] == cache.stats()["bytes"]
 
 
+def test_servers_sharing_a_folder_find_each_others_entries(tmp_path: Path) -> None:
+    one, other = AudioCache(tmp_path / "audio", MB), AudioCache(tmp_path / "audio", MB)
+    one.load()
+    other.load()
+    key, voice = segment_key("engine", "ab" * 32, "Said by one."), "ab" * 32
+    audio = np.linspace(-1, 1, 24000, dtype=np.float32)
+    assert one.put(key, voice, audio)
+    found = other.get(key)
+    assert found is not None and np.array_equal(found, audio)
+    assert other.stats()["entries"] == 1 and other.stats()["bytes"] == one.stats()["bytes"]
+    other.retain(["cd" * 32])  # that voice deleted: the other server drops it too
+    assert one.get(key) is None
+
+
 def test_an_entry_too_long_for_the_bound_is_not_stored(tmp_path: Path) -> None:
     cache = AudioCache(tmp_path / "audio", MB)
     key = segment_key("engine", "cd" * 32, "A very long text.")

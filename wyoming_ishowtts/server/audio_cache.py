@@ -192,9 +192,10 @@ class AudioCache:
         with self._lock:
             known = key in self._index
         audio: np.ndarray | None = None
-        if known:
+        voice = ""
+        if known or path.is_file():  # not indexed: stored by another server sharing the folder
             try:
-                audio = _read(path, key)
+                audio, voice = _read(path, key)
             except (OSError, ValueError) as err:
                 _LOGGER.warning(
                     "Audio cache entry %s is unusable (%s): synthesizing it again", path.name, err
@@ -205,6 +206,10 @@ class AudioCache:
                 self.misses += 1
                 return None
             self.hits += 1
+            if key not in self._index:
+                size = _HEADER.size + 4 * len(audio)
+                self._index[key] = _Entry(size, voice)
+                self._bytes += size
             self._index.move_to_end(key)
         with contextlib.suppress(OSError):
             os.utime(path)  # the order of use survives a restart
@@ -283,12 +288,13 @@ class AudioCache:
             self._drop(key)
 
 
-def _read(path: Path, key: str) -> np.ndarray:
-    """The samples of an entry; ValueError when the file is truncated, corrupt or not this entry."""
+def _read(path: Path, key: str) -> tuple[np.ndarray, str]:
+    """The samples of an entry and its voice digest; ValueError when the file is truncated, corrupt or not
+    this entry."""
     data = path.read_bytes()
     if len(data) < _HEADER.size:
         raise ValueError("truncated header")
-    magic, key_bytes, _, count, crc = _HEADER.unpack_from(data)
+    magic, key_bytes, voice, count, crc = _HEADER.unpack_from(data)
     if magic != MAGIC or key_bytes.hex() != key:
         raise ValueError("not an entry of this format")
     body = memoryview(data)[_HEADER.size :]
@@ -298,4 +304,4 @@ def _read(path: Path, key: str) -> np.ndarray:
         raise ValueError("checksum mismatch")
     if count == 0:
         raise ValueError("no samples")
-    return np.frombuffer(body, dtype="<f4").astype(np.float32)
+    return np.frombuffer(body, dtype="<f4").astype(np.float32), voice.hex()
