@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from conftest import audio_of, check_audio, connect, load_tiny_engine, make_voice, read_until
 from inprocess import InProcessServer, run_server
+from test_server_backpressure import STALLED_TEXT, stalled_client
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
@@ -277,6 +278,34 @@ def test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis(
     assert audio_of(first) == audio_of(second)
     one = load_plan_steps(server, text)
     assert len(steps) == one, f"{len(steps)} batches for one text of {one} jobs"
+
+
+def test_a_client_that_stops_reading_does_not_hold_up_another_asking_for_the_same_text(
+    server: InProcessServer,
+) -> None:
+    """The second asker waits for the first's synthesis only while the first's client reads."""
+
+    async def go() -> list[Event]:
+        _reader, writer = await stalled_client(server.port)  # asks for STALLED_TEXT, reads nothing
+        try:
+            await asyncio.to_thread(wait_for, lambda: owner_stalled(server), 120)
+            async with connect(server.uri) as other:
+                await other.write_event(synth(STALLED_TEXT))
+                return await read_until(other, "audio-stop")
+        finally:
+            writer.close()
+
+    check_audio(asyncio.run(go()), STALLED_TEXT)
+
+
+def owner_stalled(server: InProcessServer) -> bool:
+    """A segment synthesizing a key waits for its client to read (its backlog is full)."""
+    worker = server.worker
+    with worker._cond:
+        return any(
+            owner.request.backlog >= server.settings.max_buffered_pieces
+            for owner in worker._inflight.values()
+        )
 
 
 def load_plan_steps(server: InProcessServer, text: str) -> int:

@@ -384,6 +384,14 @@ BREAKS = [
         [AC + "test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis"],
     ),
     Break(
+        "cache-waits-on-stalled-reader",
+        "a segment waits for its key's synthesis even while that one's client reads nothing",
+        WORKER,
+        "        return time.monotonic() - owner.request.full_since >= STALLED_READER_SECONDS\n",
+        "        return False\n",
+        [AC + "test_a_client_that_stops_reading_does_not_hold_up_another_asking_for_the_same_text"],
+    ),
+    Break(
         "cache-fifo-not-lru",
         "a hit does not make its entry the most recently used",
         AUDIO_CACHE,

@@ -54,6 +54,9 @@ CACHE_THREAD = "audio-cache"
 WARM_CLIENT = -(2**63)
 """The client id of the warm-up phrases: no client's (Wyoming connections count up from 1, the studio down
 from -1)."""
+STALLED_READER_SECONDS = 1.0
+"""A request whose backlog has been full this long waits for its client: a segment with its key does not
+wait for it (a backlog full for a moment is only a client a piece behind)."""
 VOICE_CHECK_SECONDS = 2.0
 """How often an idle cache thread looks whether the voices changed (to drop the entries of deleted ones)."""
 
@@ -180,6 +183,7 @@ class Request:
     started: float | None = None  # time.monotonic() when its first text reached the worker
     # Pieces posted but not yet taken by the responder; guarded by the worker's lock.
     backlog: int = 0
+    full_since: float | None = None  # time.monotonic() since when the backlog has been full; same lock
     finished: bool = False
     label: str = ""
     warm: bool = False  # the worker's own warm-up phrases: nothing is posted, no client waits
@@ -322,6 +326,8 @@ class EngineWorker:
         """The responder has consumed one piece: the request may be scheduled again."""
         with self._cond:
             request.backlog = max(0, request.backlog - 1)
+            if request.backlog < self._max_backlog:
+                request.full_since = None
             self._cond.notify_all()
 
     def cancel_request(self, request: Request) -> None:
@@ -440,6 +446,8 @@ class EngineWorker:
                         del self._queues[client_id]
                         continue
                     head = queue[0]
+                    if head.state == _WAITING and self._owner_stalled(head):
+                        self._stop_waiting(head)  # synthesized for it instead: never wait on a stalled reader
                     if head.state != _MISS or head.request.warm:
                         continue  # the cache thread's, or (warm-up phrases) only when nobody else waits
                     if head.request.backlog >= self._max_backlog:
@@ -455,7 +463,8 @@ class EngineWorker:
                         chosen.append(warm[0])
                 if chosen or to_close:
                     break
-                self._cond.wait()
+                # Waiting segments are looked at again when their key's owner may have stalled.
+                self._cond.wait(STALLED_READER_SECONDS if self._waiters else None)
         for segment in to_close:
             self._close(segment)
         if not chosen and to_close and not self._stopping:
@@ -472,15 +481,32 @@ class EngineWorker:
         """Under the lock: whether `segment` may be synthesized now. False (and it waits) while another
         segment synthesizes the same key: two clients asking for one new text cost one synthesis."""
         key = segment.key
-        if key is None:
+        if key is None or segment.synthesis is not None:  # not cached, or under way already
             return True
         owner = self._inflight.get(key)
         if owner is None or owner is segment:
             self._inflight[key] = segment
             return True
+        if self._owner_stalled(segment):
+            return True  # synthesized alongside, unowned: its entry is stored too, whichever ends first
         segment.state = _WAITING
         self._waiters.setdefault(key, []).append(segment)
         return False
+
+    def _owner_stalled(self, segment: _Segment) -> bool:
+        """Under the lock: whether the segment synthesizing `segment`'s key waits for a client that does not
+        read (its backlog is full): then `segment` is not made to wait for that client."""
+        owner = self._inflight.get(segment.key) if segment.key is not None else None
+        if owner is None or owner is segment or owner.request.full_since is None:
+            return False
+        return time.monotonic() - owner.request.full_since >= STALLED_READER_SECONDS
+
+    def _stop_waiting(self, segment: _Segment) -> None:
+        """Under the lock: `segment` waits no more for its key's entry; the engine's now."""
+        segment.state = _MISS
+        waiting = self._waiters.get(segment.key or "", [])
+        if segment in waiting:
+            waiting.remove(segment)
 
     def _release(self, segment: _Segment, stored: bool) -> None:
         """`segment` no longer synthesizes its key: the segments waiting for it are looked up again when
@@ -493,6 +519,8 @@ class EngineWorker:
                 return
             del self._inflight[key]
             for waiter in self._waiters.pop(key, ()):
+                if waiter.state != _WAITING:
+                    continue
                 waiter.state = _PENDING if stored else _MISS
                 if stored:
                     self._lookups.append(waiter)
@@ -563,6 +591,12 @@ class EngineWorker:
                 self._cond.notify_all()
         else:
             self._release(segment, stored=False)
+
+    def _add_to_backlog(self, request: Request) -> None:
+        """Under the lock: one more piece posted and not yet taken."""
+        request.backlog += 1
+        if request.backlog >= self._max_backlog and request.full_since is None:
+            request.full_since = time.monotonic()
 
     def _warm_gives_way(self) -> bool:
         """A warm-up phrase's cancel check, at each sampler step: it stops (to run again later) as soon as a
@@ -653,7 +687,7 @@ class EngineWorker:
             if request.warm:
                 continue
             with self._cond:
-                request.backlog += 1
+                self._add_to_backlog(request)
             _LOGGER.debug(
                 "%s segment %d: piece %d synthesized (%d samples)",
                 request.label,
@@ -743,7 +777,7 @@ class EngineWorker:
                 queue.popleft()
                 audio, head.cached = head.cached, None
                 if not head.request.warm:
-                    head.request.backlog += 1
+                    self._add_to_backlog(head.request)
                     assert audio is not None
                     served.append((head, Piece(head.index, audio, 0.0, cached=True)))
             if not queue:
