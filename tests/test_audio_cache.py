@@ -435,3 +435,29 @@ def test_a_warm_phrase_gives_way_to_a_client_at_its_next_step(
         assert steps.completed[0] == "Right now.", steps.completed
         wait_stored(running, 2)  # the phrase is said after all, from its start again
         assert steps.texts.count(warm_chunk) == 2, "the chunk that gave way did not run again"
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+
+def test_the_command_line_sets_the_bound_and_reads_the_warm_phrases(tmp_path: Path) -> None:
+    from wyoming_ishowtts.server.cli import build_parser, server_settings_from_args
+
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("Turned on the light.\n\n  Timer set.  \nTurned on the light.\n", encoding="utf-8")
+    settings = server_settings_from_args(build_parser().parse_args([]))
+    assert settings.audio_cache_bytes == 256 * MB and settings.warm_phrases == ()
+    args = build_parser().parse_args(["--audio-cache-mb", "0.5", "--warm-phrases", str(phrases)])
+    settings = server_settings_from_args(args)
+    assert settings.audio_cache_bytes == MB // 2
+    assert settings.warm_phrases == ("Turned on the light.", "Timer set.")
+    assert (
+        server_settings_from_args(build_parser().parse_args(["--audio-cache-mb", "0"])).audio_cache_bytes == 0
+    )
+    for bad in (
+        ["--audio-cache-mb", "-1"],
+        ["--audio-cache-mb", "nan"],
+        ["--warm-phrases", str(tmp_path / "no")],
+    ):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(bad)
