@@ -255,20 +255,35 @@ def test_a_damaged_entry_is_a_miss_and_is_written_again(
     assert audio_of(third) == audio_of(again)
 
 
+@pytest.mark.parametrize("stored", ["while the second waits", "before the second is chosen"])
 def test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis(
-    server: InProcessServer, steps: Steps
+    server: InProcessServer, steps: Steps, stored: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also when the first's entry is stored after the second looked it up (a miss) and before the engine
+    chose the second: the second looks again, and hits."""
     text = "Both of you asked for this."
     steps.gate = threading.Event()
+    worker = server.worker
+    if stored == "before the second is chosen":
+        finish = worker._finish
+
+        def finish_then_store(segment: Any) -> None:
+            finish(segment)
+            wait_for(lambda: segment.key not in worker._inflight)  # stored, before the worker goes on
+
+        monkeypatch.setattr(worker, "_finish", finish_then_store)
+
+    def both_looked_up() -> bool:
+        with worker._cond:
+            heads = [queue[0] for queue in worker._queues.values() if queue]
+            return len(heads) == 2 and all(head.key is not None for head in heads)
 
     async def both() -> list[list[Event]]:
         async with connect(server.uri) as a, connect(server.uri) as b:
             await a.write_event(synth(text))
             await b.write_event(synth(text))
-            # Both requests are in the worker before the first engine step may end.
-            await asyncio.to_thread(
-                wait_for, lambda: sum(server.worker.stats()["open_requests"].values()) == 2
-            )
+            # Both requests are in the worker, and looked up (misses), before the first engine step may end.
+            await asyncio.to_thread(wait_for, both_looked_up)
             assert steps.gate is not None
             steps.gate.set()
             return list(await asyncio.gather(read_until(a, "audio-stop"), read_until(b, "audio-stop")))

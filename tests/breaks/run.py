@@ -384,6 +384,17 @@ BREAKS = [
         [AC + "test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis"],
     ),
     Break(
+        "cache-stale-miss",
+        "a segment that missed before its key was stored is synthesized again instead of looking again",
+        WORKER,
+        "            if stored:  # and those that missed before it was stored",
+        "            if False:  # and those that missed before it was stored",
+        [
+            AC
+            + "test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis[before the second is chosen]"
+        ],
+    ),
+    Break(
         "cache-waits-on-stalled-reader",
         "a segment waits for its key's synthesis even while that one's client reads nothing",
         WORKER,

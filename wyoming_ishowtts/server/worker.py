@@ -210,6 +210,7 @@ class _Segment:
     cached: np.ndarray | None = None  # a hit's audio
     heard: list[np.ndarray] | None = None  # a miss's pieces so far, to store when complete
     heard_samples: int = 0
+    begun: bool = False  # chosen for the engine (under the lock): no longer the cache thread's to look up
 
 
 class EngineWorker:
@@ -454,12 +455,14 @@ class EngineWorker:
                         continue  # its client is not reading; do not run ahead of it
                     if not self._claim(head):
                         continue  # another segment is synthesizing the same audio: it waits for that
+                    head.begun = True
                     chosen.append(head)
                     if len(chosen) >= self._max_batch:
                         break
                 if not chosen and not to_close:
                     warm = self._queues.get(WARM_CLIENT)
                     if warm and warm[0].state == _MISS and self._claim(warm[0]):
+                        warm[0].begun = True
                         chosen.append(warm[0])
                 if chosen or to_close:
                     break
@@ -481,7 +484,7 @@ class EngineWorker:
         """Under the lock: whether `segment` may be synthesized now. False (and it waits) while another
         segment synthesizes the same key: two clients asking for one new text cost one synthesis."""
         key = segment.key
-        if key is None or segment.synthesis is not None:  # not cached, or under way already
+        if key is None or segment.begun:  # not cached, or under way already
             return True
         owner = self._inflight.get(key)
         if owner is None or owner is segment:
@@ -524,6 +527,12 @@ class EngineWorker:
                 waiter.state = _PENDING if stored else _MISS
                 if stored:
                     self._lookups.append(waiter)
+            if stored:  # and those that missed before it was stored, not yet begun, look again
+                for queue in self._queues.values():
+                    for other in queue:
+                        if other.key == key and other.state == _MISS and not other.begun:
+                            other.state = _PENDING
+                            self._lookups.append(other)
             self._cond.notify_all()
 
     def _remove(self, segment: _Segment) -> None:
@@ -642,6 +651,8 @@ class EngineWorker:
                 segment.synthesis = None
                 self._release(segment, stored=False)
                 if segment.request.warm and not self._stopping:
+                    with self._cond:
+                        segment.begun = False
                     _LOGGER.debug("Warm-up phrase %d gives way to a client", segment.index)
                     continue  # stays first in its queue: it starts again when the engine is idle
                 self._remove(segment)
@@ -733,7 +744,7 @@ class EngineWorker:
                     if ready:
                         lookups = list(self._lookups)
                         self._lookups.clear()
-                    served = self._take_hits()
+                    served = self._send_hits()
                     stop = self._stopping and (
                         self._abort_all.is_set() or not (self._queues or self._writes or self._lookups)
                     )
@@ -747,9 +758,6 @@ class EngineWorker:
                 if stored:
                     _LOGGER.debug("Audio cache: stored %s (%d samples)", (segment.key or "")[:12], len(audio))
                 self._release(segment, stored)
-            for segment, item in served:
-                self._post(segment.request, item)
-                self._post(segment.request, SegmentDone(segment.index))
             engine = self.engine
             if lookups and engine is not None:
                 for segment in lookups:
@@ -762,10 +770,11 @@ class EngineWorker:
                 self._retain(cache, voices.values())
         _LOGGER.debug("Audio cache thread stopped")
 
-    def _take_hits(self) -> list[tuple[_Segment, Piece]]:
-        """Under the lock: the hits whose turn it is (first in their queue, their client reading), taken
-        out of the queues, each as the one piece of its segment."""
-        served: list[tuple[_Segment, Piece]] = []
+    def _send_hits(self) -> int:
+        """Under the lock: send the hits whose turn it is (first in their queue, their client reading), each
+        as the one piece of its segment; how many. Posted before the lock is let go, so that the engine
+        cannot post the request's next segment first."""
+        served = 0
         for client_id in list(self._queues):
             queue = self._queues[client_id]
             while queue and queue[0].state == _HIT:
@@ -775,11 +784,13 @@ class EngineWorker:
                 if head.request.backlog >= self._max_backlog and not head.request.warm:
                     break
                 queue.popleft()
+                served += 1
                 audio, head.cached = head.cached, None
                 if not head.request.warm:
                     self._add_to_backlog(head.request)
                     assert audio is not None
-                    served.append((head, Piece(head.index, audio, 0.0, cached=True)))
+                    self._post(head.request, Piece(head.index, audio, 0.0, cached=True))
+                    self._post(head.request, SegmentDone(head.index))
             if not queue:
                 del self._queues[client_id]
         if served:
