@@ -41,6 +41,8 @@ SENTENCES = "wyoming_ishowtts/text/sentences.py"
 HANDLER = "wyoming_ishowtts/server/handler.py"
 WORKER = "wyoming_ishowtts/server/worker.py"
 CORE = "wyoming_ishowtts/engine/core.py"
+AUDIO_CACHE = "wyoming_ishowtts/server/audio_cache.py"
+AC = "tests/test_audio_cache.py::"
 SP = "tests/test_server_protocol.py::"
 TT = "tests/test_text.py::"
 
@@ -456,6 +458,96 @@ BREAKS = [
         'if symbol == "st" and match.start("unit") == match.end("value"):',
         "if False:",
         [f"{TT}test_english_reading"],
+    ),
+    Break(
+        "cache-never-hits",
+        "the audio cache finds an entry but the segment is synthesized again",
+        WORKER,
+        "                segment.state, segment.cached = _HIT, audio\n",
+        "                segment.state = _MISS\n",
+        [
+            AC + "test_a_repeated_plain_request_is_bit_identical_and_takes_no_engine_step",
+            AC + "test_a_repeated_stream_is_bit_identical_and_takes_no_engine_step",
+            AC + "test_a_stream_reuses_a_sentence_said_before_and_synthesizes_only_the_rest",
+            AC + "test_a_server_restarted_on_the_same_folder_hits",
+        ],
+    ),
+    Break(
+        "cache-key-without-voice",
+        "the audio cache key leaves the voice out",
+        AUDIO_CACHE,
+        'return _digest(tag.encode(), audio_identity.encode(), voice.encode(), text.encode("utf-8"))',
+        'return _digest(tag.encode(), audio_identity.encode(), text.encode("utf-8"))',
+        [AC + "test_another_text_voice_speed_or_transcript_misses"],
+    ),
+    Break(
+        "cache-no-checksum",
+        "an audio cache entry's checksum is not checked",
+        AUDIO_CACHE,
+        "    if zlib.crc32(body) != crc:\n",
+        "    if False:\n",
+        [AC + "test_a_damaged_entry_is_a_miss_and_is_written_again[flipped]"],
+    ),
+    Break(
+        "cache-two-syntheses",
+        "two segments with one new key are both synthesized",
+        WORKER,
+        "        if owner is None or owner is segment:\n",
+        "        if True:\n",
+        [AC + "test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis"],
+    ),
+    Break(
+        "cache-stale-miss",
+        "a segment that missed before its key was stored is synthesized again instead of looking again",
+        WORKER,
+        "            if stored:  # and those that missed before it was stored",
+        "            if False:  # and those that missed before it was stored",
+        [
+            AC
+            + "test_two_clients_asking_for_one_new_text_at_once_cost_one_synthesis[before the second is chosen]"
+        ],
+    ),
+    Break(
+        "cache-waits-on-stalled-reader",
+        "a segment waits for its key's synthesis even while that one's client reads nothing",
+        WORKER,
+        "        return time.monotonic() - owner.request.full_since >= STALLED_READER_SECONDS\n",
+        "        return False\n",
+        [AC + "test_a_client_that_stops_reading_does_not_hold_up_another_asking_for_the_same_text"],
+    ),
+    Break(
+        "cache-fifo-not-lru",
+        "a hit does not make its entry the most recently used",
+        AUDIO_CACHE,
+        "            self._index.move_to_end(key)\n        with contextlib.suppress(OSError):",
+        "            pass\n        with contextlib.suppress(OSError):",
+        [AC + "test_a_thousand_distinct_texts_keep_the_cache_under_its_bound"],
+    ),
+    Break(
+        "cache-unbounded",
+        "the audio cache never evicts",
+        AUDIO_CACHE,
+        "                if self._bytes <= self.max_bytes or not self._index:\n",
+        "                if True:\n",
+        [AC + "test_a_thousand_distinct_texts_keep_the_cache_under_its_bound"],
+    ),
+    Break(
+        "cache-keeps-deleted-voices",
+        "the entries of a deleted voice stay",
+        WORKER,
+        "        if digests:  # no voice at all",
+        "        if not digests:  # no voice at all",
+        [AC + "test_deleting_a_voice_drops_its_entries"],
+    ),
+    Break(
+        "warm-phrase-never-yields",
+        "a warm-up phrase on the engine finishes before a client's request that arrived meanwhile",
+        WORKER,
+        "        if self._abort_all.is_set() or self._stopping:\n            return True\n        with self._cond:\n"
+        "            for client_id, queue in self._queues.items():",
+        "        if self._abort_all.is_set() or self._stopping:\n            return True\n        with self._cond:\n"
+        "            for client_id, queue in {}.items():",
+        [AC + "test_a_warm_phrase_gives_way_to_a_client_at_its_next_step"],
     ),
 ]
 

@@ -198,6 +198,7 @@ async def status(request: web.Request) -> web.Response:
             "max_text_chars": studio.max_text_chars,
         },
         "recent": [record.as_json() for record in studio.requests.recent()],
+        "audio_cache": worker.cache_stats(),
     }
     return web.json_response(body)
 
