@@ -424,6 +424,18 @@ def test_warm_phrases_are_said_while_idle_and_then_hit(
         assert len(steps) == synthesized
 
 
+def test_a_warm_phrase_with_a_number_hits_when_a_client_says_it(
+    engine: Engine, voices: Path, tmp_path: Path, steps: Steps
+) -> None:
+    """Warm phrases are put into words as a client's text is, or "Timer set for 5 minutes." would never hit."""
+    phrase = "Timer set for 5 minutes."
+    with run_server(engine, voices, tmp_path / "cache", warm_phrases=(phrase,)) as running:
+        wait_stored(running, 1)
+        synthesized = len(steps)
+        check_audio(speak(running, phrase), "Timer set for five minutes.")
+        assert len(steps) == synthesized, "the client's request was synthesized again"
+
+
 def test_a_warm_phrase_gives_way_to_a_client_at_its_next_step(
     engine: Engine, voices: Path, tmp_path: Path, steps: Steps
 ) -> None:

@@ -95,6 +95,7 @@ class Service:
                 else None
             ),
             warm_phrases=settings.warm_phrases,
+            normalize=settings.normalize,
         )
         self.state = ServerState(
             settings=settings, registry=self.registry, worker=self.worker, version=__version__

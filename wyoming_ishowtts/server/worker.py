@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
+from ..text import language_of, spoken
 from ..voices.cache import PreparedVoices, VoiceEngine
 from ..voices.folder import VoiceInfo, synthesis_options
 from ..voices.registry import VoiceRegistry
@@ -231,6 +232,7 @@ class EngineWorker:
         on_fatal: Callable[[BaseException], None] | None = None,
         audio_cache: AudioCache | None = None,
         warm_phrases: Sequence[str] = (),
+        normalize: bool = True,
     ) -> None:
         self._load_engine = load_engine
         self._warm_up = warm_up
@@ -255,6 +257,7 @@ class EngineWorker:
 
         self._cache = audio_cache
         self._warm_phrases = tuple(warm_phrases) if audio_cache is not None else ()
+        self._normalize = normalize
         self._digests = VoiceDigests()
         # Guarded by _cond: segments to look up, complete misses to store, key -> the segment synthesizing
         # it, key -> the segments waiting for its entry.
@@ -395,7 +398,11 @@ class EngineWorker:
         request = Request(client_id=WARM_CLIENT, voice=voice, streaming=False, warm=True)
         request.label = "warm-up phrases"
         for phrase in self._warm_phrases:
-            self.submit(request, phrase)
+            # Put into words as a client's plain synthesize of it would be, so that the client's hits.
+            if self._normalize and voice.normalize:
+                phrase = spoken(phrase, language_of(None, voice.languages))
+            if phrase.strip():
+                self.submit(request, phrase.strip())
         _LOGGER.info("%d warm-up phrases queued for voice %s", len(self._warm_phrases), voice.name)
 
     def _prepare_and_warm_up(self, engine: SynthesisEngine) -> None:
