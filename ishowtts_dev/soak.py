@@ -166,6 +166,8 @@ def start_server(args: argparse.Namespace, work: Path, model_dir: Path) -> Serve
             VOICE,
             "--cache-dir",
             str(work / "cache"),
+            "--audio-cache-mb",  # its few texts would be hits: the soak is of the engine's path
+            "0",
             "--no-builtin-voice",
             "--max-text-chars",
             str(MAX_TEXT_CHARS),

@@ -1,6 +1,6 @@
 """Our engine against upstream f5-tts and vocos on the same random weights, part by part and end to end.
 
-Upstream is the `reference` extra (always installed by script/setup). Each test prints the max abs difference
+Upstream is the `reference` extra (always installed by script/setup --dev). Each test prints the max abs difference
 (`pytest -s` shows them); fp32 must agree to ~1e-4 relative or better.
 """
 

@@ -21,7 +21,7 @@ else:
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR_EXTRAS = ("zh", "zeroconf")  # the extras the floor environment installs (script/setup)
+FLOOR_EXTRAS = ("zh", "zeroconf")  # the extras the floor environment installs (script/setup --dev)
 
 
 def declared() -> list[Requirement]:

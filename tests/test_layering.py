@@ -1,10 +1,12 @@
 """The package's layers, checked from the source: who may import whom, and what imports without torch.
 
+    text/     the text front end (written form -> spoken form): imports only itself; torch-free
     engine/   F5-TTS inference as a library: imports only itself and errors.py
     voices/   voice folders and their prepared cache: may use the engine
-    server/   the Wyoming server: may use voices and the engine
+    server/   the Wyoming server: may use text, voices and the engine
     server/studio/   the voice studio page, a room of the server: may use the worker, the request log, the pcm
-              helpers and the settings of the server, the voices and the engine's options; only server/app.py
+              helpers and the settings of the server, the text front end, the voices and the engine's
+              options; only server/app.py
               (which starts it) imports it, so the Wyoming side never depends on the page or on aiohttp
     ishowtts_dev/ (outside the package): developer tools; nothing in wyoming_ishowtts imports it
 
@@ -36,11 +38,14 @@ ALLOWED = {
         "wyoming_ishowtts.server.metrics",
         "wyoming_ishowtts.server.pcm",
         "wyoming_ishowtts.server.settings",
+        "wyoming_ishowtts.text",
         "wyoming_ishowtts.voices",
         "wyoming_ishowtts.engine.options",
         "wyoming_ishowtts.errors",
+        "wyoming_ishowtts.text",
     ),
     "wyoming_ishowtts.errors": (),
+    "wyoming_ishowtts.text": ("wyoming_ishowtts.text",),
     "wyoming_ishowtts.readiness": (),
     "wyoming_ishowtts.engine": ("wyoming_ishowtts.engine", "wyoming_ishowtts.errors"),
     "wyoming_ishowtts.voices": (

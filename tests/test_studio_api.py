@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,7 @@ from studio_support import Reply, StudioServer, http, studio_server
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 from ishowtts_dev.wyoming_client import WyomingConnection
+from wyoming_ishowtts.text import spoken
 from wyoming_ishowtts.voices.check import check_clip, check_voice_dir
 
 MAX_UPLOAD = 1024 * 1024
@@ -780,6 +782,22 @@ def test_speak_streams_a_saved_voice_and_records_its_speed(server: StudioServer)
     assert record["compute"] > 0 and record["rtf"] == pytest.approx(
         record["compute"] / record["audio_seconds"]
     )
+
+
+def test_speak_says_what_the_text_front_end_makes_of_the_text(server: StudioServer) -> None:
+    """The preview is put into words as a Wyoming request is, and the page is told what was said."""
+    text = "It is 21.5 °C and 45 % (**really**)."
+    reply = http("POST", url(server, "api/speak"), data=form(text=text, voice="tone"))
+    _check_wav_stream(reply)
+    said = urllib.parse.unquote(reply.headers["X-Spoken-Text"])
+    assert (
+        said
+        == spoken(text, "en")
+        == "It is twenty-one point five degrees Celsius and forty-five percent, really."
+    )
+    request_id = int(reply.headers["X-Request-Id"])
+    record = next(r for r in http("GET", url(server, "api/status")).json()["recent"] if r["id"] == request_id)
+    assert record["chars"] == len(said), "the engine was given the spoken form"
 
 
 def test_speak_tries_an_unsaved_clip_without_saving_it(server: StudioServer) -> None:

@@ -62,7 +62,7 @@ def browser() -> str:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.fail(
-            "playwright is not installed (script/setup installs it with the dev extra)", pytrace=False
+            "playwright is not installed (script/setup --dev installs it with the dev extra)", pytrace=False
         )
     wanted = os.environ.get("STUDIO_CHROMIUM")
     found = shutil.which(wanted) if wanted else next(filter(None, map(shutil.which, BROWSERS)), None)
@@ -207,11 +207,14 @@ def test_add_record_try_and_delete_voices_in_a_browser(
             # 3. Play a preview of a saved voice: the <audio> element ends up holding the speech.
             page.get_by_role("combobox", name="Voice", exact=True).select_option("recorded-voice")
             page.get_by_label("Text", exact=True).fill(
-                "Hello from the page. The voice was recorded in a browser."
+                "Hello from the page. The voice was recorded in a browser at 21 °C."
             )
             page.get_by_role("button", name="Speak", exact=True).click()
             message = page.locator("#speak-message")
             expect(message).to_contain_text("Time to first audio", timeout=TIMEOUT_MS)
+            expect(page.locator("#spoken-text")).to_have_text(
+                "Spoken as: Hello from the page. The voice was recorded in a browser at twenty-one degrees Celsius."
+            )
             expect(message).to_contain_text("real-time factor")
             duration = spoken.evaluate("a => a.duration")
             assert 0 < duration < 1000, duration

@@ -55,6 +55,7 @@ class FakeEngine:
         return FakeSynthesis(name, int(chunks))
 
     identity = "fake"
+    audio_identity = "fake"
 
     def voice(self, clip: Any) -> Any:
         raise AssertionError("no voice is prepared in this test")

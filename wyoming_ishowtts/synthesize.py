@@ -4,8 +4,9 @@ python -m wyoming_ishowtts.synthesize --voice-dir voices/NAME --text "Hello." -o
 python -m wyoming_ishowtts.synthesize --model-dir DIR --voice-dir voices/NAME --text "Hello." -o out.wav
 
 The voice folder is read as the server reads it (its voice.toml's speed, nfe, seed and other options
-apply) and the audio is written as the server sends it (16-bit, 24 kHz), so a voice sounds the same
-here as from the server; --nfe, --seed and --speed, when given, override the voice's settings.
+apply), the text is put into words as the server does it (text/: numbers, units, markup; --no-normalize
+turns that off) and the audio is written as the server sends it (16-bit, 24 kHz), so a voice sounds the
+same here as from the server; --nfe, --seed and --speed, when given, override the voice's settings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from .engine.reference import load_audio
 from .errors import IShowTTSError
 from .server.pcm import float_to_int16_bytes
+from .text import language_of, spoken
 from .voices.folder import load_voice_dir, synthesis_options
 
 
@@ -51,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="random seed (default: the voice's, else random)")
     parser.add_argument("--speed", type=positive_float, help="speaking rate (default: the voice's, else 1.0)")
+    parser.add_argument(
+        "--language", help="language of the text, e.g. en or zh (default: the voice's first language)"
+    )
+    parser.add_argument(
+        "--no-normalize", action="store_true", help="speak the text as written (no numbers put into words)"
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -70,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         synthesis_options(info), **{name: value for name, value in given.items() if value is not None}
     )
     text = args.text if args.text is not None else sys.stdin.read()
+    if not args.no_normalize and info.normalize:
+        text = spoken(text, language_of(args.language, info.languages))
+        print(f"spoken as: {text}", file=sys.stderr)
+    if not text.strip():
+        print("error: nothing to speak in the text", file=sys.stderr)
+        return 1
     try:
         engine = Engine.load(
             EngineSettings(

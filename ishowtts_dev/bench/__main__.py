@@ -289,6 +289,8 @@ def server_args(cfg: dict[str, Any], config: str, voices_dir: Path, batch_reques
         "--no-builtin-voice",
         "--cache-dir",
         str(cfg["out"] / f"cache-{config}"),
+        "--audio-cache-mb",  # every repeat is timed as a synthesis (cache_hit.py times the cache)
+        "0",
         "--device",
         cfg["device"],
         "--nfe",

@@ -627,6 +627,8 @@ def server_args(plan: Plan, size: str, name: str, *extra: str) -> list[str]:
         "--no-builtin-voice",
         "--cache-dir",
         str(plan.work / f"cache-{name}"),
+        "--audio-cache-mb",  # every repeat and every client of a burst is timed as a synthesis
+        "0",
         "--device",
         "cuda" if plan.cuda else "cpu",
         *extra,

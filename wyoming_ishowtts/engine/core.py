@@ -168,6 +168,14 @@ class Engine:
         """Of the model files loaded: changes when the checkpoint or the vocabulary changes."""
         return self._identity
 
+    @property
+    def audio_identity(self) -> str:
+        """What decides the audio besides the voice, the text and the request's options: the model files,
+        the precision the model runs in now (a fall-back to fp32 changes it) and the step setting. The
+        server's audio cache keys on it."""
+        nfe = "auto" if self.settings.nfe is None else str(self.settings.nfe)
+        return f"{self._identity}/{str(self.dtype).removeprefix('torch.')}/nfe={nfe}"
+
     def prepare_voice(
         self, audio: np.ndarray, sample_rate: int, text: str, name: str = "", trim: bool = True
     ) -> Voice:

@@ -85,8 +85,8 @@ def runs_mixed(dtype: torch.dtype) -> bool:
     precision, the residual stream, norms and time modulation in float32.
 
     bf16 keeps 8 mantissa bits: on the base random model mixed bf16 measured 43 dB SNR against fp32, where
-    the whole-model bf16 of the engine before it measured 15.7 dB (BENCHMARKS.md, "CPU targets of issue
-    12"). fp16 keeps 11 and runs whole, as
+    the whole-model bf16 of the engine before it measured 15.7 dB (BENCHMARKS.md, "bf16 after
+    numerics"). fp16 keeps 11 and runs whole, as
     upstream runs it: it is the GPU default, and whether mixed pays there is for a GPU to measure.
     """
     return dtype == torch.bfloat16

@@ -15,6 +15,7 @@ CJK character a built-in segmenter gives the same segments as rjieba (jieba-rs
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from wyoming_ishowtts.errors import MissingExtraError, ModelLoadError, TextError
 
 __all__ = ["Vocab", "contains_cjk", "text_to_tokens"]
 
+_LOGGER = logging.getLogger(__name__)
 _ZH_EXTRA_MESSAGE = "Chinese text needs the zh extra: pip install 'wyoming-ishowtts[zh]'"
 
 # Replacements applied before segmentation.  Upstream does this so that these
@@ -125,9 +127,15 @@ class Vocab:
         return len(self.tokens)
 
     def encode(self, tokens: list[str]) -> list[int]:
-        """Map tokens to ids; unknown tokens become 0 (the space), exactly as upstream does."""
+        """Map tokens to ids; unknown tokens become 0 (the space), exactly as upstream does (logged at debug
+        level: the text front end should have left none)."""
         ids = self.ids
-        return [ids.get(token, 0) for token in tokens]
+        encoded = [ids.get(token, 0) for token in tokens]
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            unknown = sorted({token for token in tokens if token not in ids})
+            if unknown:
+                _LOGGER.debug("Not in the vocabulary, read as a space: %s", " ".join(map(repr, unknown)))
+        return encoded
 
 
 # --------------------------------------------------------------------------- segmentation

@@ -38,6 +38,7 @@ from ..engine.options import EngineSettings
 from ..voices.builtin import BUILTIN_VOICE
 from ..voices.cache import PreparedVoices
 from ..voices.registry import VoiceRegistry
+from .audio_cache import AudioCache, cache_folder
 from .handler import IShowTtsEventHandler, ServerState
 from .settings import ServerSettings, StudioSettings
 from .worker import EngineWorker, SynthesisEngine
@@ -89,6 +90,13 @@ class Service:
             max_buffered_pieces=settings.max_buffered_pieces,
             max_batch=settings.batch_requests,
             on_fatal=self._on_fatal,
+            audio_cache=(
+                AudioCache(cache_folder(settings.cache_dir), settings.audio_cache_bytes)
+                if settings.audio_cache_bytes
+                else None
+            ),
+            warm_phrases=settings.warm_phrases,
+            normalize=settings.normalize,
         )
         self.state = ServerState(
             settings=settings, registry=self.registry, worker=self.worker, version=__version__
@@ -151,6 +159,7 @@ class Service:
             voices_dirs=self.settings.voices_dirs,
             cache_dir=self.settings.cache_dir,
             max_text_chars=self.settings.max_text_chars,
+            normalize=self.settings.normalize,
             model=engine.model_dir.name if engine.model_dir is not None else engine.model,
             version=__version__,
         )

@@ -30,6 +30,7 @@ from ..arguments import (
 from ..engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
 from ..voices import default_cache_dir
 from .settings import (
+    DEFAULT_AUDIO_CACHE_MB,
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_MAX_CLIP_SECONDS,
     DEFAULT_HTTP_MAX_UPLOAD_MB,
@@ -41,6 +42,7 @@ from .settings import (
     DEFAULT_SAMPLES_PER_CHUNK,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STREAM_IDLE_TIMEOUT,
+    MB,
     ServerSettings,
     StudioSettings,
 )
@@ -70,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="advertise the server to Home Assistant over mDNS (tcp:// only; default name: ishowtts)",
     )
     server.add_argument("--no-streaming", action="store_true", help="do not announce streaming synthesis")
+    server.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="speak the text as sent: no numbers, units, times or markup put into words (for clients that "
+        "send clean text; a voice's voice.toml can also say normalize = false)",
+    )
     server.add_argument("--samples-per-chunk", type=positive_int, default=DEFAULT_SAMPLES_PER_CHUNK)
     server.add_argument(
         "--output-rate",
@@ -162,6 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
         "default 256); ignored without them",
     )
 
+    cache = parser.add_argument_group("audio cache (answers said before start at once; docs/server.md)")
+    cache.add_argument(
+        "--audio-cache-mb",
+        type=cache_size,
+        default=DEFAULT_AUDIO_CACHE_MB,
+        metavar="MB",
+        help="keep the audio of this many MB of sentences said before, in CACHE_DIR/audio, least recently "
+        f"used out first; 0 turns it off (default: {DEFAULT_AUDIO_CACHE_MB})",
+    )
+    cache.add_argument(
+        "--warm-phrases",
+        type=phrases_file,
+        default=(),
+        metavar="FILE",
+        help="say each line of FILE for the default voice while the server is idle, into the audio cache",
+    )
+
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-text-chars", type=positive_int, default=DEFAULT_MAX_TEXT_CHARS)
     limits.add_argument("--max-queued-per-client", type=positive_int, default=DEFAULT_MAX_QUEUED_PER_CLIENT)
@@ -224,6 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cache_size(text: str) -> float:
+    """Megabytes, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of MB, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or more, got {text}")
+    return value
+
+
+def phrases_file(text: str) -> tuple[str, ...]:
+    """The non-blank lines of a UTF-8 file, each stripped."""
+    try:
+        content = Path(text).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {err}") from None
+    return tuple(dict.fromkeys(line.strip() for line in content.splitlines() if line.strip()))
+
+
 def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
     host = urlparse(args.uri).hostname if args.uri.startswith("tcp://") else None
     return ServerSettings(
@@ -243,9 +288,12 @@ def server_settings_from_args(args: argparse.Namespace) -> ServerSettings:
         stream_idle_timeout=args.stream_idle_timeout,
         shutdown_timeout=args.shutdown_timeout,
         streaming=not args.no_streaming,
+        normalize=not args.no_normalize,
         zeroconf_name=args.zeroconf,
         zeroconf_host=host if host not in (None, "0.0.0.0", "::", "") else None,
         studio=studio_settings_from_args(args),
+        audio_cache_bytes=int(args.audio_cache_mb * MB),
+        warm_phrases=args.warm_phrases,
     )
 
 

@@ -58,12 +58,12 @@ from ..errors import (
     VoiceError,
 )
 from ..readiness import program_description
+from ..text import SpokenStream, language_of, spoken
 from ..voices.folder import VoiceInfo
 from ..voices.registry import VoiceRegistry
 from .metrics import RequestLog
 from .protocol import BadEvent, FramingLost, is_synthesize, read_event, requested_voice
 from .responder import ResponseWriter
-from .sentences import SentenceSplitter
 from .settings import ServerSettings
 from .worker import Abort, Close, EngineWorker, Request
 
@@ -104,7 +104,7 @@ class _Stream:
     """State of an open ``synthesize-start`` … ``synthesize-stop`` stream."""
 
     request: Request | None  # None: rejected at start; input is swallowed until stop
-    splitter: SentenceSplitter = field(default_factory=SentenceSplitter)
+    speech: SpokenStream = field(default_factory=SpokenStream)  # deltas -> spoken sentences (text/)
     chars: int = 0
     failed: bool = False
     idle: asyncio.TimerHandle | None = None
@@ -303,6 +303,9 @@ class IShowTtsEventHandler(AsyncEventHandler):
             await asyncio.to_thread(registry.scan)  # maybe added since the last describe
             return registry.resolve(name, language)
 
+    def _normalizes(self, voice: VoiceInfo) -> bool:
+        return self.settings.normalize and voice.normalize
+
     def _open_request(self, voice: VoiceInfo, streaming: bool) -> Request:
         """Raises BusyError past the worker's limits (per connection and in total) or once the server stops."""
         if self.state.stopping:
@@ -337,12 +340,27 @@ class IShowTtsEventHandler(AsyncEventHandler):
             return
         try:
             voice = await self._resolve_voice(synthesize.voice)
+        except VoiceError as err:
+            await self._refuse(err, asked_for_audio=True)
+            return
+        said = text.strip()
+        if self._normalizes(voice):
+            language = language_of(synthesize.voice.language if synthesize.voice else None, voice.languages)
+            said = await asyncio.to_thread(spoken, text, language)  # up to a few ms: off the loop
+            if not said:
+                await self._refuse(
+                    EmptyTextError("nothing to synthesize: the text has no words to speak"),
+                    asked_for_audio=True,
+                )
+                return
+        try:
             request = self._open_request(voice, streaming=False)
-        except (VoiceError, BusyError) as err:
+        except BusyError as err:
             await self._refuse(err, asked_for_audio=True)
             return
         _LOGGER.info("%s: synthesize %d characters with voice %s", request.label, len(text), voice.name)
-        self.state.worker.submit(request, text.strip())
+        _LOGGER.debug("%s: spoken as %r", request.label, said[:200])
+        self.state.worker.submit(request, said)
         request.results.put_nowait(Close())
 
     async def _on_stream_start(self, start: SynthesizeStart) -> None:
@@ -360,7 +378,8 @@ class IShowTtsEventHandler(AsyncEventHandler):
             return
         assert request is not None
         _LOGGER.info("%s: stream started with voice %s", request.label, voice.name)
-        self._stream = _Stream(request=request)
+        language = language_of(start.voice.language if start.voice else None, voice.languages)
+        self._stream = _Stream(request=request, speech=SpokenStream(language, self._normalizes(voice)))
         self._touch_stream()
 
     async def _on_stream_chunk(self, chunk: SynthesizeChunk) -> None:
@@ -382,7 +401,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             )
             stream.request.results.put_nowait(Abort(too_long.code, str(too_long), close=False))
             return
-        for sentence in stream.splitter.add(chunk.text):
+        for sentence in await asyncio.to_thread(stream.speech.add, chunk.text):
             _LOGGER.debug("%s: sentence %r", stream.request.label, sentence[:80])
             self.state.worker.submit(stream.request, sentence)
 
@@ -397,9 +416,8 @@ class IShowTtsEventHandler(AsyncEventHandler):
             await self._send(SynthesizeStopped().event())
             return
         if not stream.failed:
-            rest = stream.splitter.finish()
-            if rest:
-                self.state.worker.submit(request, rest)
+            for sentence in await asyncio.to_thread(stream.speech.finish):
+                self.state.worker.submit(request, sentence)
             if request.submitted == 0:
                 empty = EmptyTextError("nothing to synthesize: the text is empty")
                 request.results.put_nowait(Abort(empty.code, str(empty), close=True))

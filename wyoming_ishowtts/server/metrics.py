@@ -10,6 +10,8 @@ Definitions, measured on the server:
   they make (below 1: faster than it plays). Engine time, not wall time, so a stream whose text arrives
   slowly (Home Assistant streaming a language model's answer) is not counted as slow; a batch's time
   counts for each request in it (``--batch-requests``).
+- from the cache: how many of its segments (a plain request's text, a stream's sentences) the audio cache
+  answered, of how many; a request answered wholly from it took no engine time.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class RequestRecord:
     compute: float
     audio_seconds: float
     error: str | None = None
+    segments: int = 0
+    cached: int = 0
+    """Of its `segments`, those whose audio came from the audio cache."""
 
     @property
     def rtf(self) -> float | None:
@@ -79,6 +84,7 @@ class RequestMeter:
         self._first: float | None = None
         self._compute = 0.0
         self._samples = 0
+        self._cached = 0
         self._done = False
 
     def piece(self, piece: Piece) -> None:
@@ -87,6 +93,7 @@ class RequestMeter:
             self._first = time.monotonic()
         self._compute += piece.compute
         self._samples += len(piece.audio)
+        self._cached += piece.cached  # a hit is its segment's one piece
 
     def finish(self, error: str | None = None) -> RequestRecord | None:
         """Record the request (the first call only); `error` says why it failed, if it did."""
@@ -105,6 +112,8 @@ class RequestMeter:
             compute=self._compute,
             audio_seconds=self._samples / SAMPLE_RATE,
             error=error,
+            segments=request.submitted,
+            cached=self._cached,
         )
         self._log.add(record)
         return record

@@ -23,6 +23,8 @@ DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_MAX_BUFFERED_PIECES = 2
+DEFAULT_AUDIO_CACHE_MB = 256
+MB = 1024 * 1024
 
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_MAX_UPLOAD_MB = 10.0
@@ -84,10 +86,17 @@ class ServerSettings:
     # Clients whose next text chunks the worker may sample in one batch (1: strictly one at a time).
     batch_requests: int = 1
     streaming: bool = True
+    # Put numbers, units, times, markup... into words before the engine sees them (text/); a voice's
+    # voice.toml can turn it off for itself (normalize = false).
+    normalize: bool = True
     zeroconf_name: str | None = None
     zeroconf_host: str | None = None
     # The voice studio page (--http-port); None: not served.
     studio: StudioSettings | None = None
+    # The audio cache of segments said before (audio_cache.py), in CACHE_DIR/audio; 0: off.
+    audio_cache_bytes: int = DEFAULT_AUDIO_CACHE_MB * MB
+    # Said for the default voice while the server is idle, so that their first request is a hit.
+    warm_phrases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         positive = {
@@ -107,3 +116,5 @@ class ServerSettings:
             raise ValueError("stream_idle_timeout must be positive")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must not be negative")
+        if self.audio_cache_bytes < 0:
+            raise ValueError("audio_cache_bytes must not be negative")

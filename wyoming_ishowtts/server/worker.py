@@ -11,7 +11,15 @@ client whose audio is not being consumed (it stopped reading) is skipped until i
 server never buffers more than ``max_buffered_pieces`` pieces per request.
 
 Results travel to the event loop with ``call_soon_threadsafe`` into the request's asyncio queue;
-nothing on the loop side ever waits on a thread primitive.  (Request, segment, synthesis, chunk, job and
+nothing on the loop side ever waits on a thread primitive.
+
+With an audio cache (audio_cache.py) a second thread, the cache thread, looks up each new segment before
+the engine sees it: a hit is sent by that thread as soon as it is its request's turn (the segments of a
+request keep their order), also while the engine is busy with someone else's chunk; only misses reach the
+scheduler, and a miss's audio is stored by the cache thread once its segment is complete. Two segments with
+one key cost one synthesis: the second waits for the first's entry. Warm-up phrases (``--warm-phrases``)
+are a request of the worker's own that runs only when no client has anything for the engine, and gives way
+at its next sampler step when one does.  (Request, segment, synthesis, chunk, job and
 piece each mean one thing; README.md defines them.)
 """
 
@@ -31,9 +39,11 @@ import numpy as np
 
 from ..engine.hardware import sticky_cuda_error
 from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
+from ..text import language_of, spoken
 from ..voices.cache import PreparedVoices, VoiceEngine
 from ..voices.folder import VoiceInfo, synthesis_options
 from ..voices.registry import VoiceRegistry
+from .audio_cache import AudioCache, VoiceDigests, segment_key
 
 if TYPE_CHECKING:
     from ..engine import SynthesisOptions, Voice
@@ -42,6 +52,15 @@ _LOGGER = logging.getLogger(__name__)
 
 ENGINE_THREAD = "engine-worker"
 """The engine worker thread's name: how the command line finds it still running at exit."""
+CACHE_THREAD = "audio-cache"
+WARM_CLIENT = -(2**63)
+"""The client id of the warm-up phrases: no client's (Wyoming connections count up from 1, the studio down
+from -1)."""
+STALLED_READER_SECONDS = 1.0
+"""A request whose backlog has been full this long waits for its client: a segment with its key does not
+wait for it (a backlog full for a moment is only a client a piece behind)."""
+VOICE_CHECK_SECONDS = 2.0
+"""How often an idle cache thread looks whether the voices changed (to drop the entries of deleted ones)."""
 
 
 # What the worker needs from the engine (engine/core.py's Engine, Synthesis and ChunkJob have it) ----------
@@ -87,6 +106,11 @@ class SynthesisEngine(VoiceEngine, Protocol):
         ...
 
     @property
+    def audio_identity(self) -> str:
+        """What besides the voice, the text and its options decides the audio (part of the cache key)."""
+        ...
+
+    @property
     def warm_up_needs_voices(self) -> bool:
         """Whether `warm_up` records per-voice layouts (CUDA graphs, compiled steps): then every voice is
         prepared before it, so that their lengths and options are covered."""
@@ -114,6 +138,8 @@ class Piece:
     compute: float = 0.0
     """Seconds the engine spent sampling and vocoding for this piece (a batch's time counts for each
     request in it); what a request's real-time factor is measured from (metrics.py)."""
+    cached: bool = False
+    """The whole segment's audio, from the audio cache (no engine step)."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +185,17 @@ class Request:
     started: float | None = None  # time.monotonic() when its first text reached the worker
     # Pieces posted but not yet taken by the responder; guarded by the worker's lock.
     backlog: int = 0
+    full_since: float | None = None  # time.monotonic() since when the backlog has been full; same lock
     finished: bool = False
     label: str = ""
+    warm: bool = False  # the worker's own warm-up phrases: nothing is posted, no client waits
+
+
+# A segment's way past the audio cache (guarded by the worker's lock).
+_PENDING = "pending"  # not looked up yet (the cache thread's)
+_HIT = "hit"  # its audio is in `cached`: the cache thread sends it on its request's turn
+_MISS = "miss"  # the engine's
+_WAITING = "waiting"  # its key is being synthesized for another segment: looked up again when stored
 
 
 @dataclass(eq=False)
@@ -171,6 +206,13 @@ class _Segment:
     synthesis: ScheduledSynthesis | None = None
     pieces: int = 0
     unreported: float = 0.0  # engine seconds not yet carried by a piece
+    state: str = _MISS
+    key: str | None = None  # its audio cache key; None: not cached (no cache, a transient voice)
+    voice_digest: str = ""
+    cached: np.ndarray | None = None  # a hit's audio
+    heard: list[np.ndarray] | None = None  # a miss's pieces so far, to store when complete
+    heard_samples: int = 0
+    begun: bool = False  # chosen for the engine (under the lock): no longer the cache thread's to look up
 
 
 class EngineWorker:
@@ -189,6 +231,9 @@ class EngineWorker:
         max_buffered_pieces: int,
         max_batch: int = 1,
         on_fatal: Callable[[BaseException], None] | None = None,
+        audio_cache: AudioCache | None = None,
+        warm_phrases: Sequence[str] = (),
+        normalize: bool = True,
     ) -> None:
         self._load_engine = load_engine
         self._warm_up = warm_up
@@ -211,15 +256,32 @@ class EngineWorker:
         self.engine: SynthesisEngine | None = None
         self._thread = threading.Thread(target=self._run, name=ENGINE_THREAD, daemon=True)
 
+        self._cache = audio_cache
+        self._warm_phrases = tuple(warm_phrases) if audio_cache is not None else ()
+        self._normalize = normalize
+        self._digests = VoiceDigests()
+        # Guarded by _cond: segments to look up, complete misses to store, key -> the segment synthesizing
+        # it, key -> the segments waiting for its entry.
+        self._lookups: deque[_Segment] = deque()
+        self._writes: deque[tuple[_Segment, np.ndarray]] = deque()
+        self._inflight: dict[str, _Segment] = {}
+        self._waiters: dict[str, list[_Segment]] = {}
+        self._cache_thread: threading.Thread | None = None
+        if audio_cache is not None:
+            self._cache_thread = threading.Thread(target=self._cache_run, name=CACHE_THREAD, daemon=True)
+
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
+        if self._cache_thread is not None:
+            self._cache_thread.start()
 
     def stop(self, cancel: bool = True) -> None:
         """Ask the thread to end; with ``cancel`` running syntheses stop at their next sampler step."""
         with self._cond:
             self._stopping = True
+            self._queues.pop(WARM_CLIENT, None)  # warm-up phrases are not worth a later exit
             if cancel:
                 self._abort_all.set()
             self._cond.notify_all()
@@ -227,7 +289,11 @@ class EngineWorker:
     def join(self, timeout: float | None) -> bool:
         """Wait for the thread; if it is still busy (e.g. writing a voice cache file on a slow disk),
         remove what it was half-way through writing, since the process is about to exit under it."""
+        started = time.monotonic()
         self._thread.join(timeout)
+        if self._cache_thread is not None and self._cache_thread.is_alive():
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            self._cache_thread.join(left)  # its entries are written atomically: never a half one
         if self._thread.is_alive():
             self._prepared.discard_partial()
             return False
@@ -251,6 +317,9 @@ class EngineWorker:
             if request.finished or request.cancelled.is_set():
                 return
             segment = _Segment(request=request, index=request.submitted, text=text)
+            if self._cache is not None:
+                segment.state = _PENDING
+                self._lookups.append(segment)
             request.submitted += 1
             request.chars += len(text)
             if request.started is None:
@@ -262,6 +331,8 @@ class EngineWorker:
         """The responder has consumed one piece: the request may be scheduled again."""
         with self._cond:
             request.backlog = max(0, request.backlog - 1)
+            if request.backlog < self._max_backlog:
+                request.full_since = None
             self._cond.notify_all()
 
     def cancel_request(self, request: Request) -> None:
@@ -306,6 +377,7 @@ class EngineWorker:
             return
         self.ready.set()
         _LOGGER.info("Model ready")
+        self._queue_warm_phrases()
 
         while True:
             segments = self._next_segments()
@@ -313,6 +385,26 @@ class EngineWorker:
                 break
             self._round(engine, segments)
         _LOGGER.debug("Engine worker stopped")
+
+    def _queue_warm_phrases(self) -> None:
+        """Queue the warm-up phrases for the default voice, as the worker's own request (`WARM_CLIENT`):
+        each one already cached is a hit and costs nothing, the others run while the engine is idle."""
+        if not self._warm_phrases:
+            return
+        try:
+            voice = self._registry.default()
+        except Exception as err:
+            _LOGGER.warning("Warm-up phrases not said: %s", err)
+            return
+        request = Request(client_id=WARM_CLIENT, voice=voice, streaming=False, warm=True)
+        request.label = "warm-up phrases"
+        for phrase in self._warm_phrases:
+            # Put into words as a client's plain synthesize of it would be, so that the client's hits.
+            if self._normalize and voice.normalize:
+                phrase = spoken(phrase, language_of(None, voice.languages))
+            if phrase.strip():
+                self.submit(request, phrase.strip())
+        _LOGGER.info("%d warm-up phrases queued for voice %s", len(self._warm_phrases), voice.name)
 
     def _prepare_and_warm_up(self, engine: SynthesisEngine) -> None:
         """Prepare the default voice and warm up with it, so that the first request is not the slow one.
@@ -363,14 +455,27 @@ class EngineWorker:
                         del self._queues[client_id]
                         continue
                     head = queue[0]
+                    if head.state == _WAITING and self._owner_stalled(head):
+                        self._stop_waiting(head)  # synthesized for it instead: never wait on a stalled reader
+                    if head.state != _MISS or head.request.warm:
+                        continue  # the cache thread's, or (warm-up phrases) only when nobody else waits
                     if head.request.backlog >= self._max_backlog:
                         continue  # its client is not reading; do not run ahead of it
+                    if not self._claim(head):
+                        continue  # another segment is synthesizing the same audio: it waits for that
+                    head.begun = True
                     chosen.append(head)
                     if len(chosen) >= self._max_batch:
                         break
+                if not chosen and not to_close:
+                    warm = self._queues.get(WARM_CLIENT)
+                    if warm and warm[0].state == _MISS and self._claim(warm[0]):
+                        warm[0].begun = True
+                        chosen.append(warm[0])
                 if chosen or to_close:
                     break
-                self._cond.wait()
+                # Waiting segments are looked at again when their key's owner may have stalled.
+                self._cond.wait(STALLED_READER_SECONDS if self._waiters else None)
         for segment in to_close:
             self._close(segment)
         if not chosen and to_close and not self._stopping:
@@ -381,6 +486,62 @@ class EngineWorker:
         if segment.synthesis is not None:
             _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
             segment.synthesis = None
+        self._release(segment, stored=False)
+
+    def _claim(self, segment: _Segment) -> bool:
+        """Under the lock: whether `segment` may be synthesized now. False (and it waits) while another
+        segment synthesizes the same key: two clients asking for one new text cost one synthesis."""
+        key = segment.key
+        if key is None or segment.begun:  # not cached, or under way already
+            return True
+        owner = self._inflight.get(key)
+        if owner is None or owner is segment:
+            self._inflight[key] = segment
+            return True
+        if self._owner_stalled(segment):
+            return True  # synthesized alongside, unowned: its entry is stored too, whichever ends first
+        segment.state = _WAITING
+        self._waiters.setdefault(key, []).append(segment)
+        return False
+
+    def _owner_stalled(self, segment: _Segment) -> bool:
+        """Under the lock: whether the segment synthesizing `segment`'s key waits for a client that does not
+        read (its backlog is full): then `segment` is not made to wait for that client."""
+        owner = self._inflight.get(segment.key) if segment.key is not None else None
+        if owner is None or owner is segment or owner.request.full_since is None:
+            return False
+        return time.monotonic() - owner.request.full_since >= STALLED_READER_SECONDS
+
+    def _stop_waiting(self, segment: _Segment) -> None:
+        """Under the lock: `segment` waits no more for its key's entry; the engine's now."""
+        segment.state = _MISS
+        waiting = self._waiters.get(segment.key or "", [])
+        if segment in waiting:
+            waiting.remove(segment)
+
+    def _release(self, segment: _Segment, stored: bool) -> None:
+        """`segment` no longer synthesizes its key: the segments waiting for it are looked up again when
+        its entry was `stored`, else one of them synthesizes it."""
+        key = segment.key
+        if key is None:
+            return
+        with self._cond:
+            if self._inflight.get(key) is not segment:
+                return
+            del self._inflight[key]
+            for waiter in self._waiters.pop(key, ()):
+                if waiter.state != _WAITING:
+                    continue
+                waiter.state = _PENDING if stored else _MISS
+                if stored:
+                    self._lookups.append(waiter)
+            if stored:  # and those that missed before it was stored, not yet begun, look again
+                for queue in self._queues.values():
+                    for other in queue:
+                        if other.key == key and other.state == _MISS and not other.begun:
+                            other.state = _PENDING
+                            self._lookups.append(other)
+            self._cond.notify_all()
 
     def _remove(self, segment: _Segment) -> None:
         with self._cond:
@@ -389,8 +550,11 @@ class EngineWorker:
                 queue.popleft()
                 if not queue:
                     del self._queues[segment.request.client_id]
+                self._cond.notify_all()  # the request's next segment may be a hit for the cache thread
 
     def _post(self, request: Request, item: ResultItem) -> None:
+        if request.warm:
+            return
         with contextlib.suppress(RuntimeError):  # the loop is closed during shutdown
             self._loop.call_soon_threadsafe(request.results.put_nowait, item)
 
@@ -419,6 +583,7 @@ class EngineWorker:
         request = segment.request
         self._remove(segment)
         segment.synthesis = None
+        self._release(segment, stored=False)
         code = getattr(err, "code", None)
         if not isinstance(code, str):
             code = EngineFailure.code
@@ -436,9 +601,10 @@ class EngineWorker:
                 voice = self._prepared.get(engine, request.voice)
                 options = synthesis_options(request.voice)
                 _LOGGER.debug("%s segment %d: start %r", request.label, segment.index, segment.text[:80])
-                segment.synthesis = engine.begin(
-                    voice, segment.text, options, cancelled=lambda: self._cancelled(request)
-                )
+                cancelled = self._warm_gives_way if request.warm else lambda: self._cancelled(request)
+                segment.synthesis = engine.begin(voice, segment.text, options, cancelled=cancelled)
+                segment.heard = [] if segment.key is not None else None
+                segment.heard_samples = 0
             job = segment.synthesis.next_job()
         except Exception as err:
             self._fail(segment, err)
@@ -454,6 +620,37 @@ class EngineWorker:
             "%s segment %d: done after %d pieces", segment.request.label, segment.index, segment.pieces
         )
         self._post(segment.request, SegmentDone(segment.index))
+        heard, segment.heard = segment.heard, None
+        if heard:  # the cache thread stores it, then lets the segments waiting for it look it up
+            with self._cond:
+                self._writes.append((segment, np.concatenate(heard)))
+                self._cond.notify_all()
+        else:
+            self._release(segment, stored=False)
+
+    def _add_to_backlog(self, request: Request) -> None:
+        """Under the lock: one more piece posted and not yet taken."""
+        request.backlog += 1
+        if request.backlog >= self._max_backlog and request.full_since is None:
+            request.full_since = time.monotonic()
+
+    def _warm_gives_way(self) -> bool:
+        """A warm-up phrase's cancel check, at each sampler step: it stops (to run again later) as soon as a
+        client has a segment for the engine, or the server stops."""
+        if self._abort_all.is_set() or self._stopping:
+            return True
+        with self._cond:
+            for client_id, queue in self._queues.items():
+                head = queue[0] if queue else None
+                if (
+                    client_id != WARM_CLIENT
+                    and head is not None
+                    and head.state in (_MISS, _PENDING)  # a lookup may be a miss: do not wait to know
+                    and head.request.backlog < self._max_backlog
+                    and not head.request.cancelled.is_set()
+                ):
+                    return True
+        return False
 
     def _round(self, engine: SynthesisEngine, segments: list[_Segment]) -> None:
         """One chunk job for each chosen segment; jobs with the same step count and guidance share a batch."""
@@ -478,8 +675,14 @@ class EngineWorker:
             results = engine.run_batch([job for _, job in group])
         except SynthesisCancelled:
             for segment, _ in group:
-                self._remove(segment)
                 segment.synthesis = None
+                self._release(segment, stored=False)
+                if segment.request.warm and not self._stopping:
+                    with self._cond:
+                        segment.begun = False
+                    _LOGGER.debug("Warm-up phrase %d gives way to a client", segment.index)
+                    continue  # stays first in its queue: it starts again when the engine is idle
+                self._remove(segment)
                 _LOGGER.info("Cancelled %s segment %d", segment.request.label, segment.index)
             return
         except Exception as err:
@@ -514,8 +717,16 @@ class EngineWorker:
         segment.unreported += spent
         for audio in segment.synthesis.deliver(job, waves, spent):
             segment.pieces += 1
+            if segment.heard is not None:
+                segment.heard_samples += len(audio)
+                if self._cache is not None and self._cache.fits(segment.heard_samples):
+                    segment.heard.append(np.asarray(audio, dtype=np.float32))
+                else:
+                    segment.heard = None  # too long to keep
+            if request.warm:
+                continue
             with self._cond:
-                request.backlog += 1
+                self._add_to_backlog(request)
             _LOGGER.debug(
                 "%s segment %d: piece %d synthesized (%d samples)",
                 request.label,
@@ -532,5 +743,114 @@ class EngineWorker:
         with self._cond:
             return {
                 "open_requests": dict(self._open),
-                "queued_segments": {k: len(v) for k, v in self._queues.items()},
+                "queued_segments": {k: len(v) for k, v in self._queues.items() if k != WARM_CLIENT},
             }
+
+    def cache_stats(self) -> dict[str, Any] | None:
+        """The audio cache's hits, misses, entries, bytes and bound; None when it is off."""
+        return None if self._cache is None else dict(self._cache.stats())
+
+    # -- cache thread ------------------------------------------------------------------------------
+
+    def _cache_run(self) -> None:
+        """Look segments up, send hits, store misses, drop the entries of voices gone; until the worker
+        stops (with everything it still had to store written)."""
+        cache = self._cache
+        assert cache is not None
+        try:
+            cache.load()
+        except OSError as err:
+            _LOGGER.error("Audio cache %s cannot be read: %s", cache.folder, err)
+        voices_seen: object = None
+        while True:
+            with self._cond:
+                while True:
+                    ready = self.ready.is_set()
+                    writes = list(self._writes)
+                    self._writes.clear()
+                    lookups: list[_Segment] = []
+                    if ready:
+                        lookups = list(self._lookups)
+                        self._lookups.clear()
+                    served = self._send_hits()
+                    stop = self._stopping and (
+                        self._abort_all.is_set() or not (self._queues or self._writes or self._lookups)
+                    )
+                    if writes or lookups or served or stop:
+                        break
+                    if ready and self._registry.voices is not voices_seen:
+                        break
+                    self._cond.wait(VOICE_CHECK_SECONDS)
+            for segment, audio in writes:
+                stored = cache.put(segment.key or "", segment.voice_digest, audio)
+                if stored:
+                    _LOGGER.debug("Audio cache: stored %s (%d samples)", (segment.key or "")[:12], len(audio))
+                self._release(segment, stored)
+            engine = self.engine
+            if lookups and engine is not None:
+                for segment in lookups:
+                    self._look_up(cache, engine, segment)
+            if stop and not writes:
+                break
+            voices = self._registry.voices
+            if ready and voices is not voices_seen:
+                voices_seen = voices
+                self._retain(cache, voices.values())
+        _LOGGER.debug("Audio cache thread stopped")
+
+    def _send_hits(self) -> int:
+        """Under the lock: send the hits whose turn it is (first in their queue, their client reading), each
+        as the one piece of its segment; how many. Posted before the lock is let go, so that the engine
+        cannot post the request's next segment first."""
+        served = 0
+        for client_id in list(self._queues):
+            queue = self._queues[client_id]
+            while queue and queue[0].state == _HIT:
+                head = queue[0]
+                if head.request.cancelled.is_set():
+                    break  # the worker closes it
+                if head.request.backlog >= self._max_backlog and not head.request.warm:
+                    break
+                queue.popleft()
+                served += 1
+                audio, head.cached = head.cached, None
+                if not head.request.warm:
+                    self._add_to_backlog(head.request)
+                    assert audio is not None
+                    self._post(head.request, Piece(head.index, audio, 0.0, cached=True))
+                    self._post(head.request, SegmentDone(head.index))
+            if not queue:
+                del self._queues[client_id]
+        if served:
+            self._cond.notify_all()
+        return served
+
+    def _look_up(self, cache: AudioCache, engine: SynthesisEngine, segment: _Segment) -> None:
+        request = segment.request
+        info = request.voice
+        digest = None if info.transient or request.cancelled.is_set() else self._digests.get(info)
+        key = audio = None
+        if digest is not None:
+            key = segment_key(engine.audio_identity, digest, segment.text)
+            audio = cache.get(key)
+            _LOGGER.debug(
+                "%s segment %d: audio cache %s (%s) %r",
+                request.label,
+                segment.index,
+                "hit" if audio is not None else "miss",
+                key[:12],
+                segment.text[:80],
+            )
+        with self._cond:
+            segment.key, segment.voice_digest = key, digest or ""
+            if audio is not None:
+                segment.state, segment.cached = _HIT, audio
+            else:
+                segment.state = _MISS
+            self._cond.notify_all()
+
+    def _retain(self, cache: AudioCache, voices: Any) -> None:
+        """Drop the entries of voices no longer installed as they were (deleted, or edited)."""
+        digests = {d for info in voices if not info.transient and (d := self._digests.get(info)) is not None}
+        if digests:  # no voice at all is more likely a folder not mounted yet than every voice deleted
+            cache.retain(digests)

@@ -88,7 +88,7 @@ class PreparedVoices:
                 pid = int(parts[2])
             except (IndexError, ValueError):
                 continue
-            if pid != os.getpid() and _process_exists(pid):
+            if pid != os.getpid() and process_exists(pid):
                 continue  # another server sharing this cache is writing it now
             _LOGGER.info("Removing a half-written voice cache file %s", path)
             path.unlink(missing_ok=True)
@@ -199,7 +199,7 @@ def read_clip(path: Path) -> PreparedClip:
         raise ReferenceAudioError(f"voice cache {path.name} is unreadable: {err}") from err
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -46,6 +46,8 @@ class VoiceInfo:
     builtin: BuiltinVoiceSource | None = None
     # False when the languages are the model's defaults rather than chosen by the voice's owner.
     languages_declared: bool = False
+    # Whether the server puts this voice's text into words first (voice.toml: normalize = false turns it off).
+    normalize: bool = True
     # A clip being tried before it is saved (the voice studio's preview): prepared in memory only, never
     # written to the prepared-voice cache, so trying clips leaves no files behind.
     transient: bool = False
@@ -55,8 +57,8 @@ def normalize_language(language: str) -> str:
     return language.strip().replace("_", "-").lower()
 
 
-def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, dict[str, Any]]:
-    """Return (languages, description, synthesis options); raise ValueError on a bad file."""
+def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, dict[str, Any], bool]:
+    """Return (languages, description, synthesis options, normalize); raise ValueError on a bad file."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
@@ -74,6 +76,9 @@ def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, di
     description = data.pop("description", None)
     if description is not None and not isinstance(description, str):
         raise ValueError(f"{path}: 'description' must be a string")
+    normalize = data.pop("normalize", True)
+    if not isinstance(normalize, bool):
+        raise ValueError(f"{path}: 'normalize' must be true or false")
     options = data.pop("options", {})
     if not isinstance(options, dict):
         raise ValueError(f"{path}: [options] must be a table")
@@ -90,7 +95,7 @@ def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, di
     for key in ("nfe", "seed"):
         if key in options and not isinstance(options[key], int):
             raise ValueError(f"{path}: '{key}' must be an integer")
-    return languages, description, options
+    return languages, description, options, normalize
 
 
 def load_voice_dir(directory: Path) -> VoiceInfo:
@@ -111,9 +116,10 @@ def load_voice_dir(directory: Path) -> VoiceInfo:
     languages: tuple[str, ...] | None = None
     description: str | None = None
     options: dict[str, Any] = {}
+    normalize = True
     toml_path = directory / VOICE_TOML
     if toml_path.is_file():
-        languages, description, options = parse_voice_toml(toml_path)
+        languages, description, options, normalize = parse_voice_toml(toml_path)
     return VoiceInfo(
         name=directory.name,
         reference_audio=audio,
@@ -122,6 +128,7 @@ def load_voice_dir(directory: Path) -> VoiceInfo:
         description=description,
         options=MappingProxyType(options),
         languages_declared=languages is not None,
+        normalize=normalize,
     )
 
 

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from aiohttp import web
 
 from ...engine.options import SAMPLE_RATE
 from ...errors import VoiceError
+from ...text import language_of, spoken
 from ...voices.check import Finding
 from ...voices.folder import REFERENCE_AUDIO, VoiceInfo
 from ...voices.registry import VoiceRegistry
@@ -59,6 +61,7 @@ PREVIEW_VOICE = "new voice"
 _NO_CACHE = {"Cache-Control": "no-cache"}
 SHUTDOWN_TIMEOUT = 2.0
 MAX_UPLOADS = 4
+SPOKEN_HEADER_CHARS = 1000
 """Request bodies read and decoded at once: each may hold --http-max-upload-mb and its decoded clip, so this
 bounds the studio's memory however many clients send at once (a person uses one or two)."""
 
@@ -77,6 +80,8 @@ class Studio:
     max_text_chars: int
     model: str
     version: str
+    normalize: bool = True
+    """The server's --no-normalize, inverted: previews are put into words as Wyoming requests are."""
 
     def __post_init__(self) -> None:
         if not self.voices_dirs:
@@ -193,6 +198,7 @@ async def status(request: web.Request) -> web.Response:
             "max_text_chars": studio.max_text_chars,
         },
         "recent": [record.as_json() for record in studio.requests.recent()],
+        "audio_cache": worker.cache_stats(),
     }
     return web.json_response(body)
 
@@ -338,6 +344,10 @@ async def speak(request: web.Request) -> web.StreamResponse:
                 )
             voice = await _speaking_voice(studio, form, scratch)
             del form  # an unsaved clip is in the scratch folder now
+        if studio.normalize and voice.normalize:
+            text = await asyncio.to_thread(spoken, text, language_of(None, voice.languages))
+            if not text:
+                raise StudioError(400, "empty-text", "The text has no words to speak.")
         speech = Speech(studio.worker, studio.requests, voice, text)
         response: web.StreamResponse | None = None
         try:
@@ -348,6 +358,9 @@ async def speak(request: web.Request) -> web.StreamResponse:
                         headers={
                             "Content-Type": "audio/wav",
                             "X-Request-Id": str(request_id),
+                            # What the voice says, for the page's "Spoken as" (percent-encoded: a header
+                            # is Latin-1; cut to keep it well inside every client's header limit).
+                            "X-Spoken-Text": urllib.parse.quote(text[:SPOKEN_HEADER_CHARS]),
                             "Cache-Control": "no-store",
                             "X-Accel-Buffering": "no",
                         }

@@ -55,9 +55,14 @@ async function refreshStatus() {
     state.limits = status.limits;
     const warm = status.state === "ready" ? "ready" : "loading the model…";
     const device = status.device ? `${status.device}, ${status.precision}` : "device not known yet";
+    const cache = status.audio_cache;
+    const cached = cache
+      ? `Audio cache: ${cache.entries} sentence(s), ${(cache.bytes / 1048576).toFixed(1)} of ` +
+        `${(cache.max_bytes / 1048576).toFixed(0)} MB; ${cache.hits} hit(s), ${cache.misses} miss(es). `
+      : "Audio cache off. ";
     $("server-state").textContent =
       `Model ${status.model} on ${device}: ${warm}. Queue: ${status.queue.requests} request(s). ` +
-      `Version ${status.version}.`;
+      cached + `Version ${status.version}.`;
     drawChart(status.recent);
     return status;
   } catch (err) {
@@ -520,6 +525,8 @@ async function speak(event) {
   try {
     const response = await api("api/speak", { method: "POST", body: form });
     const requestId = Number(response.headers.get("X-Request-Id"));
+    const spokenText = decodeURIComponent(response.headers.get("X-Spoken-Text") || "");
+    $("spoken-text").textContent = spokenText ? `Spoken as: ${spokenText}` : "";
     const reader = response.body.getReader();
     let header = new Uint8Array(0);
     let carry = null;   // an odd byte left over between reads
@@ -565,9 +572,12 @@ async function showRequestSpeed(id, seconds, heard) {
   const status = await refreshStatus();
   const record = status && status.recent.find((r) => r.id === id);
   if (record && record.ttfa !== null) {
+    const source = record.cached === 0 ? "" : record.cached === record.segments
+      ? " From the audio cache: said before, not synthesized again."
+      : ` ${record.cached} of ${record.segments} sentences from the audio cache.`;
     say("speak-message",
       `${seconds.toFixed(1)} s of speech. Time to first audio ${record.ttfa.toFixed(2)} s on the server ` +
-      `(${heard.toFixed(2)} s until the page played it); real-time factor ${record.rtf.toFixed(2)}.`);
+      `(${heard.toFixed(2)} s until the page played it); real-time factor ${record.rtf.toFixed(2)}.` + source);
   } else {
     say("speak-message", `${seconds.toFixed(1)} s of speech; the page played it after ${heard.toFixed(2)} s.`);
   }
