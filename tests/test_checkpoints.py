@@ -179,3 +179,71 @@ def test_pickle_checkpoint_cannot_run_code(tiny_model_dir: Path, tmp_path: Path)
     # The same file does run code when loaded the unsafe way: the test above is not vacuous.
     torch.load(folder / "model_1200000.pt", weights_only=False)
     assert marker.is_dir()
+
+
+def test_the_dit_is_built_without_random_weights_and_holds_the_files_own(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_dit builds the DiT on the meta device and assigns the checkpoint's tensors: no weight of real
+    memory is filled with random numbers first (each torch.nn.init call is watched), the weights are the
+    file's, the computed position table is there, and they are the model's own memory: rewriting the
+    file in place afterwards (same size, other numbers) changes nothing in the loaded model."""
+    from wyoming_ishowtts.engine.dit import sinusoidal_table
+    from wyoming_ishowtts.engine.loading import load_dit
+    from wyoming_ishowtts.engine.tokenizer import Vocab
+
+    folder = copy_of(model_dir, tmp_path)
+    filled: list[tuple[str, tuple[int, ...]]] = []
+    for name in ("kaiming_uniform_", "uniform_", "normal_", "trunc_normal_", "xavier_uniform_"):
+        original = getattr(torch.nn.init, name)
+
+        def watched(
+            tensor: torch.Tensor, *args: Any, _original: Any = original, _name: str = name, **kw: Any
+        ):
+            if not tensor.is_meta:
+                filled.append((_name, tuple(tensor.shape)))
+            return _original(tensor, *args, **kw)
+
+        monkeypatch.setattr(torch.nn.init, name, watched)
+    files = resolve_model_files("F5TTS_v1_Base", folder)
+    model = load_dit(files, Vocab.from_file(files.vocab), torch.device("cpu"), torch.float32)
+    assert filled == []
+    state = {k: v.clone() for k, v in read_dit_state(files.checkpoint).items()}  # not the file's mapping
+    ours = model.state_dict()
+    for key, value in state.items():
+        if ".attn.to_" in key and key.split(".attn.to_")[1][0] in "qkv":
+            continue  # fused below
+        torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
+    joined = torch.cat([state[f"transformer_blocks.0.attn.to_{p}.weight"] for p in "qkv"])
+    torch.testing.assert_close(ours["transformer_blocks.0.attn.to_qkv.weight"], joined, rtol=0, atol=0)
+    text = model.text_embed
+    torch.testing.assert_close(
+        text.freqs_cis, sinusoidal_table(text.text_embed.embedding_dim, text.max_positions), rtol=0, atol=0
+    )
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    other = write_random_model(tmp_path / "other", "tiny", seed=8) / "model.safetensors"
+    assert other.stat().st_size == files.checkpoint.stat().st_size
+    with files.checkpoint.open("r+b") as f:  # in place: the same file, not a new one under its name
+        f.write(other.read_bytes())
+    assert not torch.equal(read_dit_state(files.checkpoint)["proj_out.weight"], state["proj_out.weight"])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"{key} changed with the file: the model lives in its mapping"
+
+
+def test_loading_the_model_imports_no_compiler(model_dir: Path) -> None:
+    """A model built on the meta device must not reach torch's Python reference kernels for meta tensors
+    (nn.init.normal_, arange): they import torch._dynamo and sympy, seconds of start-up that an eager
+    server never needs. Seen in a fresh process, where nothing imported them before."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from wyoming_ishowtts.engine import Engine, EngineSettings\n"
+        f"Engine.load(EngineSettings(model_dir=Path({str(model_dir)!r}), device='cpu', warmup=False))\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

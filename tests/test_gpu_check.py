@@ -8,12 +8,16 @@ package the carried set forgets therefore fails here, not on the device's fiftee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +31,13 @@ from wyoming_ishowtts.engine.hardware import arch_supported
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _device_env(tmp: Path) -> dict[str, str]:
-    """An environment whose Pythons import only what the lent machine would have."""
+def _device_env(tmp: Path, carried: bool = True) -> dict[str, str]:
+    """An environment whose Pythons import only what the lent machine would have (with `carried`: once the
+    carried wheels are installed; without: its image alone)."""
     sim = tmp / "device-sim"
     sim.mkdir(exist_ok=True)
     (sim / "sitecustomize.py").write_text(
-        "from ishowtts_dev.gpu.wheels import simulate_device\nsimulate_device()\n"
+        f"from ishowtts_dev.gpu.wheels import simulate_device\nsimulate_device(carried={carried})\n"
     )
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(sim)])}
 
@@ -75,7 +80,7 @@ def test_quick_run_passes_every_stage_and_writes_four_files(
     result, out, stdout = quick_run
     assert sorted(p.name for p in out.iterdir()) == ["chart.png", "results.json", "stages.log", "table.txt"]
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [s.name for s in gpu_check.STAGES] == list(result["stages"])
+    assert ["install", *(s.name for s in gpu_check.STAGES)] == list(result["stages"])
     for name, stage in result["stages"].items():
         assert stage["status"] == "ok", (name, stage["status"])
         assert all(check["ok"] for check in stage["checks"]), (name, stage["checks"])
@@ -200,3 +205,188 @@ def test_wheel_set_is_checked_for_completeness_and_size(tmp_path: Path) -> None:
     (tmp_path / "extra-1.0-py3-none-any.whl").write_bytes(b"x")
     with pytest.raises(SystemExit, match="differs"):
         gpu_wheels.check_set(sorted(tmp_path.glob("*.whl")))
+
+
+# ---------------------------------------------------------------------------------------------- what a cut run leaves
+def _gpu_check(tmp: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """script/gpu-check in a process group of its own (so a kill takes its stages and servers too)."""
+    return subprocess.Popen(
+        [str(ROOT / "script" / "gpu-check"), "--out", str(tmp / "out"), "--work", str(tmp / "work"), *args],
+        cwd=ROOT,
+        env={**(env or _device_env(tmp)), "PYTHON": sys.executable},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _killed(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+def test_a_run_killed_after_its_first_stage_leaves_that_stage_in_results_and_table(tmp_path: Path) -> None:
+    """SIGKILL (what a device call at its limit does) gives no chance to write anything at the end: the
+    first stage's row must already be on disk when the second starts. The plan is printed first."""
+    proc = _gpu_check(tmp_path, "--device", "cpu", "--quick", "--wheels", str(tmp_path / "no-wheels"))
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("== paths"):
+                break
+        else:
+            pytest.fail(
+                "gpu-check ended before its second stage: " + "".join(lines) + str(proc.communicate())
+            )
+    finally:
+        _killed(proc)
+    text = "".join(lines)
+    assert text.index("gpu-check plan (cpu") < text.index("== setup") and "fits the" in text
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    setup = result["stages"]["setup"]
+    assert setup["status"] == "ok" and [c["name"] for c in setup["checks"]] == ["models-and-voices-written"]
+    table = (tmp_path / "out" / "table.txt").read_text()
+    assert re.search(r"^setup +ok ", table, re.MULTILINE), table
+    assert "===== stage-setup.log" in (tmp_path / "out" / "stages.log").read_text()
+
+
+def test_sigterm_mid_stage_kills_the_stage_and_leaves_it_as_a_killed_row(tmp_path: Path) -> None:
+    """SIGTERM to gpu-check alone (its stage runs in a session of its own): the stage goes with it, and
+    the row says so, with the figures the stage had written."""
+    proc = _gpu_check(tmp_path, "--device", "cpu", "--quick", "--wheels", str(tmp_path / "no-wheels"))
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("== paths"):
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+    finally:
+        _killed(proc)
+    stages = json.loads((tmp_path / "out" / "results.json").read_text())["stages"]
+    assert stages["setup"]["status"] == "ok" and stages["paths"]["status"] == "killed (SIGTERM)"
+    config = str(tmp_path / "work" / "config.json")
+    left = subprocess.run(["pgrep", "-f", config], capture_output=True, text=True).stdout.split()
+    assert left == [], "the stage outlived gpu-check"
+
+
+def test_a_failed_stage_is_a_failed_row_and_the_other_stages_still_run(tmp_path: Path) -> None:
+    proc = _gpu_check(
+        tmp_path,
+        "--device",
+        "cpu",
+        "--quick",
+        "--wheels",
+        str(tmp_path / "no-wheels"),
+        "--only",
+        "setup,paths,equivalence",
+        "--fail",
+        "paths",
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        _killed(proc)
+    assert proc.returncode == 1, stdout[-3000:] + stderr[-2000:]
+    stages = json.loads((tmp_path / "out" / "results.json").read_text())["stages"]
+    assert list(stages) == ["install", "setup", "paths", "equivalence"]
+    assert stages["paths"]["status"] == "failed (exit 1)"
+    assert stages["setup"]["status"] == stages["equivalence"]["status"] == "ok"
+    assert all(c["ok"] for c in stages["equivalence"]["checks"]) and stages["equivalence"]["checks"]
+    table = (tmp_path / "out" / "table.txt").read_text()
+    assert re.search(r"^paths +failed \(exit 1\)", table, re.MULTILINE), table
+    assert re.search(r"^equivalence +ok ", table, re.MULTILINE), table
+    assert "failed on purpose (--fail)" in (tmp_path / "out" / "stages.log").read_text()
+    assert "1 problem(s): paths (failed (exit 1))" in stdout
+
+
+def _one_sentence_and_fast(proc: subprocess.Popen[str], started: float) -> str:
+    try:
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        _killed(proc)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 2, stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu-check: "), stderr
+    return lines[0]
+
+
+def test_cuda_run_without_the_wheel_set_stops_at_once_before_touching_the_gpu(tmp_path: Path) -> None:
+    """The device's own Python (simulated: only its image's packages) with no .gpu-wheels/."""
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    (empty / "wyoming-1.0-py3-none-any.whl").write_bytes(b"cut off by a copy")  # a wheel, but damaged
+    started = time.monotonic()
+    bare = _device_env(tmp_path, carried=False)
+    proc = _gpu_check(tmp_path, "--device", "cuda", "--wheels", str(empty), env=bare)
+    line = _one_sentence_and_fast(proc, started)
+    assert "missing or incomplete" in line and "script/gpu-wheels" in line and "wyoming" in line
+    assert "damaged: wyoming-1.0-py3-none-any.whl" in line
+    stages = json.loads((tmp_path / "out" / "results.json").read_text())["stages"]
+    assert list(stages) == ["install"] and stages["install"]["status"] == "failed: wheel set incomplete"
+    assert not (tmp_path / "work" / "site").exists()  # nothing installed, no probe of the GPU
+    assert "install" in (tmp_path / "out" / "table.txt").read_text()
+
+
+def test_cuda_run_on_a_machine_without_cuda_stops_at_once(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the run would start")
+    started = time.monotonic()
+    proc = _gpu_check(tmp_path, "--device", "cuda", "--wheels", str(tmp_path / "no-wheels"))
+    line = _one_sentence_and_fast(proc, started)
+    assert line == "gpu-check: --device cuda, but torch sees no CUDA GPU here"
+    stages = json.loads((tmp_path / "out" / "results.json").read_text())["stages"]
+    assert stages["probe"]["status"] == "failed: no CUDA GPU" and "setup" not in stages
+
+
+@pytest.mark.parametrize("cuda", [True, False], ids=["cuda", "cpu"])
+def test_the_required_stages_fit_the_budget_most_important_first(cuda: bool) -> None:
+    required = [s for s in gpu_check.STAGES if not s.optional]
+    total = gpu_check.INSTALL_S[cuda] + sum(gpu_check.limit_of(s, cuda) for s in required)
+    assert total <= gpu_check.BUDGET_S[cuda]
+    lines = gpu_check.plan_lines(cuda, gpu_check.BUDGET_S[cuda], [s.name for s in gpu_check.STAGES])
+    assert lines[-1].endswith(f"{total} s, fits the {gpu_check.BUDGET_S[cuda]} s budget")
+    names = [s.name for s in gpu_check.STAGES]
+    assert names[:6] == ["setup", "paths", "graph-speed", "server", "server-graphs", "upstream"]
+    assert all(s.optional for s in gpu_check.STAGES[len(required) :])  # optional stages last
+    if cuda:
+        assert gpu_check.BUDGET_S[cuda] <= 400
+
+
+def test_a_table_that_cannot_be_formatted_still_leaves_results_and_a_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(result: dict[str, Any]) -> str:
+        raise KeyError("injected")
+
+    monkeypatch.setattr(gpu_check, "format_table", broken)
+    args = gpu_check.build_parser().parse_args(["--device", "cpu"])
+    run = gpu_check.Run(args, ["--device", "cpu"], tmp_path, tmp_path)
+    run.row("setup", {"status": "ok", "seconds": 1.0, "values": {"x": 1}, "checks": []})
+    assert json.loads((tmp_path / "results.json").read_text())["stages"]["setup"]["values"] == {"x": 1}
+    table = (tmp_path / "table.txt").read_text()
+    assert "could not be formatted" in table and "KeyError: 'injected'" in table and '"x": 1' in table
+
+
+def test_the_wheel_check_wants_an_intact_wheel_for_every_package_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gpu_wheels, "_installed", lambda name: False)  # the device before the wheels
+    for name in gpu_wheels.WHEELS:
+        with zipfile.ZipFile(tmp_path / f"{name.replace('-', '_')}-1.0-py3-none-any.whl", "w") as wheel:
+            wheel.writestr("x.py", "")
+    assert gpu_wheels.missing(tmp_path) is None
+    (tmp_path / "soxr-1.0-py3-none-any.whl").unlink()
+    (tmp_path / "rjieba-1.0-py3-none-any.whl").write_bytes(b"PK truncated")
+    problem = gpu_wheels.missing(tmp_path)
+    assert problem is not None and "2 of the" in problem and "soxr" in problem and "rjieba" in problem
+    monkeypatch.setattr(gpu_wheels, "_installed", lambda name: name in ("soxr", "rjieba"))
+    assert gpu_wheels.missing(tmp_path) is None  # installed already (a checkout with script/setup run)

@@ -4,15 +4,15 @@ What a CPU cannot run (a CUDA graph capture, a real out-of-memory error) is repl
 the stand-in recorder of step_graphs.py replays by recomputing, and an injected `torch.cuda.OutOfMemoryError`
 is raised from inside a sampler step. Everything around those points is the real engine and worker.
 
-What shows each GPU fix. Each defect the GPU review found (issue 12), and what shows it fixed: a CPU test
+What shows each GPU fix. Each defect the GPU reviews found (issues 12 and 23), and what shows it fixed: a CPU test
 where a CPU can show it (CI runs it), else a check or figure of `script/gpu-check` on a lent H100/H200
 (docs/gpu-check.md says how to run it). A "figure" is measured and reported, not judged pass/fail.
 
 | defect | CPU test (tests/...) | on the GPU (gpu-check stage/check) |
 |---|---|---|
-| `--compile` without a C compiler (docker image): warm-up failure only a warning, server "ready" and broken | test_gpu_paths: `test_compile_without_a_compiler_runs_eagerly_and_says_so`, `test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine`, `test_an_eager_warm_up_failure_stops_the_server_instead_of_serving_errors` | paths: `compiled-*-equals-eager-nothing-new-after-warm-up`; server: `defaults-log-clean` |
+| `--compile` without a C compiler (docker image): warm-up failure only a warning, server "ready" and broken | test_gpu_paths: `test_compile_without_a_compiler_runs_eagerly_and_says_so`, `test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine`, `test_an_eager_warm_up_failure_stops_the_server_instead_of_serving_errors` | compile (optional): `compiled-*-equals-eager-nothing-new-after-warm-up`; server: `defaults-log-clean` |
 | `recompile_limit` missing before torch 2.7 (Jetson) | test_gpu_paths: `test_recompile_limit_has_its_name_of_the_torch_at_hand` | - (the device's torch is 2.11) |
-| warm-up covers batch 1, the default voice and speed 1.0 only; graphs recorded on a second call | test_gpu_paths: `test_warm_up_records_every_layout_the_voices_and_batches_reach`; test_engine_options: `test_warm_up_compiles_every_length_bucket`; test_step_graphs: `test_replay_equals_eager_and_every_step_replays`, `test_a_layout_not_warmed_runs_eagerly_and_says_so_once` | paths: `*-nothing-new-after-warm-up` (dynamo `error_on_recompile`, no eager step); server-graphs: `graphs_eager_fallbacks_after_ready` |
+| warm-up covers batch 1, the default voice and speed 1.0 only; graphs recorded on a second call | test_gpu_paths: `test_warm_up_records_every_layout_the_voices_and_batches_reach`; test_engine_options: `test_warm_up_compiles_every_length_bucket`; test_step_graphs: `test_replay_equals_eager_and_every_step_replays`, `test_a_layout_not_warmed_runs_eagerly_and_says_so_once` | paths: `cuda-graphs-*-nothing-new-after-warm-up` (no eager step; compile: dynamo `error_on_recompile`); server-graphs: `graphs_eager_fallbacks_after_ready` |
 | out-of-memory traceback keeps the failed batch alive during the retries | test_gpu_paths: `test_out_of_memory_leaves_nothing_of_the_batch_alive`, `test_a_failed_batch_is_retried_one_by_one_after_its_tensors_are_freed` | - (no real OOM is provoked on the device) |
 | fp16 -> fp32 fallback keeps compiled graphs and the fp16-rounded reference mel | test_gpu_paths: `test_the_fp32_fallback_is_a_true_fp32_rerun` (same audio as fp32 from the start, graphs dropped, the voice's mel fp32) | precision: `*-no-silent-fallback` |
 | ~700 kernel launches per step; CUDA graphs only behind `--compile --length-bucket` | test_step_graphs (all: replay = eager, stale buffers, batch padding, layouts, model change); test_gpu_paths: `test_cuda_graphs_on_a_cpu_are_refused_with_a_warning` | paths: `cuda-graphs-*-equals-eager-nothing-new-after-warm-up` (real `torch.cuda.CUDAGraph`); graph-speed: ms per step, eager vs graphs (figure) |
@@ -27,6 +27,13 @@ where a CPU can show it (CI runs it), else a check or figure of `script/gpu-chec
 | Inductor cache in /tmp, lost on every restart | test_gpu_paths: `test_images_keep_compiled_kernels_in_the_data_volume` | - |
 | `--length-bucket` without `--compile` costs speed for nothing | test_gpu_paths: `test_length_bucket_alone_is_ignored_with_a_warning` | - |
 | (found after the numerics + gpu merge) the RoPE table regrown for a longer length freed the one that CUDA graphs recorded at shorter lengths read by address | test_numerics: `test_an_outgrown_rope_table_stays_allocated` (the CPU stand-in recorder recomputes, so no graph test can see it) | paths: `cuda-graphs-*-equals-eager-...` (replay against eager after a warm-up over ascending lengths) |
+| (issue 23) nothing reached `--out` until every stage was done: an exception in the table, a failed install, a probe timeout or a kill left it empty | test_gpu_check: `test_a_run_killed_after_its_first_stage_leaves_that_stage_in_results_and_table` (SIGKILL after the first stage), `test_a_failed_stage_is_a_failed_row_and_the_other_stages_still_run` (`--fail`), `test_a_table_that_cannot_be_formatted_still_leaves_results_and_a_table` | every run: `results.json`, `table.txt`, `stages.log` at start, every 5 s and after each stage |
+| (issue 23) a missing or incomplete `.gpu-wheels/` was not noticed: every stage failed on its first import | test_gpu_check: `test_cuda_run_without_the_wheel_set_stops_at_once_before_touching_the_gpu` (the device's package set without the carried ones), `test_the_wheel_check_wants_an_intact_wheel_for_every_package_not_installed`, `test_cuda_run_on_a_machine_without_cuda_stops_at_once` | the `install` row |
+| (issue 23) stage limits summed to ~760 s against 450 s, the GPU paths last; tiny-model runs and four cold compiles in `paths` | test_gpu_check: `test_the_required_stages_fit_the_budget_most_important_first` | the plan printed at start |
+| (issue 23) graph-speed timed noise, the text encoder and syncs, compared graphs with padded eager only, kept the best of two | - (the step loop is `sampler.prepare_steps` + the steps; tests/test_equivalence.py holds `sample` to upstream) | graph-speed: `ms_per_step` (eager padded, eager unpadded, cuda-graphs; CUDA events, median of 5), `profile_*` |
+| (issue 23) a sticky CUDA error (illegal address, device-side assert) logged per request behind "(model ready)" | test_server_faults: `test_a_sticky_cuda_error_is_fatal_readiness_drops_and_the_server_exits_non_zero`, `test_only_errors_that_break_the_cuda_context_count_as_sticky` | - (no real fault is provoked on the device) |
+| (issue 23) the fp32 fallback ran without TF32 | test_gpu_paths: `test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does` | - |
+| (issue 23) every model load first filled the DiT with random numbers | test_checkpoints: `test_the_dit_is_built_without_random_weights_and_holds_the_files_own`, `test_loading_the_model_imports_no_compiler`; BENCHMARKS.md "Model load" | server: `defaults_ready_s` (figure) |
 """
 
 from __future__ import annotations
@@ -339,6 +346,40 @@ def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: py
     assert half.model.input_dtype == torch.float32
     gc.collect()
     np.testing.assert_array_equal(wave, expected)
+
+
+def test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TF32 is on while the fallback's fp32 model samples, and only then: not in the half-precision run
+    before it, not in an engine that is fp32 from the start (upstream's numbers), and the process's own
+    setting is back after each request. (On a CPU the flag changes no number; on Hopper it is the
+    difference between true fp32 and TF32 matrix multiplies.)"""
+    from wyoming_ishowtts.engine.loading import tf32_enabled
+
+    seen: list[tuple[torch.dtype, bool]] = []
+
+    def watching(model: Any, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        seen.append((model.input_dtype, tf32_enabled()))
+        out = guided_step(model, x, *args)
+        return out * float("nan") if model.input_dtype != torch.float32 else out
+
+    monkeypatch.setattr(engine_module, "guided_step", watching)
+    options = SynthesisOptions(nfe=2, seed=7)
+    assert not tf32_enabled()
+    fp32 = load(model_dir)
+    fp32.synthesize_all(voice_of(fp32), "Hello there.", options)
+    assert seen and all(not tf32 for _, tf32 in seen) and not fp32.fell_back
+    seen.clear()
+    half = load(model_dir, precision="bf16")
+    half.synthesize_all(voice_of(half), "Hello there.", options)
+    assert half.fell_back and half.dtype == torch.float32
+    assert {dtype: tf32 for dtype, tf32 in seen} == {torch.bfloat16: False, torch.float32: True}
+    assert not tf32_enabled()  # restored after the request
+    seen.clear()
+    half.synthesize_all(voice_of(half), "Hello there.", options)  # the next request: fp32, TF32 again
+    assert seen and all(dtype == torch.float32 and tf32 for dtype, tf32 in seen)
+    assert not tf32_enabled()
 
 
 # ---------------------------------------------------------------------------------------------- images

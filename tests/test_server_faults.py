@@ -240,6 +240,63 @@ def test_engine_failure_in_a_stream_still_ends_the_stream(
     check_audio(good, GOOD_TEXT)
 
 
+def test_a_sticky_cuda_error_is_fatal_readiness_drops_and_the_server_exits_non_zero(
+    engine: Engine, fault_voices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """An illegal memory access leaves the CUDA context broken: every later request would fail the same
+    way behind a server that says "(model ready)". Injected where torch raises it (the sampler): the
+    request gets its error, the log says why, readiness drops and the server stops with exit status 1,
+    for a supervisor to restart it. (Its own server: this one does not go on.)"""
+    caplog.set_level(logging.INFO, logger="wyoming_ishowtts")
+
+    def illegal_address(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise getattr(torch, "AcceleratorError", RuntimeError)(  # torch >= 2.8; a RuntimeError before
+            "CUDA error: an illegal memory access was encountered\n"
+            "CUDA kernel errors might be asynchronously reported at some other API call"
+        )
+
+    with run_server(engine, fault_voices, tmp_path / "cache") as server:
+        check_audio(speak(server), GOOD_TEXT)  # serving, and ready, before the fault
+        assert server.worker.ready.is_set()
+        monkeypatch.setattr(engine_module, "sample", illegal_address)
+
+        async def go() -> list[Event]:
+            async with connect(server.uri) as client:
+                await client.write_event(synth("This request breaks the GPU."))
+                return await read_until(client, "error")
+
+        failed = asyncio.run(go())
+        assert "illegal memory access" in error_of(failed)["text"]
+        server.thread.join(30)  # nobody asked it to stop: it stops by itself
+        assert not server.thread.is_alive(), "the server went on after the GPU broke"
+        assert server.status == [1]
+        assert not server.worker.ready.is_set()
+    assert "The GPU is unusable for this process (CUDA error: an illegal memory access" in caplog.text
+    assert "Stopping: the model could not be loaded, or its GPU failed" in caplog.text
+
+
+def test_only_errors_that_break_the_cuda_context_count_as_sticky() -> None:
+    from wyoming_ishowtts.engine.hardware import sticky_cuda_error
+
+    assert sticky_cuda_error(RuntimeError("CUDA error: device-side assert triggered\nmore")) == (
+        "CUDA error: device-side assert triggered"
+    )
+    try:
+        try:
+            raise RuntimeError("CUDA error: unspecified launch failure")
+        except RuntimeError as inner:
+            raise ValueError("while vocoding") from inner
+    except ValueError as outer:
+        assert sticky_cuda_error(outer) == "CUDA error: unspecified launch failure"  # found in the chain
+    for harmless in (
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA error: invalid argument"),
+        RuntimeError("injected engine fault"),
+        ValueError("an illegal memory access was encountered in a text"),  # no CUDA
+    ):
+        assert sticky_cuda_error(harmless) is None, harmless
+
+
 # -- faults in the voices --------------------------------------------------------------------------
 
 

@@ -133,3 +133,53 @@ def test_a_client_arriving_mid_round_goes_before_the_one_just_served() -> None:
 
 def test_clients_arriving_mid_round_share_the_next_batch() -> None:
     assert run_rounds(max_batch=2, late=["B", "C", "D"]) == [["A"], ["B", "C"], ["D", "A"]]
+
+
+class BreakingEngine(FakeEngine):
+    """Its batches of two fail with a CUDA error that leaves the GPU unusable (as torch words it)."""
+
+    def run_batch(self, jobs: Sequence[FakeJob]) -> list[list[np.ndarray]]:
+        waves = super().run_batch(jobs)
+        if len(jobs) > 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return waves
+
+
+def test_a_batch_the_gpu_failed_for_good_is_not_retried_one_by_one() -> None:
+    """A batch that fails for an ordinary reason is retried item by item; one that broke the CUDA context
+    would only fail again, item after item: each request gets the error, and the worker gives up (fatal,
+    not ready) at once."""
+    fake = BreakingEngine()
+    voice = VoiceInfo(name="v", reference_audio=Path("unused.wav"), transcript="unused")
+    fatal: list[BaseException] = []
+
+    async def main() -> Sequence[object]:
+        worker = EngineWorker(
+            lambda: fake,
+            NoVoices(),  # type: ignore[arg-type]
+            Prepared(),  # type: ignore[arg-type]
+            asyncio.get_running_loop(),
+            warm_up=False,
+            max_queued_per_client=4,
+            max_queued_total=32,
+            max_buffered_pieces=8,
+            max_batch=2,
+            on_fatal=fatal.append,
+        )
+        worker.start()
+        first = worker.open_request(0, voice, streaming=False)
+        worker.submit(first, "A:1")
+        assert await asyncio.to_thread(fake.entered.wait, 30)
+        late = [worker.open_request(i, voice, streaming=False) for i in (1, 2)]
+        for request, name in zip(late, "BC", strict=True):
+            worker.submit(request, f"{name}:1")
+        fake.gate.set()
+        ends = [await asyncio.wait_for(request.results.get(), 30) for request in late]
+        assert fake.rounds == [["A"], ["B", "C"]], "the failed batch was retried item by item"
+        assert await asyncio.to_thread(worker.join, 30)  # it stopped by itself
+        assert not worker.ready.is_set()
+        return ends
+
+    ends = asyncio.run(main())
+    assert [type(end).__name__ for end in ends] == ["SegmentFailed", "SegmentFailed"]
+    assert len(fatal) == 1 and "illegal memory access" in str(fatal[0])

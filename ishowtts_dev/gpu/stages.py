@@ -23,8 +23,9 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,13 @@ class Plan:
 
     @property
     def sizes(self) -> tuple[str, ...]:
-        return ("tiny",) if self.quick else ("tiny", "base")
+        """One model: the tiny one adds nothing a GPU needs to show, and costs device time."""
+        return (self.main_size,)
+
+    @property
+    def serving_precision(self) -> str:
+        """What the server runs at its defaults: fp16 on a GPU; fp32 on a CPU (the stand-in run)."""
+        return "fp16" if self.cuda else "fp32"
 
     def model_dir(self, size: str) -> Path:
         return self.work / f"model-{size}"
@@ -430,97 +437,159 @@ def accelerated_engine(plan: Plan, size: str, precision: str, path: str, **setti
 
 
 def stage_paths(plan: Plan, rec: Record) -> None:
-    """CUDA graphs and compiled steps give eager's audio, and after their warm-up a request of the warmed
-    voice records, compiles and falls back to eager nothing (any of those fails the check)."""
+    """The main model in its serving precision with CUDA graphs gives eager's audio, and after the warm-up a
+    request of the warmed voice records nothing and falls back to eager nowhere (either fails the check).
+    The compiled paths are the optional compile stage's: compiling takes minutes."""
+    path_checks(plan, rec, ["cuda-graphs"])
+
+
+def path_checks(plan: Plan, rec: Record, paths: Sequence[str]) -> None:
+    """Each of `paths` against eager on the main model, in the serving precision."""
     import torch
     import torch._dynamo
 
     from wyoming_ishowtts.engine import SynthesisOptions
 
     options = SynthesisOptions(nfe=4, seed=1, max_chars=40)
-    paths = list(PATHS) if plan.cuda else ["cuda-graphs"]  # compiling takes minutes on a CPU (tests cover it)
-    runs = [("tiny", "fp32")] if plan.quick else [("tiny", "fp32"), ("tiny", "fp16"), ("base", "fp16")]
-    for size, precision in runs:
-        engine, voice = load_engine(plan, size, plan.device, precision, batch_chunks=2)
-        reference = engine.synthesize_all(voice, FOUR, options)
-        del engine
-        for path in paths:
-            if size == "base" and path != "cuda-graphs":
-                continue  # compiling the base model takes minutes: the compile-speed stage does it
-            torch._dynamo.reset()
-            free_cuda()
-            started = time.perf_counter()
-            error, waves, layouts, eager_steps, acceleration = None, [], 0, None, "-"
-            try:
-                engine, voice = accelerated_engine(plan, size, precision, path, batch_chunks=2)
-                engine.warm_up(voice, options=options)
-                layouts = len(engine.steps) if engine.steps is not None else 0
-                with torch._dynamo.config.patch(error_on_recompile=True):
-                    waves = [engine.synthesize_all(voice, FOUR, options) for _ in range(2)]
-                eager_steps = None if engine.steps is None else engine.steps.eager_steps
-                acceleration = engine.acceleration
-                del engine
-            except Exception as exc:  # reported as a failed check
-                error = f"{type(exc).__name__}: {exc}"[:400]
-            floor = 60.0 if precision == "fp32" else 30.0
-            snrs = [snr_db(reference, w) for w in waves]
-            rec.check(
-                f"{path}-{size}-{precision}-equals-eager-nothing-new-after-warm-up",
-                error is None
-                and acceleration != "eager"
-                and eager_steps == 0
-                and all(len(w) == len(reference) for w in waves)
-                and min(snrs, default=0) >= floor,
-                snr_db=snrs,
-                floor_db=floor,
-                warm_s=time.perf_counter() - started,
-                layouts=layouts,
-                eager_steps_after_warm_up=eager_steps,
-                acceleration=acceleration,
-                error=error,
-            )
+    size, precision = plan.main_size, plan.serving_precision
+    engine, voice = load_engine(plan, size, plan.device, precision, batch_chunks=2)
+    reference = engine.synthesize_all(voice, FOUR, options)
+    del engine
+    for path in paths:
+        torch._dynamo.reset()
+        free_cuda()
+        started = time.perf_counter()
+        error, waves, layouts, eager_steps, acceleration = None, [], 0, None, "-"
+        try:
+            engine, voice = accelerated_engine(plan, size, precision, path, batch_chunks=2)
+            engine.warm_up(voice, options=options)
+            layouts = len(engine.steps) if engine.steps is not None else 0
+            with torch._dynamo.config.patch(error_on_recompile=True):
+                waves = [engine.synthesize_all(voice, FOUR, options) for _ in range(2)]
+            eager_steps = None if engine.steps is None else engine.steps.eager_steps
+            acceleration = engine.acceleration
+            del engine
+        except Exception as exc:  # reported as a failed check
+            error = f"{type(exc).__name__}: {exc}"[:400]
+        floor = 60.0 if precision == "fp32" else 30.0
+        snrs = [snr_db(reference, w) for w in waves]
+        rec.check(
+            f"{path}-{size}-{precision}-equals-eager-nothing-new-after-warm-up",
+            error is None
+            and acceleration != "eager"
+            and eager_steps == 0
+            and all(len(w) == len(reference) for w in waves)
+            and min(snrs, default=0) >= floor,
+            snr_db=snrs,
+            floor_db=floor,
+            warm_s=time.perf_counter() - started,
+            layouts=layouts,
+            eager_steps_after_warm_up=eager_steps,
+            acceleration=acceleration,
+            error=error,
+        )
     torch._dynamo.reset()
 
 
-def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
-    """Milliseconds per sampler step, eager against each of `paths`, at a few batch layouts of the main
-    model in the device's serving precision (the best of two timed samples, after one untimed)."""
+STEP_RUNS = 5
+"""Timed runs of each step loop; the median counts (one untimed run first)."""
+
+
+def time_steps(run: Callable[[], Any], cuda: bool) -> float:
+    """Seconds one call of `run` takes on the device: CUDA events around it on a GPU (the GPU's own
+    clock, no host sync inside), perf_counter with a synchronize on a CPU."""
     import torch
 
-    from wyoming_ishowtts.engine.sampler import draw_noise, guided_step, sample
+    if cuda:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end)) / 1000
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
-    precision = "fp16" if plan.cuda else "fp32"
+
+def profile_step(run: Callable[[], Any], cuda: bool, rows: int = 12) -> str:
+    """torch.profiler's table of one call of `run`: the top kernels (CUDA) or operators (CPU) by self time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return str(prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=60))
+
+
+def run_steps(model: Any, step: Any, inputs: Any, n: int) -> None:
+    """The first `n` Euler steps of `sample`'s loop on prepared `inputs` (sampler.StepInputs)."""
+    import torch
+
+    x, t = inputs.x, inputs.t
+    with torch.inference_mode():
+        for i in range(n):
+            x = step(model, x, inputs.step_cond, inputs.text_pair, t[i], t[i + 1] - t[i], inputs.mask, 2.0)
+
+
+def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
+    """Milliseconds per sampler step at a few batch layouts of the main model in its serving precision:
+    only the step loop is timed (noise, the text encoder and the inputs prepared before it), with CUDA
+    events on a GPU, the median of STEP_RUNS runs after one untimed. Eager runs twice: padded to the
+    length bucket (masked, as a graph replays it) and unpadded (the server's eager path, where nothing is
+    masked and SDPA may pick FlashAttention). The first layout's eager and replayed step are profiled."""
+    import torch
+
+    from wyoming_ishowtts.engine.sampler import draw_noise, guided_step, prepare_steps
+
     bucket = 512
-    layouts = [(1, 512), (2, 1024)] if plan.quick else [(1, 1024), (1, 2048), (4, 1024), (8, 2048)]
+    layouts = [(1, 500), (2, 1000)] if plan.quick else [(1, 1000), (1, 2000), (4, 1000), (8, 2000)]
     steps = 4 if plan.quick else 16
-    table: dict[str, dict[str, float]] = {}
-    for path in ["eager", *paths]:
+    table: dict[str, dict[str, Any]] = {}
+    for path in ["eager padded", "eager unpadded", *paths]:
         free_cuda()
-        if path == "eager":
-            engine, voice = load_engine(plan, plan.main_size, plan.device, precision)
+        if path.startswith("eager"):
+            engine, voice = load_engine(plan, plan.main_size, plan.device, plan.serving_precision)
         else:
-            engine, voice = accelerated_engine(plan, plan.main_size, precision, path, length_bucket=bucket)
+            engine, voice = accelerated_engine(
+                plan, plan.main_size, plan.serving_precision, path, length_bucket=bucket
+            )
             engine.warm_up(voice, max_requests=max(b for b, _ in layouts))
+        step = engine.steps or guided_step
         ids = torch.tensor([engine.vocab.encode(list("Warm up the step."))], device=engine.device)
         generator = torch.Generator().manual_seed(0)
-        row = {}
+        row: dict[str, Any] = {}
         for batch, frames in layouts:
-            times = []
-            for _ in range(3):
-                with timed() as spent:
-                    sample(
-                        engine.model,
-                        voice.mel.expand(batch, -1, -1),
-                        torch.full((batch,), int(voice.mel.shape[1]), device=engine.device),
-                        ids.expand(batch, -1),
-                        torch.full((batch,), frames, device=engine.device),
-                        draw_noise([frames] * batch, engine.model.cfg.mel_dim, generator),
-                        steps=steps,
-                        pad_to=bucket,
-                        step=engine.steps or guided_step,
-                    )
-                times.append(spent[0])
-            row[f"batch {batch} x {frames} frames"] = 1000 * min(times[1:]) / steps
+            noise = draw_noise([frames] * batch, engine.model.cfg.mel_dim, generator)
+            with torch.inference_mode():
+                inputs = prepare_steps(
+                    engine.model,
+                    voice.mel.expand(batch, -1, -1),
+                    torch.full((batch,), int(voice.mel.shape[1]), device=engine.device),
+                    ids.expand(batch, -1),
+                    torch.full((batch,), frames, device=engine.device),
+                    noise,
+                    steps=steps,
+                    pad_to=1 if path == "eager unpadded" else bucket,
+                )
+
+            loop = partial(run_steps, engine.model, step, inputs, steps)
+            loop()  # untimed: allocations, kernel choice
+            times = [time_steps(loop, plan.cuda) for _ in range(STEP_RUNS)]
+            layout = f"batch {batch} x {frames} frames"
+            row[layout] = 1000 * median(times) / steps
+            row.setdefault("runs_ms", {})[layout] = [1000 * t / steps for t in times]
+            if (batch, frames) == layouts[0] and path != "eager padded":
+                rec.value(
+                    f"profile_{path.replace(' ', '_')}",
+                    profile_step(partial(run_steps, engine.model, step, inputs, 1), plan.cuda),
+                )
+        row["masked"] = path != "eager unpadded"
         if engine.steps is not None:
             row["eager steps (not warmed)"] = engine.steps.eager_steps
         table[path] = row
@@ -534,11 +603,15 @@ def stage_graph_speed(plan: Plan, rec: Record) -> None:
     step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
 
 
-def stage_compile_speed(plan: Plan, rec: Record) -> None:
-    """Per-step time of the compiled paths on the main model (compiling it takes minutes: the last stage)."""
+def stage_compile(plan: Plan, rec: Record) -> None:
+    """The compiled paths on the main model: equal to eager, nothing compiled after the warm-up, and their
+    ms per step (compiling the base model takes minutes: an optional stage, last)."""
     if not plan.cuda:
-        rec.value("ms_per_step_compiled", "skipped on the CPU")
+        rec.value(
+            "ms_per_step_compiled", "skipped on the CPU (tests/test_gpu_paths.py compiles the tiny model)"
+        )
         return
+    path_checks(plan, rec, ["compiled", "compiled-cuda-graphs"])
     step_speed(plan, rec, ["compiled", "compiled-cuda-graphs"], "ms_per_step_compiled")
 
 
@@ -791,15 +864,15 @@ def stage_upstream(plan: Plan, rec: Record) -> None:
 
 STAGES = {
     "setup": stage_setup,
-    "equivalence": stage_equivalence,
-    "precision": stage_precision,
     "paths": stage_paths,
     "graph-speed": stage_graph_speed,
     "server": stage_server,
     "server-graphs": stage_server_graphs,
     "upstream": stage_upstream,
+    "precision": stage_precision,
+    "equivalence": stage_equivalence,
     "server-batch": stage_server_batch,
-    "compile-speed": stage_compile_speed,
+    "compile": stage_compile,
 }
 
 
@@ -813,6 +886,8 @@ def main(argv: list[str] | None = None) -> None:
     config = json.loads(config_path.read_text())
     plan = Plan(device=config["device"], quick=bool(config["quick"]), work=Path(config["work"]))
     rec = Record(result_path)
+    if name in config.get("fail", []):
+        raise SystemExit(f"stage {name}: failed on purpose (--fail)")
     STAGES[name](plan, rec)
 
 

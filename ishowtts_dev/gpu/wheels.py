@@ -28,6 +28,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,40 @@ def check_set(wheels: list[Path]) -> None:
     print(f"{len(wheels)} wheels, {size:.1f} MiB")
 
 
+def missing(wheels_dir: Path) -> str | None:
+    """One sentence when some carried package has neither an intact wheel in `wheels_dir` nor an installed
+    distribution in this interpreter (a checkout with script/setup run has them all); None when the set is
+    complete. Reads only file names, zip directories and package metadata: seconds, and no GPU."""
+    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir.is_dir() else []
+    intact = set()
+    broken = []
+    for wheel in wheels:
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                archive.infolist()
+            intact.add(normalize(wheel.name.split("-")[0]))
+        except (OSError, zipfile.BadZipFile):
+            broken.append(wheel.name)
+    absent = [name for name in WHEELS if normalize(name) not in intact and not _installed(name)]
+    if not absent:
+        return None
+    what = f"{len(absent)} of the {len(WHEELS)} carried packages ({', '.join(absent[:6])}"
+    what += ", ..." if len(absent) > 6 else ""
+    damaged = f"; damaged: {', '.join(broken)}" if broken else ""
+    return (
+        f"the wheel set in {wheels_dir} is missing or incomplete: {what}) have no wheel there{damaged} and "
+        "are not installed; run script/gpu-wheels on the development machine and carry .gpu-wheels"
+    )
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 def install(wheels_dir: Path, target: Path) -> list[str]:
     """Install the carried wheels into `target` (for PYTHONPATH) with this interpreter's pip, offline, and
     write a placeholder for each of PLACEHOLDERS this interpreter cannot import. Returns the placeholders
@@ -222,11 +257,7 @@ def install(wheels_dir: Path, target: Path) -> list[str]:
 
 
 def _importable_dist(wheel: Path) -> bool:
-    try:
-        importlib.metadata.version(wheel.name.split("-")[0])
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
+    return _installed(wheel.name.split("-")[0])
 
 
 def _findable(module: str) -> bool:
@@ -250,11 +281,13 @@ class _DeviceImports:
     """Stands in for the path finder so that this interpreter finds, as the lent machine would, neither the
     modules nor the metadata of site-packages distributions the machine neither has nor is carried."""
 
-    def __init__(self, finder: Any) -> None:
+    def __init__(self, finder: Any, carried: bool = True) -> None:
         import sysconfig
 
         self._finder = finder
-        self._allowed = DEVICE_PACKAGES | {normalize(n) for n in WHEELS} | {"wyoming-ishowtts"}
+        self._allowed = DEVICE_PACKAGES | {"wyoming-ishowtts"}
+        if carried:
+            self._allowed |= {normalize(n) for n in WHEELS}
         self._providers = importlib.metadata.packages_distributions()
         paths = sysconfig.get_paths()
         self._site = tuple({str(Path(paths[k]).resolve()) for k in ("purelib", "platlib")})
@@ -286,12 +319,14 @@ class _DeviceImports:
         self._finder.invalidate_caches()
 
 
-def simulate_device() -> None:
+def simulate_device(carried: bool = True) -> None:
     """Make this interpreter import only what the lent machine would have (tests call it from a
-    sitecustomize, so every process of a gpu-check run, server and upstream included, is held to it)."""
+    sitecustomize, so every process of a gpu-check run, server and upstream included, is held to it):
+    its image's packages, and with `carried` the carried ones too (as if installed from their wheels;
+    without, the machine before any wheel came)."""
     from importlib.machinery import PathFinder
 
-    sys.meta_path[:] = [_DeviceImports(f) if f is PathFinder else f for f in sys.meta_path]
+    sys.meta_path[:] = [_DeviceImports(f, carried) if f is PathFinder else f for f in sys.meta_path]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,7 @@ CORE = "wyoming_ishowtts/engine/core.py"
 AUDIO_CACHE = "wyoming_ishowtts/server/audio_cache.py"
 AC = "tests/test_audio_cache.py::"
 SP = "tests/test_server_protocol.py::"
+GC = "tests/test_gpu_check.py::"
 TT = "tests/test_text.py::"
 
 BREAKS = [
@@ -153,8 +154,8 @@ BREAKS = [
         "padding-off",
         "requests are not padded to the length bucket",
         CORE,
-        "                    pad_to=self.bucket,\n                    step=self.steps or guided_step,",
-        "                    pad_to=1,\n                    step=self.steps or guided_step,",
+        "                        pad_to=self.bucket,\n                        step=self.steps or guided_step,",
+        "                        pad_to=1,\n                        step=self.steps or guided_step,",
         [
             "tests/test_engine_options.py::test_length_buckets_give_the_same_audio",
             "tests/test_engine_options.py::test_warm_up_compiles_every_length_bucket",
@@ -330,6 +331,89 @@ BREAKS = [
         'tcp-check expect rstring "\\"tts\\": ?\\[\\{[^[]*\\"description\\": ?\\"[^\\"]*\\(model ready\\)\\""',
         'tcp-check expect rstring "\\"tts\\": ?\\[\\{"',
         ["tests/test_scale.py::test_a_replica_loading_its_model_gets_no_request_until_it_is_ready"],
+    ),
+    Break(
+        "gpu-check-writes-at-the-end",
+        "gpu-check writes its outputs only when every stage is done (a killed run leaves none)",
+        "ishowtts_dev/gpu/__main__.py",
+        "        self.stages[name] = info\n        self.write()\n",
+        "        self.stages[name] = info\n",
+        [GC + "test_a_run_killed_after_its_first_stage_leaves_that_stage_in_results_and_table"],
+    ),
+    Break(
+        "gpu-check-ignores-sigterm",
+        "gpu-check dies of SIGTERM at once: its running stage (a session of its own) is left running",
+        "ishowtts_dev/gpu/__main__.py",
+        "previous = signal.signal(signal.SIGTERM, _terminate)",
+        "previous = signal.getsignal(signal.SIGTERM)",
+        [GC + "test_sigterm_mid_stage_kills_the_stage_and_leaves_it_as_a_killed_row"],
+    ),
+    Break(
+        "gpu-check-stops-at-a-failure",
+        "a failed stage ends the gpu-check run: the stages after it never run or show",
+        "ishowtts_dev/gpu/__main__.py",
+        '        if status != "ok":\n            tail = ',
+        '        if status != "ok":\n            return 1\n            tail = ',
+        [GC + "test_a_failed_stage_is_a_failed_row_and_the_other_stages_still_run"],
+    ),
+    Break(
+        "gpu-check-no-wheel-check",
+        "gpu-check does not look at the carried wheel set before it installs and probes the GPU",
+        "ishowtts_dev/gpu/__main__.py",
+        "problem = gpu_wheels.missing(args.wheels)",
+        "problem = None",
+        [GC + "test_cuda_run_without_the_wheel_set_stops_at_once_before_touching_the_gpu"],
+    ),
+    Break(
+        "fallback-without-tf32",
+        "the fp32 fallback samples with true fp32 matrix multiplies",
+        CORE,
+        "with tf32_matmuls() if self.fell_back else contextlib.nullcontext():",
+        "with contextlib.nullcontext():",
+        ["tests/test_gpu_paths.py::test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does"],
+    ),
+    Break(
+        "dit-random-init",
+        "the DiT is built on the CPU, every weight filled with random numbers before the checkpoint's",
+        "wyoming_ishowtts/engine/loading.py",
+        '    with torch.device("meta"), NoInit():\n',
+        "    with contextlib.nullcontext():\n",
+        ["tests/test_checkpoints.py::test_the_dit_is_built_without_random_weights_and_holds_the_files_own"],
+    ),
+    Break(
+        "meta-init-imports-dynamo",
+        "the meta-device build runs nn.init, whose meta normal_ imports torch._dynamo and sympy",
+        "wyoming_ishowtts/engine/loading.py",
+        '    with torch.device("meta"), NoInit():\n',
+        '    with torch.device("meta"):\n',
+        ["tests/test_checkpoints.py::test_loading_the_model_imports_no_compiler"],
+    ),
+    Break(
+        "dit-in-the-file-mapping",
+        "the DiT's weights are the memory-mapped checkpoint's tensors (a rewrite of the file changes them)",
+        "wyoming_ishowtts/engine/loading.py",
+        "    _own_memory(model, borrowed)\n",
+        "",
+        ["tests/test_checkpoints.py::test_the_dit_is_built_without_random_weights_and_holds_the_files_own"],
+    ),
+    Break(
+        "sticky-cuda-error-not-fatal",
+        "after an illegal memory access the server stays up and says it is ready",
+        WORKER,
+        "        reason = sticky_cuda_error(err)\n        if reason is None or not self.ready.is_set():",
+        "        reason = None\n        if reason is None or not self.ready.is_set():",
+        [
+            "tests/test_server_faults.py::"
+            "test_a_sticky_cuda_error_is_fatal_readiness_drops_and_the_server_exits_non_zero"
+        ],
+    ),
+    Break(
+        "sticky-batch-retried",
+        "a batch that broke the CUDA context is retried item by item",
+        WORKER,
+        "            if len(group) > 1 and sticky_cuda_error(failure) is None:",
+        "            if len(group) > 1:",
+        ["tests/test_worker_scheduling.py::test_a_batch_the_gpu_failed_for_good_is_not_retried_one_by_one"],
     ),
     Break(
         "describe-always-ready",

@@ -173,8 +173,12 @@ def read_vocos_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """load_state_dict(strict=True), but the error names the file and the offending keys."""
+def load_strict(
+    module: nn.Module, state: dict[str, torch.Tensor], source: Path, assign: bool = False
+) -> None:
+    """load_state_dict(strict=True), but the error names the file and the offending keys. ``assign``: the
+    tensors of `state` become the module's (for a module built on the meta device, which has no storage to
+    copy into)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -191,7 +195,7 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: Path)
                 + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:8])
             )
         raise ModelLoadError("; ".join(lines))
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
 def dit_config_for(files: ModelFiles, vocab_size: int) -> DiTConfig:

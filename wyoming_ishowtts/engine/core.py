@@ -13,6 +13,7 @@ thin clients of this module.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ from .checkpoints import ModelFiles, resolve_model_files
 from .chunking import estimate_total_frames, max_chars_for, model_ref_text
 from .dit import DiT
 from .hardware import compiler_problem
-from .loading import bind_thread, load_dit, load_model, raise_recompile_limit
+from .loading import bind_thread, load_dit, load_model, raise_recompile_limit, tf32_matmuls
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
 from .options import (
@@ -79,6 +80,8 @@ class Engine:
         """CUDA graphs and/or compiled steps per layout; None: every sampler step eager (`guided_step`)."""
         self.bucket = 1
         """Frames each batch's length is rounded up to (1: none; CUDA graphs and compiled steps need it)."""
+        self.fell_back = False
+        """True once half precision overflowed and the model runs fp32, with TF32 matrix multiplies."""
         self._accelerate()
 
     @classmethod
@@ -377,20 +380,21 @@ class Engine:
         while True:
             out_of_memory, mel, waves = False, None, []
             try:
-                mel = sample(
-                    self.model,
-                    cond,
-                    cond_lens,
-                    text_ids,
-                    torch.tensor(totals, device=self.device),
-                    noise,
-                    steps=steps,
-                    cfg_strength=cfg_strength,
-                    sway=sway,
-                    cancelled=cancelled,
-                    pad_to=self.bucket,
-                    step=self.steps or guided_step,
-                )
+                with tf32_matmuls() if self.fell_back else contextlib.nullcontext():
+                    mel = sample(
+                        self.model,
+                        cond,
+                        cond_lens,
+                        text_ids,
+                        torch.tensor(totals, device=self.device),
+                        noise,
+                        steps=steps,
+                        cfg_strength=cfg_strength,
+                        sway=sway,
+                        cancelled=cancelled,
+                        pad_to=self.bucket,
+                        step=self.steps or guided_step,
+                    )
                 # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
                 # One vocoder pass for the whole batch.
                 waves = self.vocoder.decode_batch(
@@ -428,10 +432,12 @@ class Engine:
 
         The weights are read again from the checkpoint (widening the half-precision ones would keep their
         rounding) and CUDA graphs and compiled steps are dropped (they were made for the half-precision model);
-        voices need nothing: their reference mels are float32 in every precision (`voice`). A true fp32 run.
+        voices need nothing: their reference mels are float32 in every precision (`voice`). An fp32 run from
+        the file's own weights, its matrix multiplies in TF32 on a GPU (`tf32_matmuls`: several times
+        faster on Hopper than true fp32, for a model that exists to keep serving).
         """
         _LOGGER.warning(
-            "Non-finite output in %s: switching the model to fp32, eager",
+            "Non-finite output in %s: switching the model to fp32 (TF32 matrix multiplies on a GPU), eager",
             str(self.dtype).replace("torch.", ""),
         )
         self._drop_acceleration()
@@ -440,3 +446,4 @@ class Engine:
         else:  # an engine made by hand, with no files to read again
             self.model = self.model.float()
         self.dtype = torch.float32
+        self.fell_back = True  # its steps run with TF32 matrix multiplies (`tf32_matmuls`)

@@ -16,6 +16,7 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,21 @@ class Float32Buffers(nn.Module):
         """Hook: drop whatever was derived from the buffers on their old device."""
 
 
+class NoInit(TorchFunctionMode):
+    """``torch.nn.init``'s functions do nothing inside: for modules built on the meta device, whose weights
+    come from elsewhere (a checkpoint: loading.load_dit; joined weights: `Attention.fuse_qkv`). On meta
+    tensors they would do nothing useful and, for some (``normal_``; on torch 2.5 ``uniform_`` and
+    ``zeros`` too), run torch's Python reference kernels, which import torch._dynamo and sympy: seconds of
+    a server's start-up that eager serving never needs otherwise."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else (kwargs or {}).get("tensor")
+        return func(*args, **(kwargs or {}))
+
+
 class TimestepEmbedding(nn.Module):
     """Flow time t in [0, 1] -> (B, D): 256 sinusoids of 1000*t, then an MLP."""
 
@@ -107,8 +123,10 @@ class GRN(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(1, 1, dim))
-        self.beta = nn.Parameter(torch.zeros(1, 1, dim))
+        # Zeroed through nn.init, which a model built on the meta device skips (NoInit): torch.zeros
+        # there runs torch's Python reference (torch 2.5), importing torch._dynamo and sympy.
+        self.gamma = nn.Parameter(nn.init.zeros_(torch.empty(1, 1, dim)))
+        self.beta = nn.Parameter(nn.init.zeros_(torch.empty(1, 1, dim)))
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """valid (B, N): in a batch, an item's norm must not include the padding past its own length."""
@@ -143,12 +161,16 @@ class TextEmbedding(Float32Buffers):
         super().__init__()
         self.mask_padding = cfg.text_mask_padding
         self.text_embed = nn.Embedding(cfg.text_num_embeds + 1, cfg.text_dim)
-        self.register_buffer(
-            "freqs_cis", sinusoidal_table(cfg.text_dim, self.max_positions), persistent=False
-        )
+        self.register_buffer("freqs_cis", self.position_table(), persistent=False)
         self.text_blocks = nn.Sequential(
             *[ConvNeXtV2Block(cfg.text_dim, cfg.text_dim * 2) for _ in range(cfg.conv_layers)]
         )
+
+    def position_table(self) -> torch.Tensor:
+        """The float32 position table: computed, never in a checkpoint. On the CPU whatever the default
+        device: a model built on the meta device (loading.load_dit) needs it real, and it is small."""
+        with torch.device("cpu"):
+            return sinusoidal_table(self.text_embed.embedding_dim, self.max_positions)
 
     def forward(self, ids: torch.Tensor, seq_lens: torch.Tensor, drop_text: bool) -> torch.Tensor:
         """ids: (B, Nt) vocabulary ids with -1 as batch padding; seq_lens: (B,) mel frames per item."""
@@ -245,7 +267,9 @@ class RotaryEmbedding(Float32Buffers):
 
     def __init__(self, dim_head: int) -> None:
         super().__init__()
-        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, dim_head, 2).float() / dim_head)))
+        with torch.device("cpu"):  # small, and loaded over from a checkpoint (on the meta device too)
+            inv_freq = 1.0 / (10000 ** (torch.arange(0, dim_head, 2).float() / dim_head))
+        self.register_buffer("inv_freq", inv_freq)
         self._table: Rope | None = None
         self._outgrown: list[Rope] = []
         """Every table the current one replaced, kept allocated: a CUDA graph recorded with one reads it by
@@ -331,13 +355,15 @@ class Attention(nn.Module):
     def fuse_qkv(self) -> None:
         """Replace the three projections by one (same weights, one matrix multiply instead of three:
         measured ~15 % faster for these projections on CPU). Done after loading, which uses upstream's names."""
-        weight = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
-        bias = torch.cat([self.to_q.bias, self.to_k.bias, self.to_v.bias])
-        fused = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
-            fused.weight.copy_(weight)
-            fused.bias.copy_(bias)
-        self.to_qkv = fused.requires_grad_(False)
+            weight = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
+            bias = torch.cat([self.to_q.bias, self.to_k.bias, self.to_v.bias])
+        # Built on the meta device and given the joined weights: no random initialization to overwrite.
+        with NoInit():
+            fused = nn.Linear(weight.shape[1], weight.shape[0], device="meta", dtype=weight.dtype)
+        fused.weight = nn.Parameter(weight, requires_grad=False)
+        fused.bias = nn.Parameter(bias, requires_grad=False)
+        self.to_qkv = fused
         del self.to_q, self.to_k, self.to_v
 
     @property

@@ -1,7 +1,8 @@
-"""What this machine and this torch build can run: GPU kernels, and a compiler for torch.compile.
+"""What this machine and this torch build can run: GPU kernels, and a compiler for torch.compile; and which
+GPU errors leave the GPU unusable for the rest of the process.
 
 Each check turns a failure that would otherwise come at the first request (or as a restart loop) into a
-clear message at start-up.
+clear message at start-up, or an endless run of failed requests into a restart.
 """
 
 from __future__ import annotations
@@ -54,3 +55,36 @@ def compiler_problem(device_type: str) -> str | None:
     if found:
         return None
     return f"--compile needs {needed} to build its kernels, and this machine has none"
+
+
+STICKY_CUDA_ERRORS = (
+    "an illegal memory access was encountered",
+    "device-side assert triggered",
+    "unspecified launch failure",
+    "misaligned address",
+    "an illegal instruction was encountered",
+    "invalid program counter",
+    "the launch timed out and was terminated",
+    "uncorrectable ecc error encountered",
+    "hardware stack error",
+    "cuda driver error: unknown error",
+)
+"""CUDA runtime messages of the errors that corrupt the process's CUDA context: every later CUDA call fails
+the same way, so only a new process can use the GPU again (CUDA's documentation of cudaErrorIllegalAddress,
+cudaErrorAssert, cudaErrorLaunchFailure, ...). Out of memory is not among them: it passes."""
+
+
+def sticky_cuda_error(err: BaseException) -> str | None:
+    """The CUDA error's message when `err`, or an exception it was raised from, is one that leaves the GPU
+    unusable for this process (STICKY_CUDA_ERRORS); None for every other error. Read from the message,
+    which is all torch carries on every version (torch.AcceleratorError, 2.8+, is a RuntimeError too)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        lowered = text.lower()
+        if "cuda" in lowered and any(phrase in lowered for phrase in STICKY_CUDA_ERRORS):
+            return text.strip().splitlines()[0][:300]
+        current = current.__cause__ or current.__context__
+    return None

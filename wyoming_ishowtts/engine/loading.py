@@ -4,8 +4,10 @@ identity of the files loaded."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import torch
 
 from ..errors import ModelLoadError
 from .checkpoints import ModelFiles, dit_config_for, load_strict, read_dit_state, read_vocos_state
-from .dit import DiT
+from .dit import DiT, NoInit
 from .hardware import cuda_arch_problem
 from .options import EngineSettings
 from .tokenizer import Vocab
@@ -90,15 +92,76 @@ def runs_mixed(dtype: torch.dtype) -> bool:
     return dtype == torch.bfloat16
 
 
+def tf32_enabled() -> bool:
+    """Whether float32 matrix multiplies on CUDA may use TF32 now (either of torch's two APIs)."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9; reading the legacy flag then can raise
+        return bool(matmul.fp32_precision == "tf32")
+    return bool(matmul.allow_tf32)
+
+
+@contextlib.contextmanager
+def tf32_matmuls() -> Iterator[None]:
+    """TF32 for CUDA float32 matrix multiplies inside the block, then the setting as it was.
+
+    For the fp32 fallback's model only (`Engine._fall_back_to_fp32`): on Hopper a TF32 matrix multiply is
+    several times faster than a true float32 one, and the fallback exists to keep serving after half
+    precision overflowed, not to be bit-exact. Everything else keeps the process's setting (torch's
+    default: off), so ``--precision fp32`` stays upstream's numbers and gpu-check's strict comparison
+    strict. torch >= 2.9 has the per-backend ``fp32_precision`` (mixing it with the legacy ``allow_tf32``
+    is an error there); older torch only the legacy flag. On a CPU neither changes anything."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        before = matmul.fp32_precision
+        matmul.fp32_precision = "tf32"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = before
+    else:
+        legacy = matmul.allow_tf32
+        matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            matmul.allow_tf32 = legacy
+
+
 def load_dit(
     files: ModelFiles, vocab: Vocab, device: torch.device | None = None, dtype: torch.dtype = torch.float32
 ) -> DiT:
     """The DiT loaded strictly under upstream's names, cast (on the CPU, so a GPU never holds the float32
-    copy), moved, frozen, and its q/k/v projections fused."""
-    model = DiT(dit_config_for(files, vocab.size))
-    load_strict(model, read_dit_state(files.checkpoint), files.checkpoint)
+    copy), moved, frozen, and its q/k/v projections fused.
+
+    It is built on the meta device and the checkpoint's tensors become its weights (``assign=True``):
+    building it on the CPU would first fill every weight with random numbers, only to overwrite them
+    (BENCHMARKS.md, "Model load": the start-up time that saves). A safetensors file is memory-mapped, so
+    whatever is still the file's memory after the cast and the move (float32 weights on the CPU) is copied
+    out of it (`_own_memory`): a model living in the file's mapping would change, or crash the server,
+    if the file were rewritten in place."""
+    with torch.device("meta"), NoInit():
+        model = DiT(dit_config_for(files, vocab.size))
+    state = {  # float32, as the weights were before to_precision (no copy where they are already)
+        key: value.float() if value.is_floating_point() else value
+        for key, value in read_dit_state(files.checkpoint).items()
+    }
+    borrowed = {value.untyped_storage().data_ptr() for value in state.values()}
+    load_strict(model, state, files.checkpoint, assign=True)
+    del state
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:  # a tensor neither the checkpoint nor __init__ provides: a bug here, not in the file
+        raise ModelLoadError(f"{files.checkpoint}: nothing loaded or computed for {', '.join(left[:8])}")
     model = model.to_precision(dtype, mixed=runs_mixed(dtype)).to(device=device)
+    _own_memory(model, borrowed)
     return model.eval().requires_grad_(False).fuse_projections()
+
+
+def _own_memory(model: torch.nn.Module, borrowed: set[int]) -> None:
+    """Copy every parameter and buffer whose storage is one of `borrowed` (the file's) into memory of its own."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.untyped_storage().data_ptr() in borrowed:
+                tensor.data = tensor.data.clone()
 
 
 def load_vocoder(files: ModelFiles, device: torch.device) -> Vocos:

@@ -7,6 +7,7 @@ the text features are computed once per request, and the caller may stop it betw
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -94,8 +95,29 @@ def guided_step(
     return x + dt * flow
 
 
+@dataclass(frozen=True)
+class StepInputs:
+    """What the Euler steps of one `sample` call read, prepared once per chunk (`prepare_steps`): the step
+    loop alone is then what runs `steps` times (and what a benchmark of a step times)."""
+
+    x: torch.Tensor
+    """(B, N, mel) float32 noise, padded to N: the ODE state before the first step."""
+    step_cond: torch.Tensor
+    text_pair: tuple[torch.Tensor, torch.Tensor | None]
+    t: torch.Tensor
+    """(steps + 1,) float32 flow times on the device."""
+    mask: torch.Tensor | None
+    cond: torch.Tensor
+    """(B, N, mel) the reference mel padded to N, in the precision it came in."""
+    cond_mask: torch.Tensor
+
+    @property
+    def steps(self) -> int:
+        return int(self.t.shape[0]) - 1
+
+
 @torch.inference_mode()
-def sample(
+def prepare_steps(
     model: DiT,
     cond: torch.Tensor,
     cond_lens: torch.Tensor,
@@ -106,19 +128,10 @@ def sample(
     cfg_strength: float = 2.0,
     sway: float | None = -1.0,
     use_epss: bool = True,
-    cancelled: Callable[[], bool] | None = None,
     pad_to: int = 1,
-    step: StepFn = guided_step,
-) -> torch.Tensor:
-    """Generate mel frames after a reference.
-
-    cond: (B, Nc, mel) reference mel; cond_lens: (B,) valid reference frames; text_ids: (B, Nt) with -1
-    padding; durations: (B,) total frames (reference + new); noise: per item (duration, mel).
-    pad_to > 1 rounds the sequence length up to a multiple of it (masked padding: the same numbers), so
-    that a compiled model or a CUDA graph sees a few fixed lengths instead of a new one per chunk.
-    step: runs each Euler step (default `guided_step`; a CUDA-graph replay of it has the same signature).
-    Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
-    """
+) -> StepInputs:
+    """Everything before the first Euler step of `sample` (same arguments): lengths, masks, the text
+    features (once per chunk), the noise on the device and the time grid."""
     device = cond.device
     batch = cond.shape[0]
     # Something must be generated: at least one frame past the reference and past the text.
@@ -154,8 +167,42 @@ def sample(
         torch.nn.utils.rnn.pad_sequence([z.to(device, torch.float32) for z in noise], batch_first=True), n
     )
     t = timesteps(steps, sway, torch.float32, use_epss).to(device)
+    return StepInputs(x, step_cond, text_pair, t, mask, cond, cond_mask)
+
+
+@torch.inference_mode()
+def sample(
+    model: DiT,
+    cond: torch.Tensor,
+    cond_lens: torch.Tensor,
+    text_ids: torch.Tensor,
+    durations: torch.Tensor,
+    noise: Sequence[torch.Tensor],
+    steps: int,
+    cfg_strength: float = 2.0,
+    sway: float | None = -1.0,
+    use_epss: bool = True,
+    cancelled: Callable[[], bool] | None = None,
+    pad_to: int = 1,
+    step: StepFn = guided_step,
+) -> torch.Tensor:
+    """Generate mel frames after a reference.
+
+    cond: (B, Nc, mel) reference mel; cond_lens: (B,) valid reference frames; text_ids: (B, Nt) with -1
+    padding; durations: (B,) total frames (reference + new); noise: per item (duration, mel).
+    pad_to > 1 rounds the sequence length up to a multiple of it (masked padding: the same numbers), so
+    that a compiled model or a CUDA graph sees a few fixed lengths instead of a new one per chunk.
+    step: runs each Euler step (default `guided_step`; a CUDA-graph replay of it has the same signature).
+    Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
+    """
+    inputs = prepare_steps(
+        model, cond, cond_lens, text_ids, durations, noise, steps, cfg_strength, sway, use_epss, pad_to
+    )
+    x, t = inputs.x, inputs.t
     for i in range(steps):
         if cancelled is not None and cancelled():
             raise SynthesisCancelled("synthesis cancelled")
-        x = step(model, x, step_cond, text_pair, t[i], t[i + 1] - t[i], mask, cfg_strength)
-    return torch.where(cond_mask, cond.float(), x)
+        x = step(
+            model, x, inputs.step_cond, inputs.text_pair, t[i], t[i + 1] - t[i], inputs.mask, cfg_strength
+        )
+    return torch.where(inputs.cond_mask, inputs.cond.float(), x)

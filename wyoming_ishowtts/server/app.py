@@ -7,7 +7,8 @@ it loads (Home Assistant allows one second). It returns the process's exit statu
   request (they are answered ``busy``), let the answers already asked for finish, then stop reading, cancel
   what is still running and stop the engine thread; exit 0. All of it within ``--shutdown-timeout`` of the
   signal (the engine gets at least a second after the cancel, to end its sampler step);
-- a model that cannot be loaded, or a voice studio (``--http-port``) that cannot listen: exit 1.
+- a model that cannot be loaded, a GPU that a CUDA error left unusable (the worker's ``on_fatal``), or a
+  voice studio (``--http-port``) that cannot listen: exit 1.
 
 With ``--http-port`` the voice studio page (studio/) is served on the same loop, beside the Wyoming listener,
 and stops with it (previews still speaking are cut off).
@@ -111,7 +112,7 @@ class Service:
             self._fatal.set_result(err)
 
     async def run(self) -> int:
-        """Serve until stopped; the exit status (0, or 1 when the model could not be loaded)."""
+        """Serve until stopped; the exit status (0, or 1 when the engine could not load or serve)."""
         voices = await asyncio.to_thread(self.registry.scan)
         _LOGGER.info("Voices: %s", ", ".join(voices) or "none")
         self._install_stop_signals()
@@ -175,7 +176,9 @@ class Service:
         finally:
             stop.cancel()
         if self._fatal.done():
-            _LOGGER.error("Stopping: the model could not be loaded (%s)", self._fatal.result())
+            _LOGGER.error(
+                "Stopping: the model could not be loaded, or its GPU failed (%s)", self._fatal.result()
+            )
 
     async def _serve_socket(self) -> None:
         server = AsyncServer.from_uri(self.settings.uri)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..engine.hardware import sticky_cuda_error
 from ..errors import BusyError, EngineFailure, IShowTTSError, SynthesisCancelled
 from ..text import language_of, spoken
 from ..voices.cache import PreparedVoices, VoiceEngine
@@ -560,6 +561,24 @@ class EngineWorker:
     def _cancelled(self, request: Request) -> bool:
         return request.cancelled.is_set() or self._abort_all.is_set()
 
+    def _device_check(self, err: BaseException) -> None:
+        """A CUDA error that leaves the GPU unusable for this process (an illegal address, a device-side
+        assert: `sticky_cuda_error`) would fail every later request the same way while the server kept
+        saying "ready". It is fatal instead: logged, readiness drops, the worker stops taking work, and the
+        server exits non-zero (`on_fatal`), so that a supervisor starts a fresh process."""
+        reason = sticky_cuda_error(err)
+        if reason is None or not self.ready.is_set():
+            return
+        self.ready.clear()
+        _LOGGER.critical(
+            "The GPU is unusable for this process (%s): stopping, so that a supervisor restarts the server",
+            reason,
+        )
+        self.stop(cancel=True)
+        if self._on_fatal is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed during shutdown
+                self._loop.call_soon_threadsafe(self._on_fatal, err)
+
     def _fail(self, segment: _Segment, err: Exception) -> None:
         request = segment.request
         self._remove(segment)
@@ -572,6 +591,7 @@ class EngineWorker:
         else:
             _LOGGER.warning("Synthesis failed for %s: %s", request.label, err)
         self._post(request, SegmentFailed(segment.index, code, str(err) or type(err).__name__))
+        self._device_check(err)  # after the post: the request hears its error before the server stops
 
     def _job(self, engine: SynthesisEngine, segment: _Segment) -> ScheduledJob | None:
         """The segment's next chunk job, starting its synthesis first if needed; None if it failed."""
@@ -668,7 +688,7 @@ class EngineWorker:
         except Exception as err:
             failure = err
         if failure is not None:
-            if len(group) > 1:
+            if len(group) > 1 and sticky_cuda_error(failure) is None:
                 # One request's trouble (a text too long for the GPU's memory, say) must not fail the
                 # others: each runs alone, with the noise it already has, so its audio is unchanged. The
                 # retries run after the handler, with the exception dropped: its traceback would keep the
@@ -681,7 +701,8 @@ class EngineWorker:
                 for item in group:
                     self._run_group(engine, [item])
                 return
-            self._fail(group[0][0], failure)
+            for segment, _ in group:  # one, or a batch the GPU failed for good
+                self._fail(segment, failure)
             return
         spent = time.monotonic() - started
         if len(group) > 1:
