@@ -75,7 +75,7 @@ DEVICE_PACKAGES = frozenset(_DEVICE_IMAGE.split())
 
 # Carried: imported at run time by our server and tools (first group) or by upstream f5-tts and vocos in
 # the benchmark's inference paths (second group), and missing on the device.
-OURS = ("wyoming", "sentence-stream", "soundfile", "cffi", "soxr", "pypinyin", "rjieba")
+OURS = ("wyoming", "soundfile", "cffi", "soxr", "pypinyin", "rjieba")
 UPSTREAM = (
     "f5-tts",
     "vocos",
