@@ -62,9 +62,21 @@ SERVED_BEFORE_KILL = 3
 
 
 def replica_args(model_dir: Path, voices: Path, cache: Path, extra: Sequence[str] = ()) -> list[str]:
-    """Short answers, one engine thread each: two replicas and HAProxy share two cores."""
+    """Short answers, one engine thread each: two replicas and HAProxy share two cores. No audio cache: these
+    tests load the replicas with the same text again and again, which must be syntheses, not cache hits."""
     return [
-        *("--model-dir", str(model_dir), "--device", "cpu", "--nfe", "2", "--threads", "1"),
+        *(
+            "--model-dir",
+            str(model_dir),
+            "--device",
+            "cpu",
+            "--nfe",
+            "2",
+            "--threads",
+            "1",
+            "--audio-cache-mb",
+            "0",
+        ),
         *("--voices-dir", str(voices), "--voice", "tone", "--cache-dir", str(cache), "--no-builtin-voice"),
         *extra,
     ]

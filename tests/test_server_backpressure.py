@@ -29,9 +29,11 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.engine.reference import load_audio
+from wyoming_ishowtts.text.english_numbers import cardinal
 
 SENTENCE = "Sentence number {n} of a long answer that nobody is listening to right now."
-STALLED_TEXT = " ".join(SENTENCE.format(n=n) for n in range(1, 61))
+# Numbers in words: the text is spoken as it is written (a digit would be put into words first).
+STALLED_TEXT = " ".join(SENTENCE.format(n=cardinal(n)) for n in range(1, 61))
 
 
 @pytest.fixture(scope="module")

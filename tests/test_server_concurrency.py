@@ -13,6 +13,9 @@ from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeVoice
 
+from wyoming_ishowtts.text import spoken
+from wyoming_ishowtts.text.english_numbers import cardinal
+
 LONG_TEXT = (
     "This request keeps the engine busy for a while. It has several sentences, so the engine splits it "
     "into more than one text chunk. Every chunk is synthesized with many sampler steps because the slow "
@@ -91,7 +94,7 @@ def test_two_clients_at_once(server: ServerProcess) -> None:
 def test_four_clients_at_once_are_served_fairly(server: ServerProcess) -> None:
     """Round-robin per text chunk: every client hears its first audio before any client is done."""
     texts = [
-        f"Client number {n} is speaking now, with a first part that is short, and then a second and "
+        f"Client number {cardinal(n)} is speaking now, with a first part that is short, and then a second and "
         "longer part that becomes another text chunk in the engine."
         for n in range(1, 5)
     ]
@@ -135,7 +138,7 @@ def test_client_disconnecting_mid_stream_does_not_disturb_others(server: ServerP
         return events
 
     check_audio(asyncio.run(go()), "Still here after the other client left.")
-    label = _label_of_sentence(server.log(), first_sentence)
+    label = _label_of_sentence(server.log(), spoken(first_sentence))
     gone = f"Client {label.split()[1]} disconnected"
     time.sleep(2.0)  # time for the worker to come back to the leaver's sentences, were they still queued
     lines = server.log().splitlines()
