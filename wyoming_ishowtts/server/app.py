@@ -139,6 +139,7 @@ class Service:
                 await self.studio.stop()
             for handler in list(self.state.handlers):
                 await handler.disconnect()
+            self.state.text_thread.shutdown(wait=False)
             self.worker.stop(cancel=True)
             timeout = max(self._time_left(), MIN_ENGINE_STOP)
             if not await asyncio.to_thread(self.worker.join, timeout):

@@ -29,7 +29,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
@@ -75,6 +78,7 @@ F5_ATTRIBUTION = Attribution(name="F5-TTS (SWivid)", url="https://github.com/SWi
 USER_VOICE_ATTRIBUTION = Attribution(name="local voice", url="")
 
 _client_ids = itertools.count(1)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,12 @@ class ServerState:
     connections: int = 0
     handlers: set[IShowTtsEventHandler] = field(default_factory=set)
     stopping: bool = False  # the server finishes the answers asked for and takes no new ones
+    # The text front end's one thread: putting a text into words takes a few ms, off the event loop, and one
+    # thread (started by the first text, kept) does it for every connection in turn, so the server's
+    # threads and memory do not grow with how many clients speak at once.
+    text_thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="text")
+    )
 
 
 @dataclass
@@ -303,6 +313,9 @@ class IShowTtsEventHandler(AsyncEventHandler):
             await asyncio.to_thread(registry.scan)  # maybe added since the last describe
             return registry.resolve(name, language)
 
+    async def _in_text_thread(self, call: Callable[..., _T], *args: str) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self.state.text_thread, call, *args)
+
     def _normalizes(self, voice: VoiceInfo) -> bool:
         return self.settings.normalize and voice.normalize
 
@@ -346,7 +359,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         said = text.strip()
         if self._normalizes(voice):
             language = language_of(synthesize.voice.language if synthesize.voice else None, voice.languages)
-            said = await asyncio.to_thread(spoken, text, language)  # up to a few ms: off the loop
+            said = await self._in_text_thread(spoken, text, language)
             if not said:
                 await self._refuse(
                     EmptyTextError("nothing to synthesize: the text has no words to speak"),
@@ -401,7 +414,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             )
             stream.request.results.put_nowait(Abort(too_long.code, str(too_long), close=False))
             return
-        for sentence in await asyncio.to_thread(stream.speech.add, chunk.text):
+        for sentence in await self._in_text_thread(stream.speech.add, chunk.text):
             _LOGGER.debug("%s: sentence %r", stream.request.label, sentence[:80])
             self.state.worker.submit(stream.request, sentence)
 
@@ -416,7 +429,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
             await self._send(SynthesizeStopped().event())
             return
         if not stream.failed:
-            for sentence in await asyncio.to_thread(stream.speech.finish):
+            for sentence in await self._in_text_thread(stream.speech.finish):
                 self.state.worker.submit(request, sentence)
             if request.submitted == 0:
                 empty = EmptyTextError("nothing to synthesize: the text is empty")
