@@ -721,3 +721,12 @@ def test_nothing_after_an_unclosed_reasoning_block_is_spoken(language: str) -> N
 def test_prices_per_unit_and_sentences_that_start_with_a_number(written: str, said: str) -> None:
     assert spoken(written) == said
     assert spoken(said) == said  # and a sentence that starts with a number stays one sentence
+
+
+def test_a_year_first_dotted_number_is_a_version_in_english_and_a_date_in_chinese() -> None:
+    """Home Assistant's own versions look like dates (2026.12.1); English writes no date that way."""
+    assert spoken("Home Assistant 2026.12.1 is out.") == (
+        "Home Assistant two thousand twenty-six point twelve point one is out."
+    )
+    assert spoken("Due 2026/12/07.") == "Due December seventh, twenty twenty-six."
+    assert spoken("2026.12.7开会", "zh") == "二零二六年十二月七日开会"

@@ -182,6 +182,8 @@ def _named_date(match: re.Match[str], reader: Reader) -> str | None:
 
 def _numeric_date(match: re.Match[str], reader: Reader) -> str | None:
     if match["y1"]:  # year first: 2026/12/07 or 2026.12.07
+        if match["s1"] == "." and reader is english:
+            return None  # "Home Assistant 2026.12.1" is a version (Chinese writes dates so: 2026.12.7)
         year, month, day = int(match["y1"]), int(match["a1"]), int(match["b1"])
     else:
         a, b, year = int(match["a2"]), int(match["b2"]), int(match["y2"])
