@@ -161,12 +161,12 @@ def simulate(engine: Engine, voice: Any, text: str, rule: str, cost: CostModel) 
         arrivals: list[tuple[float, float]] = []
         steps: list[int] = []
         while (job := synthesis.next_job()) is not None:
-            spent = job.steps * sum(cost.step(total) for total in job.totals)
+            spent = job.nfe * sum(cost.step(total) for total in job.totals)
             clock.now += spent
             waves = [
                 np.zeros((total - voice.ref_frames - 1) * HOP_LENGTH, np.float32) for total in job.totals
             ]
-            steps.append(job.steps)
+            steps.append(job.nfe)
             for piece in synthesis.deliver(job, waves, spent):
                 arrivals.append((clock.now, len(piece) / SAMPLE_RATE))
     finally:

@@ -17,7 +17,7 @@ import torch
 from conftest import TONE_TRANSCRIPT, load_tiny_engine, make_voice, nan_forward_once
 
 from wyoming_ishowtts.engine import Engine, SynthesisOptions
-from wyoming_ishowtts.engine import core as engine_module
+from wyoming_ishowtts.engine import batch as batch_module
 from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.errors import EngineFailure
 
@@ -76,7 +76,7 @@ def test_out_of_memory_raises_engine_failure(
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
     with monkeypatch.context() as patch:
-        patch.setattr(engine_module, "sample", oom)
+        patch.setattr(batch_module, "sample", oom)
         with pytest.raises(EngineFailure, match="out of memory") as err:
             engine.synthesize_all(voice, GOOD_TEXT)
     assert err.value.code == "synthesis-failed"

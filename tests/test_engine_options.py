@@ -135,15 +135,17 @@ def synthesize_with(model_dir: Path, stand_in: bool = False, **settings: Any) ->
     """TEXT at 3 steps, seed 1, fp32 on the CPU, with these engine settings: the audio, and the sequence
     length the model saw at each step. `stand_in`: on the CUDA-graph path, played by its CPU stand-in. A
     recorded or compiled path is warmed up first, and must then run every step recorded (none eagerly)."""
-    engine = Engine.load(EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", **settings))
-    if stand_in:
-        engine._accelerate(EagerRecorder())
+    engine = Engine.load(
+        EngineSettings(model_dir=model_dir, device="cpu", precision="fp32", **settings),
+        recorder=EagerRecorder() if stand_in else None,
+    )
     voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
-    if engine.steps is not None:
+    step_graphs = engine.acceleration.step_graphs
+    if step_graphs is not None:
         engine.warm_up(voice)
     with model_lengths(engine) as lengths:
         audio = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
-    eager = 0 if engine.steps is None else engine.steps.eager_steps
+    eager = 0 if step_graphs is None else step_graphs.eager_steps
     assert eager == 0, f"{eager} steps ran on a layout the warm-up did not record"
     return audio, lengths
 
@@ -223,22 +225,28 @@ def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
             )
         )
         voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
-        buckets = engine.bucket_lengths(voice)
+        buckets = engine.acceleration.bucket_lengths(voice)
         assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
         engine.warm_up(voice)
-        steps = engine.steps
-        assert steps is not None
+        step_graphs = engine.acceleration.step_graphs
+        assert step_graphs is not None
         # One layout per (batch size, bucket) at the one guidance strength, all recorded by the warm-up.
-        assert len(steps) == len(steps.batch_sizes) * len(buckets), (len(steps), steps.batch_sizes, buckets)
+        assert len(step_graphs) == len(step_graphs.batch_sizes) * len(buckets), (
+            len(step_graphs),
+            step_graphs.batch_sizes,
+            buckets,
+        )
         compiled = graphs()
         assert compiled >= 1, "--compile compiled nothing in the warm-up"
-        replays = steps.replays
+        replays = step_graphs.replays
         with torch._dynamo.config.patch(error_on_recompile=True):
             long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
             for text in ("Short.", long_text):
                 assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
-        assert steps.eager_steps == 0, f"{steps.eager_steps} steps ran on a layout the warm-up did not record"
-        assert steps.replays > replays, "the requests did not run the recorded steps"
+        assert step_graphs.eager_steps == 0, (
+            f"{step_graphs.eager_steps} steps ran on a layout the warm-up did not record"
+        )
+        assert step_graphs.replays > replays, "the requests did not run the recorded steps"
         assert graphs() == compiled, "a request after the warm-up compiled a graph"
 
 

@@ -52,9 +52,9 @@ import pytest
 import torch
 
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice, hardware
-from wyoming_ishowtts.engine import core as engine_module
+from wyoming_ishowtts.engine import batch as batch_module
 from wyoming_ishowtts.engine.sampler import guided_step
-from wyoming_ishowtts.engine.step_graphs import EagerRecorder
+from wyoming_ishowtts.engine.step_graphs import EagerRecorder, Recorder
 from wyoming_ishowtts.engine.voice import tone_clip
 from wyoming_ishowtts.errors import EngineFailure
 from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
@@ -69,9 +69,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_model(tmp_path_factory.mktemp("tiny"), "tiny", seed=4)
 
 
-def load(model_dir: Path, **settings: Any) -> Engine:
+def load(model_dir: Path, recorder: Recorder | None = None, **settings: Any) -> Engine:
     settings = {"device": "cpu", "precision": "fp32", **settings}
-    return Engine.load(EngineSettings(model_dir=model_dir, **settings))
+    return Engine.load(EngineSettings(model_dir=model_dir, **settings), recorder=recorder)
 
 
 def voice_of(engine: Engine, seconds: float = 2.0) -> Voice:
@@ -107,9 +107,9 @@ def test_compile_without_a_compiler_runs_eagerly_and_says_so(
     monkeypatch.setattr(hardware.shutil, "which", lambda name: None)
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.delenv("CXX", raising=False)
-    with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.core"):
+    with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.acceleration"):
         engine = load(model_dir, compile=True)
-    assert engine.steps is None and engine.bucket == 1 and engine.acceleration == "eager"
+    assert engine.acceleration.name == "eager" and engine.acceleration.bucket == 1
     assert any("needs a C++ compiler" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
     assert len(engine.synthesize_all(voice_of(engine), "Hello there.", SynthesisOptions(nfe=2, seed=1))) > 0
 
@@ -117,18 +117,18 @@ def test_compile_without_a_compiler_runs_eagerly_and_says_so(
 def test_length_bucket_alone_is_ignored_with_a_warning(
     model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.core"):
+    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.acceleration"):
         engine = load(model_dir, length_bucket=64)
-    assert engine.bucket == 1 and engine.steps is None
+    assert engine.acceleration.bucket == 1 and engine.acceleration.step_graphs is None
     assert any("--length-bucket is ignored" in r.getMessage() for r in caplog.records)
 
 
 def test_cuda_graphs_on_a_cpu_are_refused_with_a_warning(
     model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.core"):
+    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.acceleration"):
         engine = load(model_dir, cuda_graphs=True)
-    assert engine.steps is None and engine.bucket == 1
+    assert engine.acceleration.step_graphs is None and engine.acceleration.bucket == 1
     assert any("--cuda-graphs needs a CUDA GPU" in r.getMessage() for r in caplog.records)
 
 
@@ -141,17 +141,17 @@ class BrokenRecorder:
 def test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine(
     model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = load(model_dir)
     options = SynthesisOptions(nfe=3, seed=5)
+    eager = load(model_dir)
+    expected = eager.synthesize_all(voice_of(eager), TEXT, options)
+    engine = load(model_dir, recorder=BrokenRecorder())
     voice = voice_of(engine)
-    expected = engine.synthesize_all(voice, TEXT, options)
-    engine._accelerate(BrokenRecorder())
-    assert engine.steps is not None and engine.bucket == 256
-    with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.core"):
+    assert engine.acceleration.step_graphs is not None and engine.acceleration.bucket == 256
+    with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.acceleration"):
         engine.warm_up(voice)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors and "every step now runs eagerly" in errors[0].getMessage() and errors[0].exc_info
-    assert engine.steps is None and engine.bucket == 1
+    assert engine.acceleration.step_graphs is None and engine.acceleration.bucket == 1
     np.testing.assert_array_equal(engine.synthesize_all(voice, TEXT, options), expected)
 
 
@@ -160,15 +160,14 @@ def test_warm_up_records_every_layout_the_voices_and_batches_reach(
 ) -> None:
     """The default voice, another voice with its own chunk budget (longer chunks), later chunks two at a
     time and two clients' chunks in one batch: after the warm-up none of it records or runs eagerly."""
-    engine = load(model_dir, batch_chunks=2, length_bucket=256)
-    engine._accelerate(EagerRecorder())
+    engine = load(model_dir, EagerRecorder(), batch_chunks=2, length_bucket=256)
     short, long = voice_of(engine, 2.0), voice_of(engine, 4.0)
     short_options = SynthesisOptions(seed=1, nfe=2)
     long_options = SynthesisOptions(seed=2, nfe=2, speed=0.8, max_chars=200)
     engine.warm_up(short, options=short_options, others=[(long, long_options)], max_requests=2)
-    steps = engine.steps
-    assert steps is not None and steps.batch_sizes == [1, 2, 4]
-    recorded = len(steps)
+    step_graphs = engine.acceleration.step_graphs
+    assert step_graphs is not None and step_graphs.batch_sizes == [1, 2, 4]
+    recorded = len(step_graphs)
     text = " ".join(["The fox jumps over the lazy dog, and it runs back home at night."] * 5)
     a, b = engine.begin(short, text, short_options), engine.begin(long, text, long_options)
     longest = 0
@@ -179,12 +178,14 @@ def test_warm_up_records_every_layout_the_voices_and_batches_reach(
         longest = max([longest, *jobs[-1].totals])
         for job, waves in zip(jobs, engine.run_batch(jobs), strict=True):
             job.synthesis.deliver(job, waves, 0.1)
-    assert longest > engine._length_range(short, short_options)[1]  # beyond the default voice's lengths
-    assert steps.eager_steps == 0 and len(steps) == recorded  # nothing recorded, nothing eager
+    assert (
+        longest > engine.acceleration.length_range(short, short_options)[1]
+    )  # beyond the default voice's lengths
+    assert step_graphs.eager_steps == 0 and len(step_graphs) == recorded  # nothing recorded, nothing eager
     # A sentence longer than any chunk budget is one chunk longer than any warmed length: eager, logged.
     with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.step_graphs"):
         engine.synthesize_all(short, "word " * 200 + ".", short_options)
-    assert steps.eager_steps > 0 and any("not warmed" in r.getMessage() for r in caplog.records)
+    assert step_graphs.eager_steps > 0 and any("not warmed" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------------------------------------- out of memory
@@ -200,7 +201,7 @@ def test_out_of_memory_leaves_nothing_of_the_batch_alive(
         held.append(weakref.ref(activations))
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(engine_module, "guided_step", step_out_of_memory)
+    monkeypatch.setattr(batch_module, "guided_step", step_out_of_memory)
     jobs = [engine.begin(voice, TEXT, SynthesisOptions(nfe=2, seed=s)).next_job() for s in (1, 2)]
     with pytest.raises(EngineFailure, match="ran out of memory") as caught:
         engine.run_batch([job for job in jobs if job is not None])
@@ -235,7 +236,7 @@ class _OneChunk:
     finished = False
 
     def next_job(self) -> Any:
-        return SimpleNamespace(synthesis=self, texts=["x"], steps=2, batch_key=(2, 2.0, -1.0))
+        return SimpleNamespace(synthesis=self, texts=["x"], nfe=2, batch_key=(2, 2.0, -1.0))
 
     def deliver(self, job: Any, waves: list[np.ndarray], spent: float) -> list[np.ndarray]:
         self.finished = True
@@ -333,16 +334,15 @@ def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: py
         out = guided_step(model, x, *args)
         return out * float("nan") if model.input_dtype != torch.float32 else out
 
-    half = load(model_dir, precision="bf16")
+    half = load(model_dir, EagerRecorder(), precision="bf16")
     voice = voice_of(half)
-    half._accelerate(EagerRecorder())
     half.warm_up(voice)
-    assert half.steps is not None and half.model.input_dtype == torch.bfloat16
+    assert half.acceleration.step_graphs is not None and half.model.input_dtype == torch.bfloat16
     assert voice.mel.dtype == torch.float32  # the sampler casts what the model reads; the voice keeps fp32
-    monkeypatch.setattr(engine_module, "guided_step", nan_in_half_precision)
-    monkeypatch.setattr(half.steps, "step", nan_in_half_precision)
+    monkeypatch.setattr(batch_module, "guided_step", nan_in_half_precision)
+    monkeypatch.setattr(half.acceleration.step_graphs, "step", nan_in_half_precision)
     wave = half.synthesize_all(voice, TEXT, options)
-    assert half.dtype == torch.float32 and half.steps is None
+    assert half.dtype == torch.float32 and half.acceleration.step_graphs is None
     assert half.model.input_dtype == torch.float32
     gc.collect()
     np.testing.assert_array_equal(wave, expected)
@@ -364,7 +364,7 @@ def test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does(
         out = guided_step(model, x, *args)
         return out * float("nan") if model.input_dtype != torch.float32 else out
 
-    monkeypatch.setattr(engine_module, "guided_step", watching)
+    monkeypatch.setattr(batch_module, "guided_step", watching)
     options = SynthesisOptions(nfe=2, seed=7)
     assert not tf32_enabled()
     fp32 = load(model_dir)

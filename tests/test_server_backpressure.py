@@ -57,14 +57,14 @@ def stalled_text_chunks(engine: Engine, voices: Path) -> int:
 def count_pieces(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """From now on, the samples of each piece the engine produces, in order."""
     synthesized: list[int] = []
-    original = engine._synthesize_chunks
+    original = engine.run_batch
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         waves = original(*args, **kwargs)
-        synthesized.extend(len(wave) for wave in waves)
+        synthesized.extend(len(wave) for job_waves in waves for wave in job_waves)
         return waves
 
-    monkeypatch.setattr(engine, "_synthesize_chunks", counting)
+    monkeypatch.setattr(engine, "run_batch", counting)
     return synthesized
 
 

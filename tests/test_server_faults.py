@@ -36,7 +36,7 @@ from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
 from wyoming_ishowtts.engine import Engine, Voice
-from wyoming_ishowtts.engine import core as engine_module
+from wyoming_ishowtts.engine import batch as batch_module
 from wyoming_ishowtts.engine.reference import load_audio
 from wyoming_ishowtts.voices.cache import cache_file, prepared_voice_key, read_clip, write_clip
 from wyoming_ishowtts.voices.registry import VoiceRegistry
@@ -147,16 +147,16 @@ def test_engine_exception(
     server: InProcessServer, engine: Engine, tone_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="wyoming_ishowtts")
-    original = engine._synthesize_chunks
+    original = engine.run_batch
     calls: list[int] = []
 
-    def broken_once(*args: Any, **kwargs: Any) -> list[np.ndarray]:
+    def broken_once(*args: Any, **kwargs: Any) -> list[list[np.ndarray]]:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("injected engine fault")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_synthesize_chunks", broken_once)
+    monkeypatch.setattr(engine, "run_batch", broken_once)
     failed, good = _read_through_error(server, [synth("This request meets a broken engine.")])
     assert error_of(failed)["code"] == "synthesis-failed"
     assert "injected engine fault" in caplog.text and "Traceback" in caplog.text  # the log has the cause
@@ -169,16 +169,16 @@ def test_engine_failure_after_audio_ends_with_audio_stop_then_the_close(
 ) -> None:
     """A plain request that fails on its second chunk: the audio already sent, the error, audio-stop (a
     reader that ignores errors ends there), then the connection closes."""
-    original = engine._synthesize_chunks
+    original = engine.run_batch
     calls: list[int] = []
 
-    def broken_second(*args: Any, **kwargs: Any) -> list[np.ndarray]:
+    def broken_second(*args: Any, **kwargs: Any) -> list[list[np.ndarray]]:
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("injected engine fault on the second chunk")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_synthesize_chunks", broken_second)
+    monkeypatch.setattr(engine, "run_batch", broken_second)
     text = "The first part is here. " + "Then comes a second sentence, long enough to be its own chunk. " * 2
     failed, good = _read_through_error(server, [synth(text)])
     types = [e.type for e in failed]
@@ -192,7 +192,7 @@ def test_cuda_out_of_memory(
     server: InProcessServer, tone_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="wyoming_ishowtts")
-    original = engine_module.sample
+    original = batch_module.sample
     calls: list[int] = []
 
     def oom_once(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -201,7 +201,7 @@ def test_cuda_out_of_memory(
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "sample", oom_once)
+    monkeypatch.setattr(batch_module, "sample", oom_once)
     failed, good = _read_through_error(server, [synth("This request runs out of GPU memory.")])
     error = error_of(failed)
     assert error["code"] == "synthesis-failed"
@@ -258,7 +258,7 @@ def test_a_sticky_cuda_error_is_fatal_readiness_drops_and_the_server_exits_non_z
     with run_server(engine, fault_voices, tmp_path / "cache") as server:
         check_audio(speak(server), GOOD_TEXT)  # serving, and ready, before the fault
         assert server.worker.ready.is_set()
-        monkeypatch.setattr(engine_module, "sample", illegal_address)
+        monkeypatch.setattr(batch_module, "sample", illegal_address)
 
         async def go() -> list[Event]:
             async with connect(server.uri) as client:

@@ -34,7 +34,7 @@ class FakeSynthesis:
 
 
 class FakeJob:
-    steps = 4
+    nfe = 4
     batch_key = (4, 2.0, -1.0)
 
     def __init__(self, synthesis: FakeSynthesis) -> None:

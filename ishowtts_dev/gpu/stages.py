@@ -195,8 +195,11 @@ def free_cuda() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def load_engine(plan: Plan, size: str, device: str, precision: str, **settings: Any) -> tuple[Any, Any]:
-    """An engine and the precision tool's voice (deterministic clip, not trimmed)."""
+def load_engine(
+    plan: Plan, size: str, device: str, precision: str, recorder: Any = None, **settings: Any
+) -> tuple[Any, Any]:
+    """An engine and the precision tool's voice (deterministic clip, not trimmed); `recorder`: its steps
+    recorded with it (`Engine.load`)."""
     from wyoming_ishowtts.engine import Engine, EngineSettings
 
     from ..precision import REF_TEXT, reference_clip
@@ -204,7 +207,8 @@ def load_engine(plan: Plan, size: str, device: str, precision: str, **settings: 
     engine = Engine.load(
         EngineSettings(
             model_dir=plan.model_dir(size), device=device, precision=precision, warmup=False, **settings
-        )
+        ),
+        recorder=recorder,
     )
     voice = engine.prepare_voice(reference_clip(), 24000, REF_TEXT, trim=False)
     return engine, voice
@@ -430,10 +434,8 @@ def accelerated_engine(plan: Plan, size: str, precision: str, path: str, **setti
 
     wanted = dict(PATHS[path])
     stand_in = not plan.cuda and wanted.pop("cuda_graphs", False)
-    engine, voice = load_engine(plan, size, plan.device, precision, **wanted, **settings)
-    if stand_in:
-        engine._accelerate(EagerRecorder())
-    return engine, voice
+    recorder = EagerRecorder() if stand_in else None
+    return load_engine(plan, size, plan.device, precision, recorder, **wanted, **settings)
 
 
 def stage_paths(plan: Plan, rec: Record) -> None:
@@ -463,11 +465,13 @@ def path_checks(plan: Plan, rec: Record, paths: Sequence[str]) -> None:
         try:
             engine, voice = accelerated_engine(plan, size, precision, path, batch_chunks=2)
             engine.warm_up(voice, options=options)
-            layouts = len(engine.steps) if engine.steps is not None else 0
+            step_graphs = engine.acceleration.step_graphs
+            layouts = len(step_graphs) if step_graphs is not None else 0
             with torch._dynamo.config.patch(error_on_recompile=True):
                 waves = [engine.synthesize_all(voice, FOUR, options) for _ in range(2)]
-            eager_steps = None if engine.steps is None else engine.steps.eager_steps
-            acceleration = engine.acceleration
+            step_graphs = engine.acceleration.step_graphs  # None if the warm-up or a request dropped them
+            eager_steps = None if step_graphs is None else step_graphs.eager_steps
+            acceleration = engine.acceleration.name
             del engine
         except Exception as exc:  # reported as a failed check
             error = f"{type(exc).__name__}: {exc}"[:400]
@@ -560,7 +564,7 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
                 plan, plan.main_size, plan.serving_precision, path, length_bucket=bucket
             )
             engine.warm_up(voice, max_requests=max(b for b, _ in layouts))
-        step = engine.steps or guided_step
+        step = engine.acceleration.step_graphs or guided_step
         ids = torch.tensor([engine.vocab.encode(list("Warm up the step."))], device=engine.device)
         generator = torch.Generator().manual_seed(0)
         row: dict[str, Any] = {}
@@ -590,8 +594,8 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
                     profile_step(partial(run_steps, engine.model, step, inputs, 1), plan.cuda),
                 )
         row["masked"] = path != "eager unpadded"
-        if engine.steps is not None:
-            row["eager steps (not warmed)"] = engine.steps.eager_steps
+        if engine.acceleration.step_graphs is not None:
+            row["eager steps (not warmed)"] = engine.acceleration.step_graphs.eager_steps
         table[path] = row
         rec.value(key, table)
         del engine, voice

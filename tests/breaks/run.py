@@ -41,6 +41,8 @@ SENTENCES = "wyoming_ishowtts/text/sentences.py"
 HANDLER = "wyoming_ishowtts/server/handler.py"
 WORKER = "wyoming_ishowtts/server/worker.py"
 CORE = "wyoming_ishowtts/engine/core.py"
+ACCELERATION = "wyoming_ishowtts/engine/acceleration.py"
+BATCH = "wyoming_ishowtts/engine/batch.py"
 AUDIO_CACHE = "wyoming_ishowtts/server/audio_cache.py"
 AC = "tests/test_audio_cache.py::"
 SP = "tests/test_server_protocol.py::"
@@ -142,7 +144,7 @@ BREAKS = [
     Break(
         "compile-off",
         "--compile compiles nothing (the eager step is kept)",
-        CORE,
+        ACCELERATION,
         "step = torch.compile(guided_step, dynamic=True)",
         "step = guided_step",
         [
@@ -153,9 +155,9 @@ BREAKS = [
     Break(
         "padding-off",
         "requests are not padded to the length bucket",
-        CORE,
-        "                        pad_to=self.bucket,\n                        step=self.steps or guided_step,",
-        "                        pad_to=1,\n                        step=self.steps or guided_step,",
+        BATCH,
+        "        pad_to=acceleration.bucket,\n",
+        "        pad_to=1,\n",
         [
             "tests/test_engine_options.py::test_length_buckets_give_the_same_audio",
             "tests/test_engine_options.py::test_warm_up_compiles_every_length_bucket",
@@ -164,7 +166,7 @@ BREAKS = [
     Break(
         "warm-up-one-bucket",
         "the warm-up records only the first length bucket",
-        CORE,
+        ACCELERATION,
         "                    for n in lengths:\n",
         "                    for n in lengths[:1]:\n",
         ["tests/test_engine_options.py::test_warm_up_compiles_every_length_bucket"],
@@ -371,6 +373,22 @@ BREAKS = [
         "with tf32_matmuls() if self.fell_back else contextlib.nullcontext():",
         "with contextlib.nullcontext():",
         ["tests/test_gpu_paths.py::test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does"],
+    ),
+    Break(
+        "engine-private-by-name",
+        "a test reaches into an engine under another name (`half._files`, an Engine private)",
+        "tests/test_gpu_paths.py",
+        '    half = load(model_dir, EagerRecorder(), precision="bf16")\n',
+        '    half = load(model_dir, EagerRecorder(), precision="bf16")\n    assert half._files is not None\n',
+        ["tests/test_layering.py::test_nothing_outside_the_engine_touches_a_private_member_of_an_engine"],
+    ),
+    Break(
+        "engine-private-through-a-chain",
+        "gpu-check reads a private member of what an engine holds (`engine.acceleration._x`)",
+        "ishowtts_dev/gpu/stages.py",
+        "        step = engine.acceleration.step_graphs or guided_step\n",
+        "        step = engine.acceleration._step_graphs or guided_step\n",
+        ["tests/test_layering.py::test_nothing_outside_the_engine_touches_a_private_member_of_an_engine"],
     ),
     Break(
         "dit-random-init",

@@ -104,7 +104,7 @@ def tf32_enabled() -> bool:
 def tf32_matmuls() -> Iterator[None]:
     """TF32 for CUDA float32 matrix multiplies inside the block, then the setting as it was.
 
-    For the fp32 fallback's model only (`Engine._fall_back_to_fp32`): on Hopper a TF32 matrix multiply is
+    For the fp32 fallback's model only (`Engine.run_batch`): on Hopper a TF32 matrix multiply is
     several times faster than a true float32 one, and the fallback exists to keep serving after half
     precision overflowed, not to be bit-exact. Everything else keeps the process's setting (torch's
     default: off), so ``--precision fp32`` stays upstream's numbers and gpu-check's strict comparison

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import SynthesisCancelled
 from .dit import DiT
-from .options import MAX_FRAMES
+from .options import MAX_FRAMES, ceil_to
 
 # Empirically pruned step grids (EPSS, Fast F5-TTS), in 1/32 units of flow time.
 EPSS_GRIDS: dict[int, tuple[int, ...]] = {
@@ -46,6 +46,14 @@ def draw_noise(durations: Sequence[int], mel_dim: int, generator: torch.Generato
     padded block) keeps each item's noise independent of what else shares the batch.
     """
     return [torch.randn(d, mel_dim, generator=generator) for d in durations]
+
+
+def total_frames(durations: torch.Tensor, text_lens: torch.Tensor, cond_lens: torch.Tensor) -> torch.Tensor:
+    """Each item's total frames (reference + new) as sampled: something must be generated, so at least one
+    frame past the reference and past the text, and at most MAX_FRAMES. (B,) integers in, (B,) out."""
+    return torch.maximum(torch.maximum(text_lens, cond_lens) + 1, durations.to(cond_lens)).clamp(
+        max=MAX_FRAMES
+    )
 
 
 def pad_frames(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -134,13 +142,8 @@ def prepare_steps(
     features (once per chunk), the noise on the device and the time grid."""
     device = cond.device
     batch = cond.shape[0]
-    # Something must be generated: at least one frame past the reference and past the text.
-    text_lens = (text_ids != -1).sum(dim=-1)
-    durations = torch.maximum(torch.maximum(text_lens, cond_lens) + 1, durations.to(cond_lens)).clamp(
-        max=MAX_FRAMES
-    )
-    longest = int(durations.max())
-    n = min(-(-longest // pad_to) * pad_to, MAX_FRAMES) if pad_to > 1 else longest
+    durations = total_frames(durations, (text_ids != -1).sum(dim=-1), cond_lens)
+    n = min(ceil_to(int(durations.max()), pad_to), MAX_FRAMES)
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
     cond = pad_frames(cond, n)

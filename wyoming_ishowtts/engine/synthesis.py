@@ -27,8 +27,8 @@ from .chunking import (
     shorten_first_chunk,
 )
 from .nfe import NfePolicy
-from .options import MAX_FRAMES, SAMPLE_RATE, SynthesisOptions
-from .sampler import draw_noise
+from .options import SAMPLE_RATE, SynthesisOptions
+from .sampler import draw_noise, total_frames
 from .tokenizer import Vocab, text_to_tokens
 from .voice import Voice
 
@@ -54,16 +54,14 @@ def chunk_inputs(
 ) -> tuple[list[list[int]], list[int]]:
     """Token ids (reference transcript + chunk) and total frames (reference + new) of each chunk."""
     ref_text = model_ref_text(voice.ref_text)
-    cond_frames = int(voice.mel.shape[1])
     token_ids = [vocab.encode(text_to_tokens(ref_text + chunk)) for chunk in chunks]
-    totals = [
-        min(
-            max(len(ids) + 1, cond_frames + 1, estimate_total_frames(voice.ref_frames, ref_text, c, speed)),
-            MAX_FRAMES,
-        )
-        for ids, c in zip(token_ids, chunks, strict=True)
-    ]
-    return token_ids, totals
+    estimates = [estimate_total_frames(voice.ref_frames, ref_text, chunk, speed) for chunk in chunks]
+    totals = total_frames(
+        torch.tensor(estimates),
+        torch.tensor([len(ids) for ids in token_ids]),
+        torch.full((len(chunks),), int(voice.mel.shape[1])),
+    )  # as the sampler will bound them
+    return token_ids, totals.tolist()
 
 
 @dataclass(eq=False)
@@ -82,13 +80,14 @@ class ChunkJob:
     totals: list[int]
     """Total frames (reference + new) of each chunk."""
     noise: list[torch.Tensor]
-    steps: int
+    nfe: int
+    """Sampler steps (function evaluations) for these chunks."""
 
     @property
     def batch_key(self) -> tuple[int, float, float]:
         """What must be equal for jobs to share a batch: the time grid and the guidance."""
         options = self.synthesis.options
-        return (self.steps, options.cfg_strength, options.sway_sampling_coef)
+        return (self.nfe, options.cfg_strength, options.sway_sampling_coef)
 
     @property
     def frames(self) -> int:
@@ -154,26 +153,26 @@ class Synthesis:
         token_ids, totals = chunk_inputs(self._vocab, self.voice, texts, opts.speed)
         predicted = None if self._step_cost is None else self._step_cost * sum(totals)
         slack = self._delivered - (time.monotonic() - self._started)
-        steps = opts.nfe or self._policy.choose(index, slack, predicted)
+        nfe = opts.nfe or self._policy.choose(index, slack, predicted)
         noise = draw_noise(totals, self._mel_dim, self._generator)  # in chunk order, always
         self._next += len(texts)
         _LOGGER.debug(
             "chunk %d/%d: %d steps, %d frames (slack %.2fs): %r",
             index + 1,
             len(self.chunks),
-            steps,
+            nfe,
             sum(totals),
             slack,
             texts,
         )
-        return ChunkJob(self, index, texts, token_ids, totals, noise, steps)
+        return ChunkJob(self, index, texts, token_ids, totals, noise, nfe)
 
     def deliver(self, job: ChunkJob, waves: list[np.ndarray], spent: float) -> list[np.ndarray]:
         """Take the waves `Engine.run_batch` made for `job` (which took `spent` seconds, batch included) and return
         the audio pieces to play now, cross-faded; the last chunk's piece carries the held-back tail."""
         if job.first_index != self._done:
             raise ValueError("jobs must be delivered in order")
-        self._step_cost = spent / max(job.steps, 1) / max(job.frames, 1)
+        self._step_cost = spent / max(job.nfe, 1) / max(job.frames, 1)
         _LOGGER.debug(
             "chunk %d/%d: %.2fs audio in %.2fs",
             job.first_index + 1,

@@ -73,7 +73,7 @@ class ScheduledJob(Protocol):
     def batch_key(self) -> tuple[int, float, float]: ...
 
     @property
-    def steps(self) -> int: ...
+    def nfe(self) -> int: ...
 
 
 class ScheduledSynthesis(Protocol):
@@ -706,7 +706,7 @@ class EngineWorker:
             return
         spent = time.monotonic() - started
         if len(group) > 1:
-            _LOGGER.debug("Batch of %d requests (%d steps) in %.2fs", len(group), group[0][1].steps, spent)
+            _LOGGER.debug("Batch of %d requests (%d steps) in %.2fs", len(group), group[0][1].nfe, spent)
         for (segment, job), waves in zip(group, results, strict=True):
             self._deliver(segment, job, waves, spent)
 
