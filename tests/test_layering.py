@@ -18,6 +18,7 @@ that does not exist (a lazy import left behind by a move: mypy is told to ignore
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -234,3 +235,147 @@ def test_an_old_developer_tool_path_says_where_it_moved(old: str, new: str) -> N
         [sys.executable, "-m", old, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode != 0 and f"python -m {new}" in result.stderr, (result.returncode, result.stderr)
+
+
+# Private members of an engine -----------------------------------------------------------------------------
+# Outside engine/ an engine is used through its public names only (issue 21: tests and gpu-check called
+# `Engine._accelerate`). Checked in every Python file of the package, the developer tools and both test
+# suites. What counts as an engine object, read from the source (no types are inferred):
+#   - a name that says so (`engine`, `fake_engine`, `engine_core`, ...), and any attribute chain through one
+#     (`self.engine._x`, `engine.acceleration.step_graphs._x`);
+#   - a name the file binds to an engine: annotated `Engine`, or assigned from `Engine(...)`, `Engine.load(...)`
+#     or a function of the file annotated `-> Engine` (a test's `half = load(...)`);
+#   - any receiver but `self`/`cls` of a private name of the engine's own classes (`Engine`, `Acceleration`);
+#   - the same by string: ``getattr``/``setattr``/``delattr``/``hasattr`` and ``monkeypatch.setattr(x, "_name")``.
+# Not covered: an engine reached under another name through a container or a helper of another module, and
+# the inner classes of engine modules (DiT's rotary table, `StepGraphs`), which their own unit tests probe.
+ENGINE_CLASSES = {"engine/core.py": "Engine", "engine/acceleration.py": "Acceleration"}
+CHECKED_FOR_ENGINE_PRIVATES = ("wyoming_ishowtts", "ishowtts_dev", "tests", "tests_ha")
+_SAYS_ENGINE = re.compile(r"(^|_)engine($|_)", re.IGNORECASE)
+_IS_ENGINE_TYPE = re.compile(r"\bEngine\b")
+_BY_STRING = re.compile(r"(^|\.)(getattr|setattr|delattr|hasattr)$")
+
+
+def engine_private_names(root: Path = ROOT) -> set[str]:
+    """Every private name the engine's own classes define: their `_methods` and the `self._x` they assign."""
+    names: set[str] = set()
+    for relative, class_name in ENGINE_CLASSES.items():
+        tree = ast.parse((root / "wyoming_ishowtts" / relative).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == class_name:
+                for inner in ast.walk(node):
+                    if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names.add(inner.name)
+                    elif isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store):
+                        names.add(inner.attr)
+    return {name for name in names if name.startswith("_") and not name.endswith("__")}
+
+
+def engine_bound_names(tree: ast.AST) -> set[str]:
+    """The names a file binds to an engine (see above)."""
+    makers = {"Engine", "Engine.load"}
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.returns is None:
+            continue
+        if _IS_ENGINE_TYPE.search(ast.unparse(node.returns)):
+            makers.add(node.name)
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            if _IS_ENGINE_TYPE.search(ast.unparse(node.annotation)):
+                bound.add(node.arg)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if _IS_ENGINE_TYPE.search(ast.unparse(node.annotation)):
+                bound.add(node.target.id)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            called = ast.unparse(node.value.func)
+            if any(called == maker or called.endswith("." + maker) for maker in makers):
+                bound.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return bound
+
+
+def reaches_an_engine(node: ast.expr, bound: set[str]) -> bool:
+    """`node` is an engine, or an attribute chain through one."""
+    while isinstance(node, ast.Attribute):
+        if _SAYS_ENGINE.search(node.attr):
+            return True
+        node = node.value
+    return isinstance(node, ast.Name) and (node.id in bound or bool(_SAYS_ENGINE.search(node.id)))
+
+
+def engine_private_uses(root: Path = ROOT) -> list[str]:
+    """Every ``x._name`` outside engine/ where x is an engine object (see above), as ``file:line x._name``."""
+    private = engine_private_names(root)
+    found = []
+    for top in CHECKED_FOR_ENGINE_PRIVATES:
+        for path in sorted((root / top).rglob("*.py")):
+            if within(module_name(path, root), "wyoming_ishowtts.engine"):
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            bound = engine_bound_names(tree)
+            uses = []
+            for node in ast.walk(tree):
+                name: object
+                if isinstance(node, ast.Attribute):
+                    receiver, name = node.value, node.attr
+                elif (
+                    isinstance(node, ast.Call) and _BY_STRING.search(ast.unparse(node.func)) and node.args[1:]
+                ):
+                    receiver, name = node.args[0], getattr(node.args[1], "value", None)  # monkeypatch.setattr
+                else:
+                    continue
+                if not isinstance(name, str) or not name.startswith("_") or name.endswith("__"):
+                    continue
+                by_name = name in private and not (
+                    isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+                )
+                if by_name or reaches_an_engine(receiver, bound):
+                    uses.append((node.lineno, ast.unparse(node)))
+            found += [f"{path.relative_to(root)}:{line} {use}" for line, use in sorted(uses)]
+    return found
+
+
+def test_nothing_outside_the_engine_touches_a_private_member_of_an_engine() -> None:
+    assert engine_private_uses() == []
+
+
+def test_the_private_member_check_sees_engines_under_any_name(tmp_path: Path) -> None:
+    """Each way an engine's private member can be reached from outside, in a scratch tree, each caught; a
+    private member of something else (a worker) is not."""
+    engine = tmp_path / "wyoming_ishowtts" / "engine"
+    engine.mkdir(parents=True)
+    (engine / "core.py").write_text(
+        "class Engine:\n    def __init__(self):\n        self._files = None\n    def _accelerate(self): ...\n"
+    )
+    (engine / "acceleration.py").write_text("class Acceleration:\n    def _record(self): ...\n")
+    (engine / "inside.py").write_text("def f(engine):\n    engine._accelerate()\n")  # the engine's own
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_x.py").write_text(
+        "def load() -> Engine: ...\n"
+        "def a(server, worker, other):\n"
+        "    half = load()\n"
+        "    half._accelerate()\n"  # bound by a maker of the file
+        "    server.engine._cache\n"  # a chain through a name that says engine
+        "    engine.acceleration.step_graphs._graphs\n"
+        "    other._files\n"  # an engine class's private name, whatever the receiver
+        "    worker._cond\n"  # not an engine
+        "    self._files\n"  # a class's own
+        "def b(fp32: Engine | None):\n"
+        "    fp32._whatever\n"  # annotated
+        "    made = Engine.load(settings)\n"
+        "    made._other\n"  # assigned from Engine.load
+        "def c(monkeypatch, engine):\n"
+        "    monkeypatch.setattr(engine, '_synthesize_chunks', None)\n"  # by string
+        "    setattr(worker, '_cond', None)\n"
+    )
+    found = engine_private_uses(tmp_path)
+    assert found == [
+        "tests/test_x.py:4 half._accelerate",
+        "tests/test_x.py:5 server.engine._cache",
+        "tests/test_x.py:6 engine.acceleration.step_graphs._graphs",
+        "tests/test_x.py:7 other._files",
+        "tests/test_x.py:11 fp32._whatever",
+        "tests/test_x.py:13 made._other",
+        "tests/test_x.py:15 monkeypatch.setattr(engine, '_synthesize_chunks', None)",
+    ], found

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .dit import ARCHITECTURES, DiTConfig
+from .options import DEFAULT_MODEL
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def resolve_model_files(model: str, model_dir: Path | None, cache_dir: Path | No
             raise ModelLoadError("A hub model spec looks like hf://owner/repo/path/model.safetensors")
         repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
         vocab_name = "/".join([*parts[2:-1], "vocab.txt"])
-        arch = _architecture("F5TTS_v1_Base", None)
+        arch = _architecture(DEFAULT_MODEL, None)  # a spec names a file, not an architecture: the default's
     elif model in HUB_MODELS:
         repo, filename, vocab_name = HUB_MODELS[model]
         arch = _architecture(model, None)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class NfePolicy:
     fixed: int | None = None
-    """A fixed step count (--nfe N or a voice's setting) overrides the policy."""
+    """A step count for every chunk of every request (--nfe N, `EngineSettings.nfe`) overrides the policy.
+    A request's own count (a voice's `nfe` setting, `SynthesisOptions.nfe`) never reaches the policy: the
+    synthesis uses it instead of asking (`Synthesis.next_job`)."""
     first: int = 7
     ladder: tuple[int, ...] = (16, 12, 10, 7)
     """EPSS grids exist for these counts; tried from the most to the fewest steps."""
@@ -37,7 +39,7 @@ class NfePolicy:
         if chunk_index == 0 or seconds_per_step is None:
             return self.first
         budget = self.safety * slack_seconds
-        for steps in self.ladder:
-            if steps * seconds_per_step <= budget:
-                return steps
+        for nfe in self.ladder:
+            if nfe * seconds_per_step <= budget:
+                return nfe
         return self.ladder[-1]
