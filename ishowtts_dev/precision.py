@@ -134,7 +134,8 @@ def vocoder_run(
     from wyoming_ishowtts.engine.loading import pick_dtype
 
     engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, precision="fp32", warmup=False))
-    clip = np.tile(reference_clip(CLIP_SECONDS), math.ceil(seconds / CLIP_SECONDS))[: int(seconds * SAMPLE_RATE)]
+    tiles = math.ceil(seconds / CLIP_SECONDS)
+    clip = np.tile(reference_clip(CLIP_SECONDS), tiles)[: int(seconds * SAMPLE_RATE)]
     with torch.inference_mode():
         mel = engine.mel(torch.from_numpy(clip)[None].to(engine.device))  # (1, 100, frames)
 

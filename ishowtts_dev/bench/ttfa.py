@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     text = TEXTS[args.text]
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "reference.wav"
-        sf.write(wav, reference_clip(REFERENCE_SECONDS), SAMPLE_RATE, subtype="PCM_16")  # the file both servers are given
+        # The file both servers are given.
+        sf.write(wav, reference_clip(REFERENCE_SECONDS), SAMPLE_RATE, subtype="PCM_16")
         engine = Engine.load(
             EngineSettings(model_dir=args.model_dir, device="cpu", precision=args.precision, nfe=args.nfe)
         )
