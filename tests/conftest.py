@@ -133,7 +133,13 @@ SERVER_ARGS = [
 def server(
     tiny_model_dir: Path, voices_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    proc = start_server(tiny_model_dir, voices_dir, tmp_path_factory.mktemp("server"), SERVER_ARGS)
+    yield from serve_then_stop(
+        start_server(tiny_model_dir, voices_dir, tmp_path_factory.mktemp("server"), SERVER_ARGS)
+    )
+
+
+def serve_then_stop(proc: ServerProcess) -> Iterator[ServerProcess]:
+    """A fixture's body: the server for the tests, then stopped; it must exit 0."""
     yield proc
     status = proc.stop()
     assert status == 0, f"server exited with {status}:\n{proc.log()}"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SERVER_ARGS, ServerProcess, connect, read_until, start_server
+from conftest import ROOT, SERVER_ARGS, ServerProcess, connect, read_until, serve_then_stop, start_server
 from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
@@ -201,10 +201,9 @@ def short_idle_server(
 ) -> Iterator[ServerProcess]:
     """A server whose streams time out after IDLE_SECONDS (the shared one has the default 60 s)."""
     extra = [*SERVER_ARGS, "--stream-idle-timeout", f"{IDLE_SECONDS:g}", "--no-warmup"]
-    proc = start_server(tiny_model_dir, voices_dir, tmp_path_factory.mktemp("idle"), extra)
-    yield proc
-    status = proc.stop()
-    assert status == 0, f"server exited with {status}:\n{proc.log()}"
+    yield from serve_then_stop(
+        start_server(tiny_model_dir, voices_dir, tmp_path_factory.mktemp("idle"), extra)
+    )
 
 
 def test_stream_idle_timeout(short_idle_server: ServerProcess) -> None:
