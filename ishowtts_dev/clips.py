@@ -1,6 +1,7 @@
-"""The test voice as files: the engine's synthetic tone clip (`tone_clip`) written as a voice folder, and
-upstream's duration rule for exactly how long a text spoken with it lasts. Used by the tests, the soak run and
-the wheel-install test, so they all speak with one voice."""
+"""The developer tools' synthetic voices: the one voice-folder writer (`make_voice`), the test voice (the
+engine's tone clip, `tone_clip`) with upstream's duration rule for exactly how long a text spoken with it
+lasts, and the benchmark's voice-like clip (`reference_clip`). The tests, the soak run and the wheel-install
+test speak with the tone voice; the benchmarks and the precision study with `reference_clip`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,29 @@ TONE_TRANSCRIPT = "This is a short test voice."
 TONE_SECONDS = 3.0
 
 
+def reference_clip(seconds: float = 5.0, seed: int = 0) -> np.ndarray:
+    """A voice-like float32 clip at 24 kHz: a harmonic series on a gliding pitch, opened and closed at a
+    syllable rate (~4 Hz), with two short pauses and a little breath noise.
+
+    Pauses are short (< 0.3 s) and the clip starts and ends voiced, so neither upstream's silence clipping
+    (which looks for >= 1 s of silence) nor edge trimming changes its length much: both systems get the
+    same reference length and therefore the same frame counts.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    pitch = 140 + 25 * np.sin(2 * np.pi * 0.35 * t) + 10 * np.sin(2 * np.pi * 1.3 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    voiced = sum((0.9**k) * np.sin(k * phase) / k for k in range(1, 16))
+    syllables = 0.5 * (1 - np.cos(2 * np.pi * 4.1 * t))  # open/close about four times a second
+    envelope = 0.25 + 0.75 * syllables
+    for start in (1.6, 3.3):  # two short pauses between "phrases"
+        envelope[(t >= start) & (t < start + 0.25)] *= 0.02
+    wave = voiced * envelope + 0.01 * rng.standard_normal(n)
+    wave *= 0.3 / np.max(np.abs(wave))
+    return wave.astype(np.float32)
+
+
 def write_tone_clip(
     path: Path, seconds: float = TONE_SECONDS, rate: int = SAMPLE_RATE, silent: bool = False
 ) -> None:
@@ -37,10 +61,16 @@ def make_voice(
     transcript: str = TONE_TRANSCRIPT,
     toml: str | None = None,
     seconds: float = TONE_SECONDS,
+    audio: np.ndarray | None = None,
 ) -> Path:
-    """A voice folder ``root/name`` speaking with the tone clip; ``toml`` becomes its voice.toml."""
+    """A voice folder ``root/name``: ``audio`` (24 kHz; default: the tone clip of ``seconds``) as its
+    16-bit reference.wav, ``transcript``, and ``toml`` as its voice.toml."""
     directory = root / name
-    write_tone_clip(directory / "reference.wav", seconds=seconds)
+    if audio is None:
+        write_tone_clip(directory / "reference.wav", seconds=seconds)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(directory / "reference.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
     (directory / "reference.txt").write_text(transcript + "\n", encoding="utf-8")
     if toml is not None:
         (directory / "voice.toml").write_text(toml, encoding="utf-8")

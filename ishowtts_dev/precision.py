@@ -35,19 +35,12 @@ from wyoming_ishowtts.engine import Engine, EngineSettings
 from wyoming_ishowtts.engine.options import SAMPLE_RATE
 from wyoming_ishowtts.engine.vocoder import Vocos
 
+from .clips import reference_clip
+
+CLIP_SECONDS = 4.0
+
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home."
 REF_TEXT = "This reference clip says one short sentence about the weather today."
-
-
-def reference_clip(seconds: float = 4.0, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A voiced-like clip (harmonics, syllable-rate envelope, a little noise): deterministic, no files needed."""
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 0.5
-    return (0.2 * voiced * envelope + 0.005 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
@@ -98,7 +91,7 @@ class Runner:
             model_dir=model_dir, device=device, precision=precision, warmup=False
         )
         engine = engine_module.Engine.load(settings)
-        voice = engine.prepare_voice(reference_clip(), SAMPLE_RATE, REF_TEXT, trim=False)
+        voice = engine.prepare_voice(reference_clip(CLIP_SECONDS), SAMPLE_RATE, REF_TEXT, trim=False)
         runner = cls(label, precision, engine, voice, engine_module.SynthesisOptions(nfe=nfe, seed=seed))
         runner.speak()  # warm-up, not counted
         runner.times.clear()
@@ -141,7 +134,8 @@ def vocoder_run(
     from wyoming_ishowtts.engine.loading import pick_dtype
 
     engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, precision="fp32", warmup=False))
-    clip = np.tile(reference_clip(), math.ceil(seconds / 4.0))[: int(seconds * SAMPLE_RATE)]
+    tiles = math.ceil(seconds / CLIP_SECONDS)
+    clip = np.tile(reference_clip(CLIP_SECONDS), tiles)[: int(seconds * SAMPLE_RATE)]
     with torch.inference_mode():
         mel = engine.mel(torch.from_numpy(clip)[None].to(engine.device))  # (1, 100, frames)
 

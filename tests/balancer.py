@@ -201,6 +201,31 @@ class Balancer:
         seen = {name: (row["status"], row["check_status"]) for name, row in rows.items()}
         raise AssertionError(f"servers not {dict(expected)} within {timeout} s: {seen}\n{self.log()[-4000:]}")
 
+    def finished_checks(self, server: str, count: int, timeout: float) -> list[Mapping[str, str]]:
+        """Wait until HAProxy has run `count` whole health checks of `server`, each begun after this call
+        (``show stat`` marks a check in progress with "* " before its check_status); the server's row as
+        each one finished. HAProxy's own evidence that the checks ran. A check shorter than the 20 ms between
+        looks can be missed, unless it changed the server's state (a change ends a check: it is counted); the
+        checks this is for wait for their timeout (5 s)."""
+        deadline = time.monotonic() + timeout
+        rows: list[Mapping[str, str]] = []
+        running = False
+        state = self.servers()[server]["status"]
+        while len(rows) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(rows)} of {count} checks of {server} finished in {timeout} s: {rows}"
+                )
+            row = self.servers()[server]
+            if row["check_status"].startswith("* "):
+                running = True
+            elif running or row["status"] != state:  # the check seen running has finished, or one moved it
+                running = False
+                rows.append(row)
+            state = row["status"]
+            time.sleep(0.02)
+        return rows
+
     def sessions(self) -> dict[int, str]:
         """Client connections open now: the client's port -> the replica it is connected to."""
         found: dict[int, str] = {}

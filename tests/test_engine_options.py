@@ -191,7 +191,7 @@ def test_compiled_model_gives_the_same_audio(model_dir: Path) -> None:
 
 
 def test_vocoder_measured_in_half_precision(model_dir: Path) -> None:
-    """tools.precision --vocoder: the vocoder alone in bf16 runs, stays close to fp32, and is not fp32."""
+    """ishowtts_dev.precision --vocoder: the vocoder alone in bf16 runs, stays close to fp32, and is not fp32."""
     from ishowtts_dev.precision import vocoder_run
 
     found = vocoder_run(model_dir, "cpu", ["bf16"], seconds=1.0, repeats=1)

@@ -221,20 +221,65 @@ def test_the_entry_points_users_and_images_type_still_work(module: str) -> None:
     assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ("wyoming_ishowtts.bench", "ishowtts_dev.bench"),
-        ("wyoming_ishowtts.bench.step", "ishowtts_dev.bench"),
-        ("wyoming_ishowtts.soak", "ishowtts_dev.soak"),
-        ("wyoming_ishowtts.tools.precision", "ishowtts_dev.precision"),
-    ],
-)
-def test_an_old_developer_tool_path_says_where_it_moved(old: str, new: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", old, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+# -- a request's life has one owner: server/worker.py ----------------------------------------------------
+
+REQUEST_OWNER = "wyoming_ishowtts/server/worker.py"
+QUEUE_READS = ("get", "get_nowait", "empty", "qsize")  # what else may be done with a request's `results`
+FREES_A_SLOT = ("finish_request", "_finish_request")
+
+
+def request_life_violations(root: Path = ROOT) -> list[str]:
+    """Every place in the package outside server/worker.py that writes a request's result queue, hands the
+    queue on (an alias could write it: ``q = request.results``, ``call_soon(request.results.put_nowait)``)
+    or frees a request's queue slot (``finish_request``), as ``file:line what``."""
+    found = []
+    for path in sorted((root / "wyoming_ishowtts").rglob("*.py")):
+        where = path.relative_to(root).as_posix()
+        if where == REQUEST_OWNER:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        lines: list[tuple[int, str]] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "results":
+                parent = parents.get(node)
+                if not (isinstance(parent, ast.Attribute) and parent.attr in QUEUE_READS):
+                    lines.append((node.lineno, "writes or hands on a result queue"))
+            if isinstance(node, (ast.Attribute, ast.Name)):
+                name = node.attr if isinstance(node, ast.Attribute) else node.id
+                if name in FREES_A_SLOT:
+                    lines.append((node.lineno, f"frees a request's slot ({name})"))
+        found += [f"{where}:{line} {what}" for line, what in sorted(lines)]
+    return found
+
+
+def test_only_the_worker_writes_a_result_queue_or_frees_a_slot() -> None:
+    assert request_life_violations() == []
+
+
+def test_the_request_life_check_sees_writes_aliases_and_slot_frees(tmp_path: Path) -> None:
+    """Each way of writing a result queue or freeing a slot outside the worker, in a scratch server module,
+    is caught; the same lines in server/worker.py, and a read of the queue, are not."""
+    server = tmp_path / "wyoming_ishowtts" / "server"
+    server.mkdir(parents=True)
+    code = (
+        "def f(request, loop, worker):\n"
+        "    request.results.put_nowait(1)\n"
+        "    loop.call_soon_threadsafe(request.results.put_nowait, 2)\n"
+        "    queue = request.results\n"
+        "    worker.finish_request(request)\n"
+        "    worker._finish_request(request)\n"
+        "    return request.results.get()\n"
     )
-    assert result.returncode != 0 and f"python -m {new}" in result.stderr, (result.returncode, result.stderr)
+    (server / "handler.py").write_text(code)
+    (server / "worker.py").write_text(code)
+    assert request_life_violations(tmp_path) == [
+        "wyoming_ishowtts/server/handler.py:2 writes or hands on a result queue",
+        "wyoming_ishowtts/server/handler.py:3 writes or hands on a result queue",
+        "wyoming_ishowtts/server/handler.py:4 writes or hands on a result queue",
+        "wyoming_ishowtts/server/handler.py:5 frees a request's slot (finish_request)",
+        "wyoming_ishowtts/server/handler.py:6 frees a request's slot (_finish_request)",
+    ]
 
 
 # Private members of an engine -----------------------------------------------------------------------------

@@ -59,6 +59,10 @@ READ_TIMEOUT = 30.0
 START_TIMEOUT = 120.0
 # Requests both replicas must have finished before the kill, so that each has served some.
 SERVED_BEFORE_KILL = 3
+_RISE = re.search(r"^\s*default-server .*\brise (\d+)\b", CONFIG.read_text(encoding="utf-8"), re.MULTILINE)
+assert _RISE is not None, "docker/haproxy.cfg's default-server line gives rise"
+RISE = int(_RISE.group(1))
+"""Checks passed in a row that bring a replica up (docker/haproxy.cfg)."""
 
 
 def replica_args(model_dir: Path, voices: Path, cache: Path, extra: Sequence[str] = ()) -> list[str]:
@@ -348,9 +352,12 @@ def test_a_replica_loading_its_model_gets_no_request_until_it_is_ready(
         assert "not loaded" in ready.message
         with Balancer([f"127.0.0.1:{server.port}"], tmp_path / "lb") as balancer:
             balancer.wait_for_status({"gpu0": "DOWN"}, 30)
-            time.sleep(3)  # more checks than `rise` needs: the replica answers them all, and stays down
-            row = balancer.servers()["gpu0"]
-            assert row["status"].startswith("DOWN") and row["check_status"].endswith("L7TOUT"), row
+            # As many whole checks as `rise` needs to bring a replica up: each one is answered (describe
+            # works) and fails for want of "(model ready)" (a layer-7 timeout), and the replica stays down.
+            checks = balancer.finished_checks("gpu0", RISE, 60)
+            for row in checks:
+                assert row["status"].startswith("DOWN") and row["check_status"] == "L7TOUT", checks
+            assert int(checks[-1]["lastchg"]) > int(checks[0]["lastchg"]), checks  # no state change between
             # Nothing is sent to it meanwhile: a client finds no server and is closed at once.
             outcome = asyncio.run(request(balancer.port, TEXT, Outcome(0), None))
             assert outcome.kind == "closed" and outcome.samples == 0, outcome

@@ -11,9 +11,11 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from conftest import ROOT, ServerProcess, connect, read_until
+from conftest import ROOT, SERVER_ARGS, ServerProcess, connect, read_until, serve_then_stop, start_server
 from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
@@ -190,8 +192,23 @@ def test_streamed_text_over_the_limit(server: ServerProcess) -> None:
     assert answer[-1].type == "synthesize-stopped"
 
 
-def test_stream_idle_timeout(server: ServerProcess) -> None:
-    """--stream-idle-timeout 4: a stream that never stops is ended with an error and freed."""
+IDLE_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def short_idle_server(
+    tiny_model_dir: Path, voices_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server whose streams time out after IDLE_SECONDS (the shared one has the default 60 s)."""
+    extra = [*SERVER_ARGS, "--stream-idle-timeout", f"{IDLE_SECONDS:g}", "--no-warmup"]
+    yield from serve_then_stop(
+        start_server(tiny_model_dir, voices_dir, tmp_path_factory.mktemp("idle"), extra)
+    )
+
+
+def test_stream_idle_timeout(short_idle_server: ServerProcess) -> None:
+    """A stream that never stops is ended with an error after --stream-idle-timeout, and freed."""
+    server = short_idle_server
 
     async def go() -> list[Event]:
         async with connect(server.uri) as client:

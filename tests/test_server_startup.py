@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,14 @@ from conftest import PYTHON, ROOT, connect, expected_samples, read_until, sample
 from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from wyoming_ishowtts.server.cli import build_parser, server_settings_from_args
+from wyoming_ishowtts.engine.options import EngineSettings
+from wyoming_ishowtts.server.cli import (
+    build_parser,
+    engine_settings_from_args,
+    server_settings_from_args,
+    studio_settings_from_args,
+)
+from wyoming_ishowtts.server.settings import ServerSettings, StudioSettings, default_of
 
 
 def test_model_that_cannot_load_exits_nonzero(voices_dir: Path, tmp_path: Path) -> None:
@@ -82,3 +90,43 @@ def test_listens_on_loopback_by_default_and_docs_warn_about_authentication() -> 
     docs = (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
     assert "no authentication" in docs and "firewall" in docs
     assert "no authentication" in build_parser().format_help()
+
+
+def test_the_command_line_defaults_are_the_settings_defaults() -> None:
+    """No option restates a default: with no arguments the settings equal the dataclasses' own defaults."""
+    args = build_parser().parse_args(["--http-port", "0"])
+    server, studio = server_settings_from_args(args), studio_settings_from_args(args)
+    # Worked out by the command line, not defaults: ./voices, the cache folder, --http-port's settings, the
+    # host zeroconf advertises (--uri's).
+    derived = {"voices_dirs", "cache_dir", "studio", "zeroconf_host"}
+    for field in dataclasses.fields(ServerSettings):
+        if field.name not in derived:
+            assert getattr(server, field.name) == default_of(ServerSettings, field.name), field.name
+    assert studio == StudioSettings(port=0)
+    engine = engine_settings_from_args(args)
+    for name in (
+        "model",
+        "model_dir",
+        "device",
+        "precision",
+        "nfe",
+        "threads",
+        "batch_chunks",
+        "length_bucket",
+    ):
+        assert getattr(engine, name) == default_of(EngineSettings, name), name
+
+
+@pytest.mark.parametrize("bad", ["-1", "nan", "inf", "soon"])
+def test_a_shutdown_timeout_must_be_a_finite_number_zero_or_more(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--shutdown-timeout", bad])
+    assert exit_.value.code == 2  # argparse's usage error, not a traceback
+    error = capsys.readouterr().err
+    assert "argument --shutdown-timeout" in error and bad in error, error
+    assert "Traceback" not in error
+    for good in ("0", "2.5"):
+        settings = server_settings_from_args(build_parser().parse_args(["--shutdown-timeout", good]))
+        assert settings.shutdown_timeout == float(good)

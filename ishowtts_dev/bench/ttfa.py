@@ -27,7 +27,8 @@ import torch
 
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions
 
-from .texts import REFERENCE_TEXT, SAMPLE_RATE, TEXTS, reference_clip
+from ..clips import reference_clip
+from .texts import REFERENCE_SECONDS, REFERENCE_TEXT, SAMPLE_RATE, TEXTS
 from .upstream import _load_upstream, _soundfile_load, stream_chunks
 
 
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     text = TEXTS[args.text]
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "reference.wav"
-        sf.write(wav, reference_clip(), SAMPLE_RATE, subtype="PCM_16")  # the file both servers are given
+        # The file both servers are given.
+        sf.write(wav, reference_clip(REFERENCE_SECONDS), SAMPLE_RATE, subtype="PCM_16")
         engine = Engine.load(
             EngineSettings(model_dir=args.model_dir, device="cpu", precision=args.precision, nfe=args.nfe)
         )

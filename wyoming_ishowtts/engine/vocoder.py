@@ -133,7 +133,7 @@ class Vocos(nn.Module):
     def decode(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (B, 100, T) log-mel -> waveform (B, (T - 1) * 256) float32.
 
-        The backbone runs in the module's dtype (float32 as published; tools.precision measures half);
+        The backbone runs in the module's dtype (float32 as published; ishowtts_dev.precision measures half);
         the ISTFT always in float32."""
         return self.head(self.backbone(mel.to(self.backbone.embed.weight.dtype)))
 

@@ -13,41 +13,38 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from .. import __version__
 from ..arguments import (
-    DEFAULT_URI,
     device,
     ip_address,
     nfe,
+    non_negative_float,
     nonempty,
     port,
     positive_float,
     positive_int,
     server_uri,
 )
-from ..engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
+from ..engine.options import EngineSettings
 from ..voices import default_cache_dir
-from .settings import (
-    DEFAULT_AUDIO_CACHE_MB,
-    DEFAULT_HTTP_HOST,
-    DEFAULT_HTTP_MAX_CLIP_SECONDS,
-    DEFAULT_HTTP_MAX_UPLOAD_MB,
-    DEFAULT_MAX_BUFFERED_PIECES,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_QUEUED_PER_CLIENT,
-    DEFAULT_MAX_QUEUED_TOTAL,
-    DEFAULT_MAX_TEXT_CHARS,
-    DEFAULT_SAMPLES_PER_CHUNK,
-    DEFAULT_SHUTDOWN_TIMEOUT,
-    DEFAULT_STREAM_IDLE_TIMEOUT,
-    MB,
-    ServerSettings,
-    StudioSettings,
-)
+from .settings import MB, ServerSettings, StudioSettings, default_of
 
 _LOGGER = logging.getLogger("wyoming_ishowtts")
+
+
+def _server(name: str) -> Any:
+    return default_of(ServerSettings, name)
+
+
+def _engine(name: str) -> Any:
+    return default_of(EngineSettings, name)
+
+
+def _studio(name: str) -> Any:
+    return default_of(StudioSettings, name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--uri",
         type=server_uri,
-        default=DEFAULT_URI,
-        help=f"tcp://, unix:// or stdio:// (default: {DEFAULT_URI})",
+        default=_server("uri"),
+        help=f"tcp://, unix:// or stdio:// (default: {_server('uri')})",
     )
     server.add_argument(
         "--zeroconf",
@@ -78,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="speak the text as sent: no numbers, units, times or markup put into words (for clients that "
         "send clean text; a voice's voice.toml can also say normalize = false)",
     )
-    server.add_argument("--samples-per-chunk", type=positive_int, default=DEFAULT_SAMPLES_PER_CHUNK)
+    server.add_argument("--samples-per-chunk", type=positive_int, default=_server("samples_per_chunk"))
     server.add_argument(
         "--output-rate",
         type=positive_int,
-        default=SAMPLE_RATE,
-        help=f"sample rate of the audio sent (default: the model's {SAMPLE_RATE})",
+        default=_server("output_rate"),
+        help=f"sample rate of the audio sent (default: the model's {_server('output_rate')})",
     )
 
     voices = parser.add_argument_group("voices")
@@ -117,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     engine = parser.add_argument_group("engine")
     engine.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model name or hub id (default: {DEFAULT_MODEL})"
+        "--model", default=_engine("model"), help=f"model name or hub id (default: {_engine('model')})"
     )
     engine.add_argument(
         "--model-dir", type=Path, default=None, help="load the model from this folder instead"
@@ -125,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--device",
         type=device,
-        default="auto",
+        default=_engine("device"),
         metavar="auto|cpu|cuda|cuda:N",
         help="where the model runs; cuda:N is GPU number N, for one server per GPU (default: auto)",
     )
@@ -138,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--batch-chunks",
         type=positive_int,
-        default=1,
+        default=_engine("batch_chunks"),
         metavar="N",
         help="sample up to N later text chunks of a request in one batch (same audio; for GPUs; default 1)",
     )
     engine.add_argument(
         "--batch-requests",
         type=positive_int,
-        default=1,
+        default=_server("batch_requests"),
         metavar="N",
         help="sample the next chunks of up to N clients' requests in one batch (same audio; default 1)",
     )
@@ -173,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     cache = parser.add_argument_group("audio cache (answers said before start at once; docs/server.md)")
     cache.add_argument(
         "--audio-cache-mb",
-        type=cache_size,
-        default=DEFAULT_AUDIO_CACHE_MB,
+        type=non_negative_float,
+        default=_server("audio_cache_bytes") / MB,
         metavar="MB",
         help="keep the audio of this many MB of sentences said before, in CACHE_DIR/audio, least recently "
-        f"used out first; 0 turns it off (default: {DEFAULT_AUDIO_CACHE_MB})",
+        f"used out first; 0 turns it off (default: {_server('audio_cache_bytes') / MB:g})",
     )
     cache.add_argument(
         "--warm-phrases",
@@ -188,18 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-text-chars", type=positive_int, default=DEFAULT_MAX_TEXT_CHARS)
-    limits.add_argument("--max-queued-per-client", type=positive_int, default=DEFAULT_MAX_QUEUED_PER_CLIENT)
-    limits.add_argument("--max-queued-total", type=positive_int, default=DEFAULT_MAX_QUEUED_TOTAL)
-    limits.add_argument("--max-connections", type=positive_int, default=DEFAULT_MAX_CONNECTIONS)
+    limits.add_argument("--max-text-chars", type=positive_int, default=_server("max_text_chars"))
+    limits.add_argument(
+        "--max-queued-per-client", type=positive_int, default=_server("max_queued_per_client")
+    )
+    limits.add_argument("--max-queued-total", type=positive_int, default=_server("max_queued_total"))
+    limits.add_argument("--max-connections", type=positive_int, default=_server("max_connections"))
     limits.add_argument(
         "--max-buffered-pieces",
         type=positive_int,
-        default=DEFAULT_MAX_BUFFERED_PIECES,
+        default=_server("max_buffered_pieces"),
         help="synthesized pieces held per request for a client that reads slowly",
     )
-    limits.add_argument("--stream-idle-timeout", type=positive_float, default=DEFAULT_STREAM_IDLE_TIMEOUT)
-    limits.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT)
+    limits.add_argument("--stream-idle-timeout", type=positive_float, default=_server("stream_idle_timeout"))
+    limits.add_argument(
+        "--shutdown-timeout",
+        type=non_negative_float,
+        default=_server("shutdown_timeout"),
+        metavar="S",
+        help="at a stop, wait this long for the answers asked for before cutting them short "
+        f"(default: {_server('shutdown_timeout'):g})",
+    )
 
     studio = parser.add_argument_group(
         "voice studio (a web page to add, check and try voices; docs/studio.md)"
@@ -209,9 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     studio.add_argument(
         "--http-host",
-        default=DEFAULT_HTTP_HOST,
+        default=_studio("host"),
         metavar="HOST",
-        help=f"address the studio listens on (default: {DEFAULT_HTTP_HOST}; no login unless --http-token)",
+        help=f"address the studio listens on (default: {_studio('host')}; no login unless --http-token)",
     )
     studio.add_argument(
         "--http-token",
@@ -231,33 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument(
         "--http-max-upload-mb",
         type=positive_float,
-        default=DEFAULT_HTTP_MAX_UPLOAD_MB,
+        default=_studio("max_upload_bytes") / MB,
         metavar="MB",
-        help=f"largest request body, an uploaded clip (default: {DEFAULT_HTTP_MAX_UPLOAD_MB:g})",
+        help=f"largest request body, an uploaded clip (default: {_studio('max_upload_bytes') / MB:g})",
     )
     studio.add_argument(
         "--http-max-clip-seconds",
         type=positive_float,
-        default=DEFAULT_HTTP_MAX_CLIP_SECONDS,
+        default=_studio("max_clip_seconds"),
         metavar="S",
-        help=f"longest clip accepted (default: {DEFAULT_HTTP_MAX_CLIP_SECONDS:g})",
+        help=f"longest clip accepted (default: {_studio('max_clip_seconds'):g})",
     )
 
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__)
     return parser
-
-
-def cache_size(text: str) -> float:
-    """Megabytes, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of MB, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or more, got {text}")
-    return value
 
 
 def phrases_file(text: str) -> tuple[str, ...]:
@@ -305,7 +300,7 @@ def studio_settings_from_args(args: argparse.Namespace) -> StudioSettings | None
         host=args.http_host,
         token=args.http_token,
         proxy=args.http_proxy,
-        max_upload_bytes=int(args.http_max_upload_mb * 1024 * 1024),
+        max_upload_bytes=int(args.http_max_upload_mb * MB),
         max_clip_seconds=args.http_max_clip_seconds,
     )
 
@@ -322,7 +317,7 @@ def engine_settings_from_args(args: argparse.Namespace) -> EngineSettings:
         compile=args.compile,
         cuda_graphs=args.cuda_graphs,
         batch_chunks=args.batch_chunks,
-        length_bucket=args.length_bucket or 0,
+        length_bucket=args.length_bucket or _engine("length_bucket"),
         cache_dir=args.data_dir / "models" if args.data_dir else None,
     )
 

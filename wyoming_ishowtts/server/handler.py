@@ -68,7 +68,7 @@ from .metrics import RequestLog
 from .protocol import BadEvent, FramingLost, is_synthesize, read_event, requested_voice
 from .responder import ResponseWriter
 from .settings import ServerSettings
-from .worker import Abort, Close, EngineWorker, Request
+from .worker import EngineWorker, Request
 
 _LOGGER = logging.getLogger(__name__)
 SHUTTING_DOWN = "the server is shutting down"
@@ -201,10 +201,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         self._closed = True
         self.state.handlers.discard(self)
         self._clear_stream()
-        worker = self.state.worker
-        worker.cancel_client(self.client_id)
-        for request in list(self._open):
-            worker.finish_request(request)
+        self.state.worker.drop_client(self.client_id)
         self._open.clear()
         if self._responder is not None:
             self._responder.cancel()
@@ -374,7 +371,7 @@ class IShowTtsEventHandler(AsyncEventHandler):
         _LOGGER.info("%s: synthesize %d characters with voice %s", request.label, len(text), voice.name)
         _LOGGER.debug("%s: spoken as %r", request.label, said[:200])
         self.state.worker.submit(request, said)
-        request.results.put_nowait(Close())
+        self.state.worker.close_input(request)
 
     async def _on_stream_start(self, start: SynthesizeStart) -> None:
         if self._stream is not None:
@@ -408,11 +405,10 @@ class IShowTtsEventHandler(AsyncEventHandler):
         stream.chars += len(chunk.text)
         if stream.chars > self.settings.max_text_chars:
             stream.failed = True
-            self.state.worker.cancel_request(stream.request)
             too_long = TextTooLongError(
                 f"streamed text exceeds the limit of {self.settings.max_text_chars} characters"
             )
-            stream.request.results.put_nowait(Abort(too_long.code, str(too_long), close=False))
+            self.state.worker.abort(stream.request, too_long)
             return
         for sentence in await self._in_text_thread(stream.speech.add, chunk.text):
             _LOGGER.debug("%s: sentence %r", stream.request.label, sentence[:80])
@@ -428,14 +424,13 @@ class IShowTtsEventHandler(AsyncEventHandler):
         if request is None:
             await self._send(SynthesizeStopped().event())
             return
+        worker = self.state.worker
         if not stream.failed:
             for sentence in await self._in_text_thread(stream.speech.finish):
-                self.state.worker.submit(request, sentence)
+                worker.submit(request, sentence)
             if request.submitted == 0:
-                empty = EmptyTextError("nothing to synthesize: the text is empty")
-                request.results.put_nowait(Abort(empty.code, str(empty), close=True))
-                return
-        request.results.put_nowait(Close())
+                worker.abort(request, EmptyTextError("nothing to synthesize: the text is empty"))
+        worker.close_input(request)
 
     def _touch_stream(self) -> None:
         """(Re)arm the idle timer so an abandoned stream cannot hold a queue slot forever."""
@@ -461,8 +456,8 @@ class IShowTtsEventHandler(AsyncEventHandler):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        self.state.worker.cancel_request(stream.request)
-        stream.request.results.put_nowait(Abort(idle.code, str(idle), close=True))
+        self.state.worker.abort(stream.request, idle)
+        self.state.worker.close_input(stream.request)
 
     def _clear_stream(self) -> None:
         if self._stream is not None and self._stream.idle is not None:
@@ -488,7 +483,6 @@ class IShowTtsEventHandler(AsyncEventHandler):
                 self.state.worker.cancel_client(self.client_id)
                 return
             finally:
-                self.state.worker.finish_request(request)
                 if request in self._open:
                     self._open.remove(request)
             if ended:

@@ -8,6 +8,7 @@ Each answer is measured (time to first audio, real-time factor) into the server'
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,7 +22,7 @@ from ..engine.options import SAMPLE_RATE
 from .metrics import RequestLog
 from .pcm import CHANNELS, SAMPLE_WIDTH, StreamResampler, float_to_int16_bytes, split_pcm
 from .settings import ServerSettings
-from .worker import Abort, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
+from .worker import EngineWorker, Request, RequestFailed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,31 +61,18 @@ class ResponseWriter:
     async def _write(self) -> bool:
         request, worker = self.request, self._worker
         failed = False
-        closed = False
-        done = 0
-        while not (closed and (failed or done >= request.submitted)):
-            item = await request.results.get()
-            if isinstance(item, Piece):
-                worker.taken(request)
-                if not failed:
-                    self._meter.piece(item)
-                    await self._send_audio(self._resampler.process(item.audio))
-            elif isinstance(item, SegmentDone):
-                done += 1
-            elif isinstance(item, (SegmentFailed, Abort)):
-                if isinstance(item, Abort) and item.close:
-                    closed = True
-                if not failed:
-                    failed = True
-                    self._failure = f"{item.text} ({item.code})"
-                    worker.cancel_request(request)
-                    _LOGGER.info("%s: error %s: %s", request.label, item.code, item.text)
-                    await self._send(Error(text=item.text, code=item.code).event())
-            elif isinstance(item, Close):
-                closed = True
-        # The slot is free before the client can see the end: a client that sends its next request
-        # as soon as it reads audio-stop / synthesize-stopped must not be refused as over its limit.
-        worker.finish_request(request)
+        try:
+            async with contextlib.aclosing(worker.pieces(request)) as pieces:
+                async for piece in pieces:
+                    self._meter.piece(piece)
+                    await self._send_audio(self._resampler.process(piece.audio))
+        except RequestFailed as failure:
+            failed = True
+            self._failure = str(failure)
+            _LOGGER.info("%s: error %s: %s", request.label, failure.code, failure.text)
+            await self._send(Error(text=failure.text, code=failure.code).event())
+            await worker.end_of_input(request)  # a stream still ends when its client (or its timeout) says
+        # The slot is free (the worker freed it) before the client can see the end.
         if self._started:
             if not failed:
                 await self._send_audio(self._resampler.flush())

@@ -7,28 +7,27 @@ part of the server can change configuration behind another part's back.  Engine 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..arguments import DEFAULT_URI
 from ..engine.options import SAMPLE_RATE
 from ..voices import default_cache_dir
 
-DEFAULT_SAMPLES_PER_CHUNK = 1024
-DEFAULT_MAX_TEXT_CHARS = 5000
-DEFAULT_MAX_QUEUED_PER_CLIENT = 4
-DEFAULT_MAX_QUEUED_TOTAL = 32
-DEFAULT_MAX_CONNECTIONS = 64
-DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
-DEFAULT_SHUTDOWN_TIMEOUT = 10.0
-DEFAULT_MAX_BUFFERED_PIECES = 2
-DEFAULT_AUDIO_CACHE_MB = 256
 MB = 1024 * 1024
 
-DEFAULT_HTTP_HOST = "127.0.0.1"
-DEFAULT_HTTP_MAX_UPLOAD_MB = 10.0
-DEFAULT_HTTP_MAX_CLIP_SECONDS = 30.0
+
+def default_of(settings: type, name: str) -> Any:
+    """The default of field `name` of a settings dataclass: each default is written once, in its dataclass,
+    and the command line (cli.py) shows and uses that one."""
+    found = next(f for f in dataclasses.fields(settings) if f.name == name)
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    assert found.default is not dataclasses.MISSING, f"{settings.__name__}.{name} has no default"
+    return found.default
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,11 @@ class StudioSettings:
     """
 
     port: int
-    host: str = DEFAULT_HTTP_HOST
+    host: str = "127.0.0.1"
     token: str | None = None
     proxy: str | None = None
-    max_upload_bytes: int = int(DEFAULT_HTTP_MAX_UPLOAD_MB * 1024 * 1024)
-    max_clip_seconds: float = DEFAULT_HTTP_MAX_CLIP_SECONDS
+    max_upload_bytes: int = 10 * MB
+    max_clip_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -72,17 +71,17 @@ class ServerSettings:
     default_voice: str | None = None
     builtin_voice: bool = True
     cache_dir: Path = field(default_factory=default_cache_dir)
-    samples_per_chunk: int = DEFAULT_SAMPLES_PER_CHUNK
+    samples_per_chunk: int = 1024
     output_rate: int = SAMPLE_RATE
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
-    max_queued_per_client: int = DEFAULT_MAX_QUEUED_PER_CLIENT
-    max_queued_total: int = DEFAULT_MAX_QUEUED_TOTAL
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    stream_idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    max_text_chars: int = 5000
+    max_queued_per_client: int = 4
+    max_queued_total: int = 32
+    max_connections: int = 64
+    stream_idle_timeout: float = 60.0
+    shutdown_timeout: float = 10.0
     # Engine pieces computed for one request but not yet written to its client.  Keeps a client
     # that stops reading from making the server hold its whole answer in memory.
-    max_buffered_pieces: int = DEFAULT_MAX_BUFFERED_PIECES
+    max_buffered_pieces: int = 2
     # Clients whose next text chunks the worker may sample in one batch (1: strictly one at a time).
     batch_requests: int = 1
     streaming: bool = True
@@ -94,7 +93,7 @@ class ServerSettings:
     # The voice studio page (--http-port); None: not served.
     studio: StudioSettings | None = None
     # The audio cache of segments said before (audio_cache.py), in CACHE_DIR/audio; 0: off.
-    audio_cache_bytes: int = DEFAULT_AUDIO_CACHE_MB * MB
+    audio_cache_bytes: int = 256 * MB
     # Said for the default voice while the server is idle, so that their first request is a hit.
     warm_phrases: tuple[str, ...] = ()
 
@@ -114,7 +113,7 @@ class ServerSettings:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
         if self.stream_idle_timeout <= 0:
             raise ValueError("stream_idle_timeout must be positive")
-        if self.shutdown_timeout < 0:
-            raise ValueError("shutdown_timeout must not be negative")
+        if not 0 <= self.shutdown_timeout < float("inf"):  # also refuses nan
+            raise ValueError("shutdown_timeout must be a finite number of seconds, 0 or more")
         if self.audio_cache_bytes < 0:
             raise ValueError("audio_cache_bytes must not be negative")

@@ -11,7 +11,12 @@ client whose audio is not being consumed (it stopped reading) is skipped until i
 server never buffers more than ``max_buffered_pieces`` pieces per request.
 
 Results travel to the event loop with ``call_soon_threadsafe`` into the request's asyncio queue;
-nothing on the loop side ever waits on a thread primitive.
+nothing on the loop side ever waits on a thread primitive.  The worker owns a request from open to finish:
+``open_request``, ``submit`` its segments, ``close_input`` when no more come (or ``abort`` it with an error),
+and read its audio with ``async for piece in worker.pieces(request)``, which ends with a typed failure
+(`RequestFailed`) if it failed and gives the request's queue slot back itself; ``drop_client`` gives back
+the slots of a client that is gone.  Only this module writes a result queue or frees a slot
+(tests/test_layering.py checks it), so the readers (responder.py, studio/speech.py) cannot get it wrong.
 
 With an audio cache (audio_cache.py) a second thread, the cache thread, looks up each new segment before
 the engine sees it: a hit is sent by that thread as soon as it is its request's turn (the segments of a
@@ -31,7 +36,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -156,19 +161,28 @@ class SegmentFailed:
 
 @dataclass(frozen=True)
 class Abort:
-    """Posted by the handler: stop the request with an error; ``close`` when no more input comes."""
+    """Posted by `EngineWorker.abort`: stop the request with this error."""
 
     code: str
     text: str
-    close: bool
 
 
 @dataclass(frozen=True)
 class Close:
-    """Posted by the handler: all segments of the request have been submitted."""
+    """Posted by `EngineWorker.close_input`: all segments of the request have been submitted."""
 
 
 ResultItem = Piece | SegmentDone | SegmentFailed | Abort | Close
+
+
+class RequestFailed(Exception):
+    """How `EngineWorker.pieces` ends for a request that failed: the error's stable code (errors.py) and its
+    words, for the client."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(f"{text} ({code})")
+        self.code = code
+        self.text = text
 
 
 @dataclass(eq=False)
@@ -180,6 +194,7 @@ class Request:
     streaming: bool
     results: asyncio.Queue[ResultItem] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    input_closed: asyncio.Event = field(default_factory=asyncio.Event)  # no more segments come
     submitted: int = 0
     chars: int = 0  # of the text submitted
     started: float | None = None  # time.monotonic() when its first text reached the worker
@@ -249,7 +264,7 @@ class EngineWorker:
         self._cond = threading.Condition()
         # client id -> its segments in order; OrderedDict order is the round-robin order.
         self._queues: OrderedDict[int, deque[_Segment]] = OrderedDict()
-        self._open: dict[int, int] = {}  # client id -> requests not yet finished
+        self._open: dict[int, set[Request]] = {}  # client id -> its requests not yet finished
         self._stopping = False
         self._abort_all = threading.Event()
         self.ready = threading.Event()
@@ -305,12 +320,13 @@ class EngineWorker:
         with self._cond:
             if self._stopping:
                 raise BusyError("the server is shutting down")
-            if self._open.get(client_id, 0) >= self._max_per_client:
+            if len(self._open.get(client_id, ())) >= self._max_per_client:
                 raise BusyError(f"too many requests queued on this connection (limit {self._max_per_client})")
-            if sum(self._open.values()) >= self._max_total:
+            if sum(len(requests) for requests in self._open.values()) >= self._max_total:
                 raise BusyError(f"server busy: {self._max_total} requests already queued")
-            self._open[client_id] = self._open.get(client_id, 0) + 1
-        return Request(client_id=client_id, voice=voice, streaming=streaming)
+            request = Request(client_id=client_id, voice=voice, streaming=streaming)
+            self._open.setdefault(client_id, set()).add(request)
+        return request
 
     def submit(self, request: Request, text: str) -> None:
         with self._cond:
@@ -327,8 +343,48 @@ class EngineWorker:
             self._queues.setdefault(request.client_id, deque()).append(segment)
             self._cond.notify_all()
 
+    def close_input(self, request: Request) -> None:
+        """No more segments come for the request: its answer ends once those submitted are done."""
+        if not request.input_closed.is_set():
+            request.input_closed.set()
+            request.results.put_nowait(Close())
+
+    def abort(self, request: Request, error: IShowTTSError) -> None:
+        """End the request with `error` (its reader sees `RequestFailed` at once); its queued work is
+        cancelled. Input may still come (a stream is read to its end): `close_input` says when it ends."""
+        self.cancel_request(request)
+        request.results.put_nowait(Abort(error.code, str(error)))
+
+    async def pieces(self, request: Request) -> AsyncGenerator[Piece, None]:
+        """The request's audio, piece by piece as the engine makes it, until the segments submitted are done
+        and its input is closed; a failure (a segment's, or an `abort`) raises `RequestFailed` at once.
+
+        However it ends (done, failed, or its reader gone: use ``contextlib.aclosing``), the request's queue
+        slot is free before the reader sees the end, so a client that asks again as soon as it reads the end
+        of an answer is not refused as over its limit.
+        """
+        done = 0
+        try:
+            while not (request.input_closed.is_set() and done >= request.submitted):
+                item = await request.results.get()
+                if isinstance(item, Piece):
+                    self.taken(request)
+                    yield item
+                elif isinstance(item, SegmentDone):
+                    done += 1
+                elif isinstance(item, (SegmentFailed, Abort)):
+                    raise RequestFailed(item.code, item.text)
+        finally:
+            self._finish_request(request)
+
+    @staticmethod
+    async def end_of_input(request: Request) -> None:
+        """Wait until no more input comes for the request (`close_input`): a stream that failed still ends
+        only when its client says so, or its idle timeout does."""
+        await request.input_closed.wait()
+
     def taken(self, request: Request) -> None:
-        """The responder has consumed one piece: the request may be scheduled again."""
+        """The reader has consumed one piece: the request may be scheduled again."""
         with self._cond:
             request.backlog = max(0, request.backlog - 1)
             if request.backlog < self._max_backlog:
@@ -340,25 +396,35 @@ class EngineWorker:
             request.cancelled.set()
             self._cond.notify_all()
 
-    def finish_request(self, request: Request) -> None:
+    def _finish_request(self, request: Request) -> None:
         """Release the request's queue slot (idempotent); unfinished work is cancelled."""
         with self._cond:
             request.cancelled.set()
             if request.finished:
                 return
             request.finished = True
-            left = self._open.get(request.client_id, 0) - 1
-            if left > 0:
-                self._open[request.client_id] = left
-            else:
-                self._open.pop(request.client_id, None)
+            requests = self._open.get(request.client_id)
+            if requests is not None:
+                requests.discard(request)
+                if not requests:
+                    del self._open[request.client_id]
             self._cond.notify_all()
 
     def cancel_client(self, client_id: int) -> None:
+        """Cancel the queued and running work of every request of the client (their slots stay taken)."""
         with self._cond:
             for segment in self._queues.get(client_id, ()):
                 segment.request.cancelled.set()
             self._cond.notify_all()
+
+    def drop_client(self, client_id: int) -> None:
+        """The client is gone: everything it asked for is cancelled and every slot it held is free, also of
+        requests whose answer was never read."""
+        self.cancel_client(client_id)
+        with self._cond:
+            requests = list(self._open.get(client_id, ()))
+        for request in requests:
+            self._finish_request(request)
 
     # -- worker thread -----------------------------------------------------------------------------
 
@@ -742,7 +808,7 @@ class EngineWorker:
     def stats(self) -> dict[str, Any]:
         with self._cond:
             return {
-                "open_requests": dict(self._open),
+                "open_requests": {client: len(requests) for client, requests in self._open.items()},
                 "queued_segments": {k: len(v) for k, v in self._queues.items() if k != WARM_CLIENT},
             }
 

@@ -36,7 +36,23 @@ from typing import Any
 from aiohttp import web
 
 from ...engine.options import SAMPLE_RATE
-from ...errors import VoiceError
+from ...errors import (
+    BAD_REQUEST,
+    MISSING_AUDIO,
+    MISSING_VOICE,
+    NAME_TAKEN,
+    NO_AUDIO,
+    NOT_FOUND,
+    STUDIO_BUSY,
+    STUDIO_EMPTY_TEXT,
+    STUDIO_TEXT_TOO_LONG,
+    STUDIO_UNKNOWN_VOICE,
+    UNUSABLE_CLIP,
+    WRITE_FAILED,
+    WRONG_TOKEN,
+    StudioError,
+    VoiceError,
+)
 from ...text import language_of, spoken
 from ...voices.check import Finding
 from ...voices.folder import REFERENCE_AUDIO, VoiceInfo
@@ -46,7 +62,6 @@ from ..pcm import float_to_int16_bytes
 from ..settings import StudioSettings
 from ..worker import EngineWorker
 from . import catalog, forms
-from .errors import StudioError
 from .folders import VoiceFolders
 from .guard import COOKIE, SETTINGS, errors, guard, protect_response, same_secret
 from .speech import Speech, SynthesisFailed, wav_stream_header
@@ -151,7 +166,7 @@ def create_app(studio: Studio) -> web.Application:
     async def static_file(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in static:
-            raise StudioError(404, "not-found", "No such file.")
+            raise StudioError(NOT_FOUND, "No such file.")
         return web.Response(
             body=static[name], content_type=STATIC_TYPES[name], charset="utf-8", headers=_NO_CACHE
         )
@@ -253,8 +268,7 @@ async def create_voice(request: web.Request) -> web.Response:
         taken = await asyncio.to_thread(catalog.names_in_use, studio.registry, studio.voices_dirs)
         if slug.casefold() in taken:
             raise StudioError(
-                409,
-                "name-taken",
+                NAME_TAKEN,
                 f"A voice named '{slug}' already exists. Choose another name, or delete that voice first.",
             )
         options = {} if speed is None else {"speed": speed}
@@ -265,7 +279,7 @@ async def create_voice(request: web.Request) -> web.Response:
         except OSError as err:
             _LOGGER.error("Studio: could not write voice %s: %s", slug, err)
             raise StudioError(
-                507, "write-failed", f"The voice could not be saved on the server: {err.strerror or err}."
+                WRITE_FAILED, f"The voice could not be saved on the server: {err.strerror or err}."
             ) from None
         await asyncio.to_thread(studio.registry.scan)
     _LOGGER.info("Studio: saved voice %s in %s", slug, folder)
@@ -280,7 +294,7 @@ async def update_voice(request: web.Request) -> web.Response:
         form = await forms.read_form(request, studio.settings.max_upload_bytes)
     if form.audio is not None or form.get("name") is not None:
         raise StudioError(
-            400, "bad-request", "A saved voice keeps its name and clip; to change them, add a new voice."
+            BAD_REQUEST, "A saved voice keeps its name and clip; to change them, add a new voice."
         )
     fields = form.fields
     transcript = forms.transcript(fields["transcript"]) if "transcript" in fields else None
@@ -335,11 +349,10 @@ async def speak(request: web.Request) -> web.StreamResponse:
             form = await forms.read_form(request, studio.settings.max_upload_bytes)
             text = " ".join((form.get("text") or "").split())
             if not text:
-                raise StudioError(400, "empty-text", "Type something for the voice to say.")
+                raise StudioError(STUDIO_EMPTY_TEXT, "Type something for the voice to say.")
             if len(text) > studio.max_text_chars:
                 raise StudioError(
-                    400,
-                    "text-too-long",
+                    STUDIO_TEXT_TOO_LONG,
                     f"The text has {len(text)} characters; the limit is {studio.max_text_chars}.",
                 )
             voice = await _speaking_voice(studio, form, scratch)
@@ -347,7 +360,7 @@ async def speak(request: web.Request) -> web.StreamResponse:
         if studio.normalize and voice.normalize:
             text = await asyncio.to_thread(spoken, text, language_of(None, voice.languages))
             if not text:
-                raise StudioError(400, "empty-text", "The text has no words to speak.")
+                raise StudioError(STUDIO_EMPTY_TEXT, "The text has no words to speak.")
         speech = Speech(studio.worker, studio.requests, voice, text)
         response: web.StreamResponse | None = None
         try:
@@ -375,7 +388,7 @@ async def speak(request: web.Request) -> web.StreamResponse:
         finally:
             speech.close()
         if response is None:  # the engine made no audio at all
-            raise StudioError(500, "no-audio", "The voice produced no audio for this text.")
+            raise StudioError(NO_AUDIO, "The voice produced no audio for this text.")
         await response.write_eof()
         return response
     finally:
@@ -391,7 +404,7 @@ async def session(request: web.Request) -> web.Response:
     if token is None:
         return web.json_response({"ok": True, "token": False})
     if not same_secret(given, token):
-        raise StudioError(401, "wrong-token", "That is not this server's access token.")
+        raise StudioError(WRONG_TOKEN, "That is not this server's access token.")
     response = web.json_response({"ok": True, "token": True})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
     return response
@@ -406,8 +419,7 @@ async def _upload_slot(studio: Studio) -> AsyncIterator[None]:
     (a stalled client gives its slot up after forms.BODY_IDLE_SECONDS)."""
     if studio.uploads.locked():
         raise StudioError(
-            503,
-            "busy",
+            STUDIO_BUSY,
             f"The server is already reading {MAX_UPLOADS} uploads; try again in a moment.",
         )
     async with studio.uploads:
@@ -416,7 +428,7 @@ async def _upload_slot(studio: Studio) -> AsyncIterator[None]:
 
 async def _clip(studio: Studio, form: forms.Form) -> Clip:
     if form.audio is None:
-        raise StudioError(400, "missing-audio", "Choose an audio file or record a clip first.")
+        raise StudioError(MISSING_AUDIO, "Choose an audio file or record a clip first.")
     return await asyncio.to_thread(decode_clip, form.audio, studio.settings.max_clip_seconds)
 
 
@@ -426,7 +438,7 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
     if form.audio is None:
         name = form.get("voice") or ""
         if not name:
-            raise StudioError(400, "missing-voice", "Choose a voice, or add a clip for a new one.")
+            raise StudioError(MISSING_VOICE, "Choose a voice, or add a clip for a new one.")
         registry = studio.registry
         try:
             return registry.resolve(name)
@@ -435,7 +447,7 @@ async def _speaking_voice(studio: Studio, form: forms.Form, scratch: Path) -> Vo
         try:
             return registry.resolve(name)
         except VoiceError:
-            raise StudioError(404, "unknown-voice", f"There is no voice named '{name[:64]}'.") from None
+            raise StudioError(STUDIO_UNKNOWN_VOICE, f"There is no voice named '{name[:64]}'.") from None
     transcript = forms.transcript(form.get("transcript"))
     speed = forms.speed(form.get("speed"))
     clip = await _clip(studio, form)
@@ -477,8 +489,7 @@ def _refuse_unusable(clip: Clip, findings: list[Finding]) -> None:
     problems = [f.message for f in findings if f.level == "error"]
     if problems:
         raise StudioError(
-            422,
-            "unusable-clip",
+            UNUSABLE_CLIP,
             "This clip cannot be used: " + " ".join(problems),
             **_clip_report(clip, findings),
         )

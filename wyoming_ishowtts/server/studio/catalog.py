@@ -16,11 +16,11 @@ from typing import Any
 
 import soundfile
 
+from ...errors import READ_ONLY_VOICE, STUDIO_UNKNOWN_VOICE, StudioError
 from ...voices.cache import cache_file, prepared_voice_key
 from ...voices.check import Finding, check_voice_dir
 from ...voices.folder import REFERENCE_AUDIO, VoiceInfo, load_voice_dir
 from ...voices.registry import VoiceRegistry
-from .errors import StudioError
 from .folders import VoiceFolders
 
 
@@ -109,11 +109,10 @@ def managed_folder(
         return folder
     if name in registry.scan() or any(folder_in(root, name) for root in voices_dirs[1:]):
         raise StudioError(
-            403,
-            "read-only-voice",
+            READ_ONLY_VOICE,
             f"'{name[:64]}' is not in the studio's voices folder ({folders.root}); change it there by hand.",
         )
-    raise StudioError(404, "unknown-voice", f"There is no voice named '{name[:64]}'.")
+    raise StudioError(STUDIO_UNKNOWN_VOICE, f"There is no voice named '{name[:64]}'.")
 
 
 def reference_clip(name: str, registry: VoiceRegistry, voices_dirs: tuple[Path, ...]) -> Path:
@@ -128,7 +127,7 @@ def reference_clip(name: str, registry: VoiceRegistry, voices_dirs: tuple[Path, 
     info = registry.voices.get(name)
     if info is not None and info.builtin is not None and info.reference_audio.is_file():
         return info.reference_audio
-    raise StudioError(404, "unknown-voice", f"There is no clip for a voice named '{name[:64]}'.")
+    raise StudioError(STUDIO_UNKNOWN_VOICE, f"There is no clip for a voice named '{name[:64]}'.")
 
 
 def prepared_file(folder: Path, cache_dir: Path, engine_identity: str) -> Path | None:

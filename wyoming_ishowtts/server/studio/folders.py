@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ...errors import BAD_SETTINGS, BAD_VOICE_TOML, NAME_TAKEN, StudioError
 from ...voices.folder import REFERENCE_AUDIO, REFERENCE_TEXT, VOICE_TOML, parse_voice_toml
-from .errors import StudioError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,8 +130,7 @@ class VoiceFolders:
                     data = tomllib.loads(path.read_text(encoding="utf-8"))
                 except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
                     raise StudioError(
-                        409,
-                        "bad-voice-toml",
+                        BAD_VOICE_TOML,
                         f"{VOICE_TOML} of this voice cannot be read ({err}); fix it by hand.",
                     ) from None
             options = data.get("options")
@@ -151,7 +150,7 @@ class VoiceFolders:
                 try:
                     parse_voice_toml(tmp)
                 except ValueError as err:
-                    raise StudioError(400, "bad-settings", f"These settings are not valid: {err}") from None
+                    raise StudioError(BAD_SETTINGS, f"These settings are not valid: {err}") from None
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -174,8 +173,7 @@ class VoiceFolders:
 
 def _collision(slug: str) -> StudioError:
     return StudioError(
-        409,
-        "name-taken",
+        NAME_TAKEN,
         f"A voice named '{slug}' already exists. Choose another name, or delete that voice first.",
     )
 
@@ -221,8 +219,7 @@ def dump_toml(data: Mapping[str, Any]) -> str:
         for key, value in table.items():
             if isinstance(value, Mapping):
                 raise StudioError(
-                    409,
-                    "bad-voice-toml",
+                    BAD_VOICE_TOML,
                     f"{VOICE_TOML} has nested tables the studio cannot rewrite; edit it by hand.",
                 )
             lines.append(f"{_key(key)} = {_value(value)}")
@@ -255,14 +252,13 @@ def _value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise StudioError(400, "bad-settings", "Settings must be finite numbers.")
+            raise StudioError(BAD_SETTINGS, "Settings must be finite numbers.")
         return repr(value)
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_value(item) for item in value) + "]"
     raise StudioError(
-        409,
-        "bad-voice-toml",
+        BAD_VOICE_TOML,
         f"{VOICE_TOML} has a value the studio cannot rewrite ({type(value).__name__}); edit it by hand.",
     )

@@ -19,7 +19,20 @@ from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
 
-from .errors import StudioError
+from ...errors import (
+    BAD_LANGUAGE,
+    BAD_NAME,
+    BAD_REQUEST,
+    BAD_SPEED,
+    BAD_TEXT,
+    FIELD_TOO_LONG,
+    MISSING_NAME,
+    MISSING_TRANSCRIPT,
+    NOT_MULTIPART,
+    UPLOAD_STALLED,
+    UPLOAD_TOO_LARGE,
+    StudioError,
+)
 
 MAX_NAME_CHARS = 64
 MAX_SLUG_CHARS = 48
@@ -66,17 +79,17 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
         try:
             pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
-            raise StudioError(400, "bad-request", "The form is not UTF-8 text.") from None
+            raise StudioError(BAD_REQUEST, "The form is not UTF-8 text.") from None
         fields: dict[str, str] = {}
         for key, value in pairs:
             _check_field_name(key)
             if key in fields or key == "audio":
-                raise StudioError(400, "bad-request", f"Field '{key}' must be sent once, as text.")
+                raise StudioError(BAD_REQUEST, f"Field '{key}' must be sent once, as text.")
             fields[key] = value
         return Form(fields)
     if request.content_type != "multipart/form-data":
         raise StudioError(
-            415, "bad-request", "Send the form as multipart/form-data (or JSON without an audio file)."
+            NOT_MULTIPART, "Send the form as multipart/form-data (or JSON without an audio file)."
         )
     return await _multipart_form(request, max_upload_bytes)
 
@@ -99,20 +112,20 @@ def _json_form(raw: bytes) -> Form:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise StudioError(400, "bad-request", "The request body is not valid JSON.") from None
+        raise StudioError(BAD_REQUEST, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
-        raise StudioError(400, "bad-request", "The request body must be a JSON object.")
+        raise StudioError(BAD_REQUEST, "The request body must be a JSON object.")
     fields: dict[str, str] = {}
     for key, value in data.items():
         _check_field_name(key)
         if key == "audio":
-            raise StudioError(400, "bad-request", "Send audio as a multipart/form-data file upload.")
+            raise StudioError(BAD_REQUEST, "Send audio as a multipart/form-data file upload.")
         if isinstance(value, list) and key == "languages":
             value = ",".join(str(v) for v in value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            raise StudioError(400, "bad-request", f"Field '{key}' must be text.")
+            raise StudioError(BAD_REQUEST, f"Field '{key}' must be text.")
         fields[key] = value
     return Form(fields)
 
@@ -121,7 +134,7 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError) as err:  # aiohttp asserts on a broken boundary
-        raise StudioError(400, "bad-request", f"The form could not be read: {err}") from None
+        raise StudioError(BAD_REQUEST, f"The form could not be read: {err}") from None
     fields: dict[str, str] = {}
     audio: bytes | None = None
     received = 0
@@ -130,15 +143,15 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
         try:
             part = await arrival.next(reader.next())
         except ValueError as err:  # a malformed part header or boundary
-            raise StudioError(400, "bad-request", f"The form could not be read: {err}") from None
+            raise StudioError(BAD_REQUEST, f"The form could not be read: {err}") from None
         if part is None:
             break
         if not isinstance(part, BodyPartReader):
-            raise StudioError(400, "bad-request", "Nested multipart forms are not accepted.")
+            raise StudioError(BAD_REQUEST, "Nested multipart forms are not accepted.")
         name = part.name or ""
         _check_field_name(name)
         if name in fields or (name == "audio" and audio is not None):
-            raise StudioError(400, "bad-request", f"Field '{name}' was sent twice.")
+            raise StudioError(BAD_REQUEST, f"Field '{name}' was sent twice.")
         limit = max_upload_bytes - received if name == "audio" else MAX_FIELD_BYTES
         chunks: list[bytes] = []
         size = 0
@@ -147,7 +160,7 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
             if size > limit:
                 if name == "audio":
                     raise too_large(max_upload_bytes)
-                raise StudioError(400, "field-too-long", f"Field '{name}' is too long.")
+                raise StudioError(FIELD_TOO_LONG, f"Field '{name}' is too long.")
             chunks.append(chunk)
         received += size
         data = b"".join(chunks)
@@ -157,7 +170,7 @@ async def _multipart_form(request: web.Request, max_upload_bytes: int) -> Form:
         try:
             fields[name] = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise StudioError(400, "bad-request", f"Field '{name}' is not UTF-8 text.") from None
+            raise StudioError(BAD_REQUEST, f"Field '{name}' is not UTF-8 text.") from None
     return Form(fields, audio)
 
 
@@ -178,8 +191,7 @@ class _Arrival:
             data = await asyncio.wait_for(read, max(0.0, min(BODY_IDLE_SECONDS, left)))
         except asyncio.TimeoutError:
             raise StudioError(
-                408,
-                "upload-stalled",
+                UPLOAD_STALLED,
                 f"The upload stopped arriving, or came slower than {MIN_BODY_RATE // 1024} KB/s; "
                 "check the connection and try again.",
             ) from None
@@ -190,13 +202,12 @@ class _Arrival:
 
 def _check_field_name(name: str) -> None:
     if name not in FIELDS:
-        raise StudioError(400, "bad-request", f"Unknown field '{name[:40]}'.")
+        raise StudioError(BAD_REQUEST, f"Unknown field '{name[:40]}'.")
 
 
 def too_large(limit: int) -> StudioError:
     return StudioError(
-        413,
-        "upload-too-large",
+        UPLOAD_TOO_LARGE,
         f"The upload is larger than the limit of {limit / 1024 / 1024:g} MB; "
         "a voice needs only 5-10 seconds of audio.",
     )
@@ -208,11 +219,9 @@ def too_large(limit: int) -> StudioError:
 def _plain_text(value: str, what: str, max_chars: int) -> str:
     text = " ".join(value.split())
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
-        raise StudioError(400, "bad-text", f"The {what} contains control characters.")
+        raise StudioError(BAD_TEXT, f"The {what} contains control characters.")
     if len(text) > max_chars:
-        raise StudioError(
-            400, "field-too-long", f"The {what} has {len(text)} characters; the limit is {max_chars}."
-        )
+        raise StudioError(FIELD_TOO_LONG, f"The {what} has {len(text)} characters; the limit is {max_chars}.")
     return text
 
 
@@ -220,9 +229,7 @@ def transcript(value: str | None) -> str:
     """The words spoken in the clip; required, because the model aligns the clip with them."""
     text = _plain_text(value or "", "transcript", MAX_TRANSCRIPT_CHARS)
     if not text:
-        raise StudioError(
-            400, "missing-transcript", "Write the transcript: exactly the words spoken in the clip."
-        )
+        raise StudioError(MISSING_TRANSCRIPT, "Write the transcript: exactly the words spoken in the clip.")
     return text
 
 
@@ -240,8 +247,7 @@ def languages(value: str | None) -> tuple[str, ...] | None:
     for item in items:
         if not LANGUAGE.match(item):
             raise StudioError(
-                400,
-                "bad-language",
+                BAD_LANGUAGE,
                 f"'{item[:20]}' is not a language code; use codes like en, de or zh-CN, separated by commas.",
             )
     return tuple(dict.fromkeys(items))
@@ -254,16 +260,16 @@ def speed(value: str | None) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise StudioError(400, "bad-speed", "Speed must be a number such as 1 or 0.9.") from None
+        raise StudioError(BAD_SPEED, "Speed must be a number such as 1 or 0.9.") from None
     if not math.isfinite(number) or not MIN_SPEED <= number <= MAX_SPEED:
-        raise StudioError(400, "bad-speed", f"Speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}.")
+        raise StudioError(BAD_SPEED, f"Speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}.")
     return number
 
 
 def display_name(value: str | None) -> str:
     name = _plain_text(value or "", "name", MAX_NAME_CHARS)
     if not name:
-        raise StudioError(400, "missing-name", "Give the voice a name.")
+        raise StudioError(MISSING_NAME, "Give the voice a name.")
     return name
 
 
@@ -278,5 +284,5 @@ def slugify(name: str) -> str:
     slug = "".join(c if c.isalnum() else "-" for c in text)
     slug = re.sub(r"-+", "-", slug).strip("-")[:MAX_SLUG_CHARS].strip("-")
     if not slug:
-        raise StudioError(400, "bad-name", "The name needs at least one letter or digit.")
+        raise StudioError(BAD_NAME, "The name needs at least one letter or digit.")
     return slug

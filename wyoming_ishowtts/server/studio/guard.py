@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ...errors import CROSS_SITE_REQUEST, HOST_NOT_ALLOWED, NOT_FROM_PROXY, TOKEN_REQUIRED, StudioError
 from ..settings import StudioSettings
-from .errors import StudioError
 from .forms import too_large
 from .speech import SynthesisFailed
 
@@ -88,14 +88,12 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "Studio: refused a connection from %s (only %s may connect)", request.remote, settings.proxy
             )
             raise StudioError(
-                403,
-                "not-from-proxy",
+                NOT_FROM_PROXY,
                 "Open the studio through Home Assistant (the Voices panel in the sidebar).",
             )
     elif token is None and not host_allowed(request.headers.get("Host"), settings.host):
         raise StudioError(
-            403,
-            "host-not-allowed",
+            HOST_NOT_ALLOWED,
             "This page answers only addresses like http://127.0.0.1:PORT/ or http://localhost:PORT/. "
             "To open it by a host name, start the server with --http-token.",
         )
@@ -106,17 +104,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         forged = request.path.startswith("/api/") and request.headers.get("Sec-Fetch-Site") in CROSS_SITE
     if forged and not bearer:
         raise StudioError(
-            403,
-            "cross-site-request",
+            CROSS_SITE_REQUEST,
             "Refused: this request came from another site's page. Use the studio page itself "
             "(or send the token in an Authorization header).",
         )
     if token is not None and request.path.startswith("/api/") and request.path != "/api/session":
         cookie = request.cookies.get(COOKIE)
         if not (bearer or (cookie is not None and same_secret(cookie, token))):
-            raise StudioError(
-                401, "token-required", "This server needs its access token; enter it on the page."
-            )
+            raise StudioError(TOKEN_REQUIRED, "This server needs its access token; enter it on the page.")
     return await handler(request)
 
 

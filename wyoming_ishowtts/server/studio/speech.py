@@ -2,23 +2,24 @@
 
 The studio is one more client of the worker's fair scheduler (with its own client ids, which never meet a
 Wyoming connection's), so a preview takes its turn beside Home Assistant's requests instead of in front of
-them. The worker posts results to the request's asyncio queue; nothing here waits on a thread. Each preview
-is measured into the server's request log like a Wyoming request (metrics.py).
+them. The worker owns the request (its queue slot, its results); this reads its pieces and says what a
+failure means to the page. Each preview is measured into the server's request log like a Wyoming request
+(metrics.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ...errors import BusyError, EngineFailure
+from ...errors import STUDIO_BUSY, BusyError, EngineFailure, StudioCode, StudioError
 from ...voices.folder import VoiceInfo
 from ..metrics import RequestLog, RequestMeter
-from ..worker import Abort, Close, EngineWorker, Piece, Request, SegmentDone, SegmentFailed
-from .errors import StudioError
+from ..worker import EngineWorker, Request, RequestFailed
 
 # Negative ids: Wyoming connections count up from 1.
 _client_ids = itertools.count(-1, -1)
@@ -60,12 +61,12 @@ class Speech:
         try:
             request = self.worker.open_request(self.client_id, self.voice, streaming=False)
         except BusyError as err:
-            raise StudioError(503, "busy", f"The server is busy: {err}. Try again in a moment.") from None
+            raise StudioError(STUDIO_BUSY, f"The server is busy: {err}. Try again in a moment.") from None
         request.label = f"studio request {-self.client_id}"
         self._request = request
         self.meter = self._log.meter(request, "studio")
         self.worker.submit(request, self.text)
-        request.results.put_nowait(Close())
+        self.worker.close_input(request)
         return self.meter.id
 
     async def pieces(self) -> AsyncIterator[np.ndarray]:
@@ -74,34 +75,29 @@ class Speech:
         A failure before any audio raises `StudioError` (the page can still show it as a JSON error); after
         audio has started it raises `SynthesisFailed`.
         """
-        request = self._request
-        assert request is not None and self.meter is not None, "open() first"
+        request, meter = self._request, self.meter
+        assert request is not None and meter is not None, "open() first"
         started = False
-        done = 0
-        closed = False
-        while not (closed and done >= request.submitted):
-            item = await request.results.get()
-            if isinstance(item, Piece):
-                self.worker.taken(request)
-                self.meter.piece(item)
-                started = True
-                yield item.audio
-            elif isinstance(item, SegmentDone):
-                done += 1
-            elif isinstance(item, (SegmentFailed, Abort)):
-                self._error = f"{item.text} ({item.code})"
-                if started:
-                    raise SynthesisFailed(item.text)
-                status = {EngineFailure.code: 500, BusyError.code: 503}.get(item.code, 422)
-                raise StudioError(status, item.code, f"The voice could not speak: {item.text}")
-            elif isinstance(item, Close):
-                closed = True
+        try:
+            async with contextlib.aclosing(self.worker.pieces(request)) as pieces:
+                async for piece in pieces:
+                    meter.piece(piece)
+                    started = True
+                    yield piece.audio
+        except RequestFailed as failure:
+            self._error = str(failure)
+            if started:
+                raise SynthesisFailed(failure.text) from None
+            status = {EngineFailure.code: 500, BusyError.code: STUDIO_BUSY.status}.get(failure.code, 422)
+            what = StudioCode(failure.code, status)  # the engine's or the voice's own code (errors.py)
+            raise StudioError(what, f"The voice could not speak: {failure.text}") from None
         self._error = None if started else "no audio"
 
     def close(self) -> None:
-        """Release the request's queue slot and record its speed (or why it failed)."""
+        """Give the request's queue slot back (also when its pieces were never read) and record its speed (or
+        why it failed)."""
         if self._request is not None:
-            self.worker.finish_request(self._request)
+            self.worker.drop_client(self.client_id)
             self._request = None
         if self.meter is not None:
             self.meter.finish(self._error)

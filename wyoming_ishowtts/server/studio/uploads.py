@@ -16,8 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
+from ...errors import (
+    CLIP_TOO_LONG,
+    EMPTY_AUDIO,
+    RATE_TOO_HIGH,
+    TOO_MANY_CHANNELS,
+    UNREADABLE_AUDIO,
+    StudioError,
+)
 from ...voices.check import Finding, check_clip
-from .errors import StudioError
 
 READABLE_FORMATS = "WAV, FLAC, OGG or MP3"
 MAX_RATE = 192_000
@@ -59,7 +66,7 @@ class Clip:
 def decode_clip(data: bytes, max_seconds: float) -> Clip:
     """Decode an uploaded file; a ``StudioError`` says in plain words why it cannot be used."""
     if not data:
-        raise StudioError(400, "empty-audio", "The audio file is empty.")
+        raise StudioError(EMPTY_AUDIO, "The audio file is empty.")
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
             rate, channels = int(sound.samplerate), int(sound.channels)
@@ -81,28 +88,25 @@ def decode_clip(data: bytes, max_seconds: float) -> Clip:
         raise
     except Exception as err:  # libsndfile's own error types and RuntimeError
         raise StudioError(
-            400,
-            "unreadable-audio",
+            UNREADABLE_AUDIO,
             f"This file could not be read as audio; use {READABLE_FORMATS}. ({err})",
         ) from None
     if frames == 0:
-        raise StudioError(400, "empty-audio", "The audio file contains no sound (0 samples).")
+        raise StudioError(EMPTY_AUDIO, "The audio file contains no sound (0 samples).")
     return Clip(samples=np.concatenate(pieces), rate=rate, channels=channels)
 
 
 def _judge_header(rate: int, channels: int, frames: int, max_seconds: float) -> None:
     if rate <= 0:
-        raise StudioError(400, "unreadable-audio", "The audio file has no valid sample rate.")
+        raise StudioError(UNREADABLE_AUDIO, "The audio file has no valid sample rate.")
     if rate > MAX_RATE:
         raise StudioError(
-            400,
-            "rate-too-high",
+            RATE_TOO_HIGH,
             f"The clip's sample rate is {rate} Hz; the limit is {MAX_RATE} Hz. Save it at 48000 Hz.",
         )
     if not 1 <= channels <= MAX_CHANNELS:
         raise StudioError(
-            400,
-            "too-many-channels",
+            TOO_MANY_CHANNELS,
             f"The clip has {channels} channels; the limit is {MAX_CHANNELS}. Save it as mono or stereo.",
         )
     if frames > max_seconds * rate:
@@ -112,7 +116,6 @@ def _judge_header(rate: int, channels: int, frames: int, max_seconds: float) -> 
 def _too_long(seconds: float, max_seconds: float, more: bool = False) -> StudioError:
     length = f"longer than {max_seconds:g} s" if more else f"{seconds:.1f} s long"
     return StudioError(
-        400,
-        "clip-too-long",
+        CLIP_TOO_LONG,
         f"The clip is {length}; the limit is {max_seconds:g} s. Cut it to 5-10 seconds of clear speech.",
     )
