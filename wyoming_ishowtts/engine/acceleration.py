@@ -5,7 +5,7 @@ An engine has one `Acceleration`. `Acceleration.build` reads the settings and th
 for that the machine cannot do is logged, and the steps run eagerly instead. `warm_up` records (or compiles)
 the step for every layout a request can bring: batch size, padded length, guidance. `drop` goes back to eager
 steps for good, freeing the graphs: a failed recording, or a precision fallback (the graphs were made for the
-model that was replaced). The engine's sampler reads `step_graphs` (what runs each step; None: the eager
+model that was replaced). Each batch (batch.py) reads `step_graphs` (what runs each step; None: the eager
 `sampler.guided_step`) and `bucket` (frames each batch's length is rounded up to).
 
 A recorder other than CUDA's may be given (`Engine.load(settings, recorder=...)`): the steps are then
