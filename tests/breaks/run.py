@@ -813,7 +813,9 @@ def run(brk: Break, clean: bool) -> tuple[dict[str, str], float, str]:
         if not outcomes:
             outcomes["(all)"] = f"error (pytest exit {result.returncode})"
         # The first assertion line, so a failure for the wrong reason shows.
-        why = next((ln.strip() for ln in out.splitlines() if ln.startswith("E ")), "")
+        # (Not pytest's progress line, which starts with "E" when the first test errored.)
+        lines = [ln.strip() for ln in out.splitlines() if ln.startswith("E ") and not ln.endswith("%]")]
+        why = next(iter(lines), "")
         return outcomes, elapsed, why[:200]
 
 
