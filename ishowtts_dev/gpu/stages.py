@@ -531,10 +531,10 @@ def run_steps(model: Any, step: Any, inputs: Any, n: int) -> None:
     """The first `n` Euler steps of `sample`'s loop on prepared `inputs` (sampler.StepInputs)."""
     import torch
 
-    x, t = inputs.x, inputs.t
+    x = inputs.x
     with torch.inference_mode():
         for i in range(n):
-            x = step(model, x, inputs.step_cond, inputs.text_pair, t[i], t[i + 1] - t[i], inputs.mask, 2.0)
+            x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])
 
 
 def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
