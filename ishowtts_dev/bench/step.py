@@ -35,15 +35,22 @@ from .measure import median
 
 
 def _models(model_dir: Path) -> tuple[DiT, Any, int]:
+    files = resolve_model_files(DEFAULT_MODEL, model_dir)
+    vocab = Vocab.from_file(files.vocab)
+    ours = DiT(dit_config_for(files, vocab.size))
+    load_strict(ours, read_dit_state(files.checkpoint), files.checkpoint)
+    ours = ours.eval().requires_grad_(False).fuse_projections()
+    return ours, upstream_transformer(model_dir), vocab.size
+
+
+def upstream_transformer(model_dir: Path, device: str = "cpu") -> Any:
+    """Upstream f5-tts's DiT on the same weights, as its `load_model` prepares it for `device` (fp16 on a
+    CUDA GPU that has it, as upstream runs)."""
     from f5_tts.infer import utils_infer
     from f5_tts.model import DiT as UpstreamDiT
 
     files = resolve_model_files(DEFAULT_MODEL, model_dir)
     info = json.loads((model_dir / "model.json").read_text())["dit"]
-    vocab = Vocab.from_file(files.vocab)
-    ours = DiT(dit_config_for(files, vocab.size))
-    load_strict(ours, read_dit_state(files.checkpoint), files.checkpoint)
-    ours = ours.eval().requires_grad_(False).fuse_projections()
     keys = ("dim", "depth", "heads", "dim_head", "ff_mult", "text_dim", "conv_layers")
     cfg = {k: info[k] for k in keys} | {
         "text_mask_padding": info["text_mask_padding"],
@@ -51,9 +58,9 @@ def _models(model_dir: Path) -> tuple[DiT, Any, int]:
         "attn_mask_enabled": False,
     }
     upstream = utils_infer.load_model(
-        UpstreamDiT, cfg, str(files.checkpoint), vocab_file=str(files.vocab), device="cpu"
+        UpstreamDiT, cfg, str(files.checkpoint), vocab_file=str(files.vocab), device=device
     ).eval()
-    return ours, upstream.transformer, vocab.size
+    return upstream.transformer
 
 
 def measure(
