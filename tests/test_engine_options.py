@@ -152,10 +152,12 @@ def synthesize_with(model_dir: Path, stand_in: bool = False, **settings: Any) ->
 
 @contextmanager
 def model_lengths(engine: Engine) -> Iterator[list[int]]:
-    """The frames axis of each input the model gets while the block runs (a forward pre-hook: it sees the
-    padded tensor whether or not the forward is compiled)."""
+    """The frames axis of each input the model's step gets while the block runs (a forward pre-hook on its
+    input layer, which every step runs first: it sees the padded tensor whether or not the step is compiled)."""
     lengths: list[int] = []
-    hook = engine.model.register_forward_pre_hook(lambda _, args: lengths.append(int(args[0].shape[1])))
+    hook = engine.model.input_embed.register_forward_pre_hook(
+        lambda _, args: lengths.append(int(args[0].shape[1]))
+    )
     try:
         yield lengths
     finally:

@@ -135,10 +135,16 @@ def test_time_enters_the_embedding_in_float32(fp32_model: DiT) -> None:
     assert float((got.double() - exact).abs().max()) <= 2**-8
 
 
-def test_sampler_hands_the_model_float32_time(tiny_model_dir: Path, vocab_size: int) -> None:
+def test_sampler_hands_the_model_float32_time_once_per_chunk(tiny_model_dir: Path, vocab_size: int) -> None:
+    """The time grid enters the time embedding in float32, whole: every step's modulation is computed
+    once per chunk (`DiT.modulation`), not once per step."""
     model = tiny_dit(tiny_model_dir, vocab_size).to_precision(torch.bfloat16, mixed=False).fuse_projections()
-    times: list[torch.dtype] = []
-    hook = model.time_embed.register_forward_pre_hook(lambda m, a: times.append(a[0].dtype))
+    times: list[tuple[torch.dtype, tuple[int, ...]]] = []
+    hook = model.time_embed.register_forward_pre_hook(lambda m, a: times.append((a[0].dtype, a[0].shape)))
+    block = model.transformer_blocks[0]
+    assert isinstance(block, DiTBlock)
+    rows: list[int] = []
+    linear_hook = block.attn_norm.linear.register_forward_pre_hook(lambda m, a: rows.append(a[0].shape[0]))
     _, cond, text = inputs(40, vocab_size)
     sample(
         model,
@@ -150,7 +156,9 @@ def test_sampler_hands_the_model_float32_time(tiny_model_dir: Path, vocab_size: 
         steps=3,
     )
     hook.remove()
-    assert times == [torch.float32] * 3
+    linear_hook.remove()
+    assert times == [(torch.float32, (3,))]  # the grid's first three times, once
+    assert rows == [3]  # each layer's modulation: one matrix multiply of the three times
 
 
 def test_one_shared_time_equals_per_item_times(fp32_model: DiT, vocab_size: int) -> None:
@@ -284,7 +292,7 @@ def _sample_batch(model: DiT, vocab_size: int, durations: list[int], steps: int 
     )
 
 
-def test_padded_batch_builds_one_float_mask_per_pass(
+def test_padded_batch_builds_one_float_mask_per_chunk(
     fp32_model: DiT, vocab_size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = SdpaSpy()
@@ -300,14 +308,14 @@ def test_padded_batch_builds_one_float_mask_per_pass(
     steps = 3
     _sample_batch(fp32_model, vocab_size, [40, 28], steps=steps)
     depth = fp32_model.cfg.depth
-    assert len(spy.masks) == steps * depth and len(builds) == steps
-    for step in range(steps):
-        layer_masks = spy.masks[step * depth : (step + 1) * depth]
-        first = layer_masks[0]
-        assert first is not None and first.dtype == torch.float32  # additive, not boolean
-        assert all(m is first for m in layer_masks)  # the very same tensor in every layer
-        assert first.shape == (4, 1, 1, 40)  # conditional and null halves of 2 items
-        assert torch.isinf(first[1, 0, 0, 28:]).all() and (first[1, 0, 0, :28] == 0).all()
+    assert len(spy.masks) == steps * depth and len(builds) == 1
+    first = spy.masks[0]
+    assert first is not None and first.dtype == torch.float32  # additive, not boolean
+    assert all(m is first for m in spy.masks)  # the very same tensor in every layer and step
+    assert first.shape == (4, 1, 1, 40)  # conditional and null halves of 2 items
+    for row in (1, 3):  # the shorter item, in each half
+        assert torch.isinf(first[row, 0, 0, 28:]).all() and (first[row, 0, 0, :28] == 0).all()
+    assert (first[::2] == 0).all()
 
 
 @pytest.mark.parametrize("durations", [[40], [40, 40]])

@@ -6,7 +6,8 @@ The end-to-end benchmark runs upstream's process and then our server, minutes ap
 whose speed drifts over that time, their ratio drifts with it. Here the two models take turns, forward
 after forward, so drift hits both alike and the ratio isolates what one step costs: one classifier-free
 guided forward pass (conditional and unconditional in one batch of two), text features cached, as both
-samplers run it. Needs the `reference` extra (upstream f5-tts).
+samplers run it: upstream's transformer call, and our `sampler.guided_step` (which adds the guidance and the
+Euler update) on what our sampler prepares once per chunk. Needs the `reference` extra (upstream f5-tts).
 """
 
 from __future__ import annotations
@@ -27,21 +28,29 @@ from wyoming_ishowtts.engine.checkpoints import (
 )
 from wyoming_ishowtts.engine.dit import DiT
 from wyoming_ishowtts.engine.options import DEFAULT_MODEL
+from wyoming_ishowtts.engine.sampler import ChunkInputs, guided_step
 from wyoming_ishowtts.engine.tokenizer import Vocab
 
 from .measure import median
 
 
 def _models(model_dir: Path) -> tuple[DiT, Any, int]:
+    files = resolve_model_files(DEFAULT_MODEL, model_dir)
+    vocab = Vocab.from_file(files.vocab)
+    ours = DiT(dit_config_for(files, vocab.size))
+    load_strict(ours, read_dit_state(files.checkpoint), files.checkpoint)
+    ours = ours.eval().requires_grad_(False).fuse_projections()
+    return ours, upstream_transformer(model_dir), vocab.size
+
+
+def upstream_transformer(model_dir: Path, device: str = "cpu") -> Any:
+    """Upstream f5-tts's DiT on the same weights, as its `load_model` prepares it for `device` (fp16 on a
+    CUDA GPU that has it, as upstream runs)."""
     from f5_tts.infer import utils_infer
     from f5_tts.model import DiT as UpstreamDiT
 
     files = resolve_model_files(DEFAULT_MODEL, model_dir)
     info = json.loads((model_dir / "model.json").read_text())["dit"]
-    vocab = Vocab.from_file(files.vocab)
-    ours = DiT(dit_config_for(files, vocab.size))
-    load_strict(ours, read_dit_state(files.checkpoint), files.checkpoint)
-    ours = ours.eval().requires_grad_(False).fuse_projections()
     keys = ("dim", "depth", "heads", "dim_head", "ff_mult", "text_dim", "conv_layers")
     cfg = {k: info[k] for k in keys} | {
         "text_mask_padding": info["text_mask_padding"],
@@ -49,9 +58,9 @@ def _models(model_dir: Path) -> tuple[DiT, Any, int]:
         "attn_mask_enabled": False,
     }
     upstream = utils_infer.load_model(
-        UpstreamDiT, cfg, str(files.checkpoint), vocab_file=str(files.vocab), device="cpu"
+        UpstreamDiT, cfg, str(files.checkpoint), vocab_file=str(files.vocab), device=device
     ).eval()
-    return ours, upstream.transformer, vocab.size
+    return upstream.transformer
 
 
 def measure(
@@ -59,7 +68,7 @@ def measure(
 ) -> list[dict[str, Any]]:
     ours, theirs, vocab_size = _models(model_dir)
     # As the engine does with --compile (and without --length-bucket): dynamic shapes, the step only.
-    forward = torch.compile(ours.forward, dynamic=True) if compile_ours else ours.forward
+    step = torch.compile(guided_step, dynamic=True) if compile_ours else guided_step
     t = torch.tensor([0.5])
     rows = []
     for n in frames:
@@ -68,10 +77,14 @@ def measure(
         text = torch.randint(0, vocab_size, (1, min(text_tokens, n - 1)))
         with torch.inference_mode():
             features = ours.embed_text(text, torch.tensor([n]))
+            # Ours as its sampler runs a step: what depends on the chunk only (the input layer's context,
+            # every layer's modulation at the step's time) is made once per chunk, before the steps.
+            chunk = ChunkInputs(ours.context(cond, features), None, 2.0, guided=True)
+            modulation = ours.modulation(t)[0]
             theirs.clear_cache()
 
-            def run_ours(x: torch.Tensor = x, cond: torch.Tensor = cond, features: Any = features) -> None:
-                forward(x, cond, features, t)
+            def run_ours(x: torch.Tensor = x, chunk: Any = chunk, modulation: Any = modulation) -> None:
+                step(ours, x, chunk, modulation, t[0])
 
             def run_theirs(x: torch.Tensor = x, cond: torch.Tensor = cond, text: torch.Tensor = text) -> None:
                 theirs(x=x, cond=cond, text=text, time=t, cfg_infer=True, cache=True)

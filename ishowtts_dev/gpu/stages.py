@@ -535,10 +535,52 @@ def run_steps(model: Any, step: Any, inputs: Any, n: int) -> None:
     """The first `n` Euler steps of `sample`'s loop on prepared `inputs` (sampler.StepInputs)."""
     import torch
 
-    x, t = inputs.x, inputs.t
+    x = inputs.x
     with torch.inference_mode():
         for i in range(n):
-            x = step(model, x, inputs.step_cond, inputs.text_pair, t[i], t[i + 1] - t[i], inputs.mask, 2.0)
+            x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])
+
+
+UPSTREAM_PATH = "upstream eager (the old path)"
+"""f5-tts's own step on the same weights: the step as ours was before issue 24 (time embedding and every
+layer's modulation in each step, q and k rotated apart, the input layer once per half), unpadded."""
+
+
+def upstream_step_ms(
+    plan: Plan, layouts: Sequence[tuple[int, int]], steps: int
+) -> tuple[dict[str, Any], int | None]:
+    """ms per step of upstream's guided forward at `layouts` (the same timing as ours), and the
+    operations one step of it dispatches (ishowtts_dev.bench.profile)."""
+    import torch
+
+    from ..bench.profile import count_operations
+    from ..bench.step import upstream_transformer
+
+    model = upstream_transformer(plan.model_dir(plan.main_size), plan.device)
+    dtype = next(model.parameters()).dtype
+    row: dict[str, Any] = {"dtype": str(dtype).replace("torch.", ""), "masked": False}
+    operations = None
+    generator = torch.Generator().manual_seed(0)
+    for batch, frames in layouts:
+        x, cond = (torch.randn(batch, frames, 100, generator=generator).to(plan.device) for _ in range(2))
+        text = torch.randint(0, 100, (batch, 20), generator=generator).to(plan.device)
+        times = list(torch.linspace(0, 1, steps + 1, device=plan.device)[:steps, None].expand(-1, batch))
+        model.clear_cache()
+
+        def loop(x: Any = x, cond: Any = cond, text: Any = text, times: Any = times, up: Any = model) -> None:
+            with torch.inference_mode():
+                for time in times:  # (B,) each: upstream joins its halves' times too
+                    up(x=x, cond=cond, text=text, time=time, cfg_infer=True, cache=True)
+
+        loop()  # untimed; fills upstream's text cache
+        if operations is None:
+            operations = count_operations(partial(loop, times=times[:1])).total
+        runs = [time_steps(loop, plan.cuda) for _ in range(STEP_RUNS)]
+        layout = f"batch {batch} x {frames} frames"
+        row[layout] = 1000 * median(runs) / steps
+        row.setdefault("runs_ms", {})[layout] = [1000 * t / steps for t in runs]
+    del model
+    return row, operations
 
 
 def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
@@ -546,15 +588,31 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
     only the step loop is timed (noise, the text encoder and the inputs prepared before it), with CUDA
     events on a GPU, the median of STEP_RUNS runs after one untimed. Eager runs twice: padded to the
     length bucket (masked, as a graph replays it) and unpadded (the server's eager path, where nothing is
-    masked and SDPA may pick FlashAttention). The first layout's eager and replayed step are profiled."""
+    masked and SDPA may pick FlashAttention); beside them the old path (`UPSTREAM_PATH`, eager graph-speed
+    only). The first layout's eager and replayed step are profiled, and each path's operations per step
+    counted (`key` + "_operations")."""
     import torch
 
     from wyoming_ishowtts.engine.sampler import draw_noise, guided_step, prepare_steps
+
+    from ..bench.profile import count_operations
 
     bucket = 512
     layouts = [(1, 500), (2, 1000)] if plan.quick else [(1, 1000), (1, 2000), (4, 1000), (8, 2000)]
     steps = 4 if plan.quick else 16
     table: dict[str, dict[str, Any]] = {}
+    operations: dict[str, int | None] = {}
+    if "cuda-graphs" in paths:
+        free_cuda()
+        # Batch 1 only: enough to show the gain, and the stage's device time is short; on a CPU (the smoke
+        # run) one layout and one step, only so that the code runs (bench.step compares steps on a CPU).
+        table[UPSTREAM_PATH], operations[UPSTREAM_PATH] = (
+            upstream_step_ms(plan, layouts[:2], steps)
+            if plan.cuda
+            else upstream_step_ms(plan, layouts[:1], 1)
+        )
+        rec.value(key, table)
+        rec.value(f"{key}_operations", operations)
     for path in ["eager padded", "eager unpadded", *paths]:
         free_cuda()
         if path.startswith("eager"):
@@ -584,6 +642,8 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
 
             loop = partial(run_steps, engine.model, step, inputs, steps)
             loop()  # untimed: allocations, kernel choice
+            if path not in operations:  # a replay dispatches none of the step's operations itself
+                operations[path] = count_operations(partial(run_steps, engine.model, step, inputs, 1)).total
             times = [time_steps(loop, plan.cuda) for _ in range(STEP_RUNS)]
             layout = f"batch {batch} x {frames} frames"
             row[layout] = 1000 * median(times) / steps
@@ -598,6 +658,7 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
             row["eager steps (not warmed)"] = engine.acceleration.step_graphs.eager_steps
         table[path] = row
         rec.value(key, table)
+        rec.value(f"{key}_operations", operations)
         del engine, voice
     torch.compiler.reset()
 

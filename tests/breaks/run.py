@@ -49,6 +49,8 @@ AC = "tests/test_audio_cache.py::"
 SP = "tests/test_server_protocol.py::"
 GC = "tests/test_gpu_check.py::"
 TT = "tests/test_text.py::"
+DIT = "wyoming_ishowtts/engine/dit.py"
+SO = "tests/test_step_ops.py::"
 
 BREAKS = [
     Break(
@@ -650,6 +652,31 @@ BREAKS = [
         "        if self._abort_all.is_set() or self._stopping:\n            return True\n        with self._cond:\n"
         "            for client_id, queue in {}.items():",
         [AC + "test_a_warm_phrase_gives_way_to_a_client_at_its_next_step"],
+    ),
+    # Issue 24: what one guided sampler step launches.
+    Break(
+        "rope-q-and-k-apart",
+        "RoPE rotates q and k in two passes, not one over both",
+        DIT,
+        "        q, k = self._rotate(qkv[:, :, :2], rope)  # each (B, N, H, dh)\n",
+        "        q, k = (self._rotate(qkv[:, :, i : i + 1], rope)[0] for i in range(2))\n",
+        [SO + "test_a_guided_step_launches_few_operations_per_layer"],
+    ),
+    Break(
+        "modulation-per-step",
+        "every step computes its own modulation (time embedding and 23 linear maps) from its time",
+        "wyoming_ishowtts/engine/sampler.py",
+        "x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])",
+        "x = step(model, x, inputs.chunk, model.modulation(inputs.t[i : i + 1])[0], inputs.dt[i])",
+        ["tests/test_numerics.py::test_sampler_hands_the_model_float32_time_once_per_chunk"],
+    ),
+    Break(
+        "input-layer-per-half",
+        "the input layer runs once per half (conditional, unconditional), then joins them",
+        DIT,
+        "        h = self.proj(torch.cat((x, halves), dim=-1).flatten(0, 1))  # one copy into (R, N, 2 mel + T)\n",
+        "        h = torch.cat([self.proj(torch.cat((x[0], half), dim=-1)) for half in halves])\n",
+        [SO + "test_guidance_runs_the_input_layer_once_for_both_halves"],
     ),
 ]
 

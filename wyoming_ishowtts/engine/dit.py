@@ -3,7 +3,14 @@
 Module and parameter names follow upstream's checkpoints key for key (`transformer_blocks.3.attn.to_q.weight`,
 `ff.ff.0.0.weight`, ...), so published weights load with a strict `load_state_dict` and no renaming table.
 
-Shapes: B batch, N mel frames (reference + generated), D model width, T text width (text_dim), H heads.
+Shapes: B batch, N mel frames (reference + generated), D model width, T text width (text_dim), H heads,
+dh head width, L layers (depth), S flow times (a chunk's sampler steps), R = 2B rows with guidance (the
+conditional half, then the unconditional one) or B without.
+
+What a sampler step does not depend on is computed once per chunk, not once per step: the text features
+(`DiT.embed_text`), the conditioning half of the input layer's input (`DiT.context`), every layer's time
+modulation for every step of the grid (`DiT.modulation`) and the attention mask (`AttentionMask`);
+`DiT.flow` is then the step's forward pass alone.
 """
 
 from __future__ import annotations
@@ -208,12 +215,12 @@ class ConvPositionEmbedding(nn.Module):
             nn.Mish(),
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:  # (B, N, D)
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:  # (B, N, D)
+        """padding: (B, 1, N) True on padding frames, or None."""
         h = x.transpose(1, 2)
-        if mask is None:
+        if padding is None:
             h = self.conv1d(h)
         else:  # padding frames stay zero so they cannot leak into a shorter item of the batch
-            padding = ~mask[:, None, :]
             h = h.masked_fill(padding, 0.0)
             for layer in self.conv1d:
                 h = layer(h)
@@ -230,20 +237,35 @@ class InputEmbedding(nn.Module):
         self.proj = nn.Linear(cfg.mel_dim * 2 + cfg.text_dim, cfg.dim)
         self.conv_pos_embed = ConvPositionEmbedding(cfg.dim)
 
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None
+    def context(
+        self, cond: torch.Tensor, text_cond: torch.Tensor, text_null: torch.Tensor | None
     ) -> torch.Tensor:
+        """What the input layer reads besides the noisy mel, once per chunk: (R, N, mel + T) in the layer's
+        dtype, [reference mel, text] per row; with a null text the unconditional rows follow, [0, null text]
+        (upstream's dropped audio and text). cond: (B, N, mel); text_*: (B, N, T)."""
         dtype = self.proj.weight.dtype
-        x = self.proj(torch.cat((x.to(dtype), cond.to(dtype), text.to(dtype)), dim=-1))
-        return self.conv_pos_embed(x, mask) + x
+        rows = torch.cat((cond.to(dtype), text_cond.to(dtype)), dim=-1)  # (B, N, mel + T)
+        if text_null is None:
+            return rows
+        null = torch.cat((torch.zeros_like(cond, dtype=dtype), text_null.to(dtype)), dim=-1)
+        return torch.cat((rows, null), dim=0)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
+        """x: (B, N, mel) noisy mel, shared by the R // B halves; context: (R, N, mel + T) from `context`;
+        padding: (R, 1, N) True on padding frames, or None. One pass over every row: (R, N, D)."""
+        b, n, _ = x.shape
+        halves = context.view(-1, b, n, context.shape[-1])  # (R / B, B, N, mel + T)
+        x = x.to(self.proj.weight.dtype)[None].expand(halves.shape[0], -1, -1, -1)  # no copy
+        h = self.proj(torch.cat((x, halves), dim=-1).flatten(0, 1))  # one copy into (R, N, 2 mel + T)
+        return self.conv_pos_embed(h, padding) + h
 
 
 @dataclass(frozen=True)
 class Rope:
     """RoPE tables for positions 0..N-1, float32: cos = [cos a_0, cos a_0, cos a_1, cos a_1, ...] and
-    sin = [-sin a_0, sin a_0, -sin a_1, sin a_1, ...], each (N, dim_head), a_i = position * inv_freq[i];
-    and, on a CPU outside torch.compile, the same rotations as complex numbers cos a_i + j sin a_i
-    (N, dim_head / 2), which `apply_rope` uses there instead (see it for why)."""
+    sin = [-sin a_0, sin a_0, -sin a_1, sin a_1, ...], each (N, dh), a_i = position * inv_freq[i];
+    and, outside torch.compile, the same rotations as complex numbers cos a_i + j sin a_i (N, dh / 2),
+    which `apply_rope` uses then instead (see it for why)."""
 
     cos: torch.Tensor
     sin: torch.Tensor
@@ -257,9 +279,8 @@ class Rope:
 class RotaryEmbedding(Float32Buffers):
     """GPT-J style RoPE (adjacent pairs rotate together), base 10000; `inv_freq` is saved in checkpoints.
 
-    Float32 whatever the model's dtype, and real-valued (cos/sin tables) wherever a kernel launch or a
-    compiler is involved: complex numbers cost extra kernels on a GPU and Inductor generates no code
-    for them.
+    Float32 whatever the model's dtype; complex-valued eagerly (one multiply), real-valued (cos/sin tables)
+    under torch.compile, for which Inductor generates no complex code.
     """
 
     inv_freq: torch.Tensor
@@ -297,47 +318,53 @@ class RotaryEmbedding(Float32Buffers):
     def _compute(self, n: int) -> Rope:
         angles = torch.arange(n, device=self.inv_freq.device).float()[:, None] * self.inv_freq[None, :]
         cos, sin = angles.cos(), angles.sin()
-        eager_cpu = self.inv_freq.device.type == "cpu" and not compiling()
         return Rope(
             cos.repeat_interleave(2, dim=-1),
             torch.stack((-sin, sin), dim=-1).flatten(-2),
-            torch.complex(cos, sin) if eager_cpu else None,
+            None if compiling() else torch.complex(cos, sin),
         )
 
 
 def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
-    """Rotate (x[2i], x[2i+1]) by each position's angle, in float32; returns x's dtype.
+    """Rotate (x[2i], x[2i+1]) by each position's angle, in float32; returns x's dtype, contiguous.
 
-    x: (B, N, H, dh). out[2i] = x[2i] cos - x[2i+1] sin, out[2i+1] = x[2i+1] cos + x[2i] sin: upstream's
-    x*cos + rotate_half(x)*sin, with the sign folded into the sin table so one multiply-add does it.
-    Where the tables carry complex rotations (a CPU, eager), one complex multiply computes the same
-    products: on a CPU that single pass was measured ~3x faster than the real form's swap, multiply and
-    multiply-add (2.0 against 6.1 ms per layer at 600 frames), about 2 % of a step.
+    x: (..., N, H, dh), any strides (the q and k parts of the fused projection, together: one call for
+    both). out[2i] = x[2i] cos - x[2i+1] sin, out[2i+1] = x[2i+1] cos + x[2i] sin: upstream's
+    x*cos + rotate_half(x)*sin. Where the tables carry complex rotations (eager), one complex multiply
+    computes the same products in one pass, reading the pairs in place (on a CPU ~3x faster than the real
+    form's swap, multiply and multiply-add; on a GPU one kernel instead of three, plus the two casts of
+    half precision). The real form, with the sign folded into the sin table, is what torch.compile runs.
     """
+    n, dh = x.shape[-3], x.shape[-1]
     if rope.rotation is not None:
-        pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
-        return torch.view_as_real(pairs * rope.rotation[:, None, :]).flatten(-2).to(x.dtype)
+        pairs = torch.view_as_complex((x if x.dtype == torch.float32 else x.float()).unflatten(-1, (-1, 2)))
+        rotated = torch.empty(pairs.shape, dtype=pairs.dtype, device=x.device)  # contiguous whatever x is
+        torch.mul(pairs, rope.rotation.view(n, 1, dh // 2), out=rotated)
+        return torch.view_as_real(rotated).flatten(-2).to(x.dtype)
     swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0, x3, x2, ...)
-    return torch.addcmul(x.float() * rope.cos[:, None, :], swapped, rope.sin[:, None, :]).to(x.dtype)
+    cos, sin = rope.cos.view(n, 1, dh), rope.sin.view(n, 1, dh)
+    return torch.addcmul(x.float() * cos, swapped, sin).to(x.dtype)
 
 
 @dataclass(frozen=True)
 class AttentionMask:
-    """A padded batch's frame mask in the forms the layers use, built once per forward pass.
+    """A padded batch's frame mask in the forms the layers use, built once per chunk (or forward pass).
 
-    bias: (B, 1, 1, N) additive, 0 for real frames and -inf for padding, in the attention's dtype (what
-    SDPA would otherwise convert a boolean mask to, in every layer); padding: (B, N, 1) True on padding.
+    bias: (R, 1, 1, N) additive, 0 for real frames and -inf for padding, in the attention's dtype (what
+    SDPA would otherwise convert a boolean mask to, in every layer); padding: (R, N, 1) and
+    frames_padding: (R, 1, N), True on padding (the convolutions' layout).
     """
 
     bias: torch.Tensor
     padding: torch.Tensor
+    frames_padding: torch.Tensor
 
     @classmethod
     def build(cls, valid: torch.Tensor, dtype: torch.dtype) -> AttentionMask:
-        """valid: (B, N) bool, True on real frames."""
+        """valid: (R, N) bool, True on real frames."""
         padding = ~valid
         bias = torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill(padding, float("-inf"))
-        return cls(bias[:, None, None, :], padding[..., None])
+        return cls(bias[:, None, None, :], padding[..., None], padding[:, None, :])
 
 
 class Attention(nn.Module):
@@ -371,29 +398,32 @@ class Attention(nn.Module):
         """The precision the projections and the attention itself run in."""
         return cast(nn.Linear, self.to_out[0]).weight.dtype
 
-    def _rotate(self, x: torch.Tensor, rope: Rope) -> torch.Tensor:
+    def _rotate(self, qk: torch.Tensor, rope: Rope) -> torch.Tensor:
+        """qk: (B, N, 2, H, dh), the q and k parts of the projection; returns them rotated, (2, B, N, H, dh)
+        contiguous (so that q and k are each contiguous: on a CPU attention measured faster so)."""
+        qk = qk.permute(2, 0, 1, 3, 4)  # a view: `apply_rope` reads any strides
         if self.rope_heads is None:
-            return apply_rope(x, rope)
+            return apply_rope(qk, rope)
         r = self.rope_heads  # v0: the first head(s) only
-        return torch.cat((apply_rope(x[:, :, :r], rope), x[:, :, r:]), dim=2)
+        return torch.cat((apply_rope(qk[..., :r, :], rope), qk[..., r:, :]), dim=-2)
 
     def forward(self, x: torch.Tensor, rope: Rope, mask: AttentionMask | None) -> torch.Tensor:
         """x: (B, N, D) in `self.dtype`; returns (B, N, D) in `self.dtype`, zero on padding frames."""
         b, n, _ = x.shape
         if self.to_qkv is not None:
-            q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, -1).unbind(dim=2)
-        else:
-            q, k, v = (proj(x).view(b, n, self.heads, -1) for proj in (self.to_q, self.to_k, self.to_v))
-        # q and k each on their own: on a CPU, attention over two contiguous tensors measured faster than
-        # over q and k interleaved in one.
-        q, k = self._rotate(q, rope), self._rotate(k, rope)
+            qkv = self.to_qkv(x).view(b, n, 3, self.heads, -1)  # (B, N, 3, H, dh)
+        else:  # the layout before `fuse_qkv`
+            qkv = torch.stack([proj(x) for proj in (self.to_q, self.to_k, self.to_v)], dim=2)
+            qkv = qkv.view(b, n, 3, self.heads, -1)
+        q, k = self._rotate(qkv[:, :, :2], rope)  # each (B, N, H, dh)
+        v = qkv[:, :, 2]
         # Padding frames of a batched request are hidden as keys, so a batched item equals its single run.
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
             v.transpose(1, 2),
             attn_mask=None if mask is None else mask.bias,
-        )
+        )  # (B, H, N, dh)
         out = self.to_out[0](out.transpose(1, 2).reshape(b, n, -1))
         return out if mask is None else out.masked_fill(mask.padding, 0.0)
 
@@ -414,49 +444,60 @@ class FeedForward(nn.Module):
 
 
 class AdaLayerNorm(nn.Module):
-    """Time-conditioned LayerNorm: one Linear gives shift/scale/gate for attention and for the MLP."""
+    """Time-conditioned LayerNorm: one Linear gives the rows of the layer's modulation (for a block: shift,
+    scale, gate for the attention, then for the MLP; for the output: scale, shift), upstream's order."""
 
-    def __init__(self, dim: int, chunks: int) -> None:
+    def __init__(self, dim: int, chunks: int, scale_rows: slice) -> None:
         super().__init__()
         self.chunks = chunks
+        self.scale_rows = scale_rows
         self.linear = nn.Linear(dim, dim * chunks)
 
-    def forward(self, t_act: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """t_act: SiLU of the time embedding (B, D), shared by every layer; returns `chunks` x (B, 1, D)."""
-        return tuple(c[:, None, :] for c in self.linear(t_act).chunk(self.chunks, dim=1))
+    def modulation(self, t_act: torch.Tensor) -> torch.Tensor:
+        """t_act: SiLU of the time embedding (S, D), shared by every layer; returns (S, chunks, D), with
+        LayerNorm's multiplier 1 + scale in the scale rows (added once, here, not in every step)."""
+        rows = self.linear(t_act).unflatten(-1, (self.chunks, -1))
+        rows[:, self.scale_rows] += 1
+        return rows
+
+
+BLOCK_ROWS = 6
+"""Rows of a block's modulation: shift, 1 + scale, gate of the attention, then of the MLP."""
 
 
 def _modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """LayerNorm(x) * (1 + scale) + shift, in `dtype` (the next matrix multiply's).
+    """LayerNorm(x) * scale + shift, in `dtype` (the next matrix multiply's); scale holds 1 + upstream's scale.
 
-    scale, shift: (B, 1, D), or (1, 1, D) when the whole batch shares one flow time (the sampler's case):
-    then they are LayerNorm's own affine weight and bias, one fused pass, measured ~7x faster on a CPU than
-    the norm followed by a multiply-add over the broadcast modulation (1.0 against 7.0 ms at 2 x 600 frames).
+    scale, shift: (D,) when the whole batch shares one flow time (the sampler's case): then they are
+    LayerNorm's own affine weight and bias, one fused pass, measured ~7x faster on a CPU than the norm
+    followed by a multiply-add over the broadcast modulation (1.0 against 7.0 ms at 2 x 600 frames);
+    or (R, 1, D), a time per row.
     """
     width = x.shape[-1]
-    if scale.shape[0] == 1:
-        return F.layer_norm(x, (width,), (1 + scale).view(width), shift.view(width), eps=1e-6).to(dtype)
+    if scale.ndim == 1:
+        return F.layer_norm(x, (width,), scale, shift, eps=1e-6).to(dtype)
     normed = F.layer_norm(x, (width,), eps=1e-6)
-    return torch.addcmul(shift, normed, 1 + scale, out=torch.empty(x.shape, dtype=dtype, device=x.device))
+    return torch.addcmul(shift, normed, scale, out=torch.empty(x.shape, dtype=dtype, device=x.device))
 
 
 class DiTBlock(nn.Module):
     def __init__(self, cfg: DiTConfig) -> None:
         super().__init__()
-        self.attn_norm = AdaLayerNorm(cfg.dim, 6)
+        self.attn_norm = AdaLayerNorm(cfg.dim, BLOCK_ROWS, slice(1, None, 3))
         self.attn = Attention(cfg)
         self.ff = FeedForward(cfg.dim, cfg.ff_mult)
 
     def forward(
         self,
         x: torch.Tensor,
-        t_act: torch.Tensor,
+        modulation: torch.Tensor,
         rope: Rope,
         mask: AttentionMask | None,
     ) -> torch.Tensor:
-        """x: (B, N, D) the residual stream, in its own dtype (float32 in mixed precision); the attention
-        and the MLP run in theirs, and their outputs are added back in the stream's."""
-        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = self.attn_norm(t_act)
+        """x: (R, N, D) the residual stream, in its own dtype (float32 in mixed precision); the attention
+        and the MLP run in theirs, and their outputs are added back in the stream's. modulation: this
+        block's rows of `DiT.modulation`, (6, D) for one time, or (6, R, 1, D) a time per row."""
+        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = modulation.unbind(0)
         dtype = self.attn.dtype
         x = torch.addcmul(x, gate_a, self.attn(_modulate(x, scale_a, shift_a, dtype), rope, mask))
         return torch.addcmul(x, gate_f, self.ff(_modulate(x, scale_f, shift_f, dtype)))
@@ -471,7 +512,7 @@ class DiT(nn.Module):
         self.input_embed = InputEmbedding(cfg)
         self.rotary_embed = RotaryEmbedding(cfg.dim_head)
         self.transformer_blocks = nn.ModuleList([DiTBlock(cfg) for _ in range(cfg.depth)])
-        self.norm_out = AdaLayerNorm(cfg.dim, 2)
+        self.norm_out = AdaLayerNorm(cfg.dim, 2, slice(0, 1))
         self.proj_out = nn.Linear(cfg.dim, cfg.mel_dim)
 
     def fuse_projections(self) -> DiT:
@@ -515,6 +556,49 @@ class DiT(nn.Module):
         """(conditional, null) text features, each (B, N, T); constant across sampler steps."""
         return self.text_embed(ids, seq_lens, drop_text=False), self.text_embed(ids, seq_lens, drop_text=True)
 
+    def context(self, cond: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        """What every step's input layer reads besides the noisy mel: (R, N, mel + T), see
+        `InputEmbedding.context`. cond: (B, N, mel) reference mel, zero past it; text: `embed_text`'s pair,
+        the null one None when unguided."""
+        return self.input_embed.context(cond, *text)
+
+    def modulation(self, t: torch.Tensor) -> torch.Tensor:
+        """Every layer's time modulation at the flow times t (S,): (S, 6 L + 2, D) in the stream's dtype,
+        rows 6 l .. 6 l + 5 block l's (`BLOCK_ROWS`), the last two the output norm's (1 + scale, shift).
+
+        A step's modulation depends on its time only, and a chunk's time grid is fixed: the sampler
+        computes it for every step of the chunk at once (S rows through each layer's linear map: 23 matrix
+        multiplies per chunk instead of 23 per step)."""
+        t_act = F.silu(self.time_embed(t))  # (S, D): every layer's modulation starts from it
+        layers = [cast(DiTBlock, block).attn_norm for block in self.transformer_blocks] + [self.norm_out]
+        return torch.cat([norm.modulation(t_act) for norm in layers], dim=1)
+
+    def attention_mask(self, valid: torch.Tensor, rows: int) -> AttentionMask:
+        """The mask of a padded batch, valid (B, N) True on real frames, for its R = `rows` rows (each half
+        the same items), in the attention's dtype."""
+        attn = cast(DiTBlock, self.transformer_blocks[0]).attn
+        return AttentionMask.build(valid.repeat(rows // valid.shape[0], 1), attn.dtype)
+
+    def flow(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        modulation: torch.Tensor,
+        mask: AttentionMask | None,
+    ) -> torch.Tensor:
+        """One sampler step's forward pass: the predicted flow (R, N, mel) in the stream's dtype.
+
+        x: (B, N, mel) noisy mel, float32 whatever the model's precision; context: (R, N, mel + T) from
+        `context`; modulation: one row of `modulation`, (6 L + 2, D), or (6 L + 2, R, 1, D) a time per row;
+        mask: from `attention_mask`, None when nothing is padded (then SDPA may pick its fastest kernel)."""
+        h = self.input_embed(x, context, None if mask is None else mask.frames_padding)  # (R, N, D)
+        h = h.to(self.stream_dtype)
+        rope = self.rotary_embed(h.shape[1])
+        for i, block in enumerate(self.transformer_blocks):
+            h = block(h, modulation[BLOCK_ROWS * i : BLOCK_ROWS * (i + 1)], rope, mask)
+        scale, shift = modulation[-2:].unbind(0)
+        return self.proj_out(_modulate(h, scale, shift, self.proj_out.weight.dtype))
+
     def forward(
         self,
         x: torch.Tensor,
@@ -523,26 +607,18 @@ class DiT(nn.Module):
         t: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predict the flow. x, cond: (B, N, mel); t: (B,) flow times, or (1,) shared by the whole batch (the
-        sampler's case, and the faster one: see `_modulate`); mask: (B, N) bool, True on real frames, or None
-        when nothing is padded. Inputs may be float32 whatever the model's precision (each layer casts what
-        it reads). With a null text, returns (2B, N, mel): the conditional half, then the unconditional half
-        (no reference audio, no text), in one pass. The output is in the stream's dtype."""
-        text_cond, text_null = text
-        h = self.input_embed(x, cond, text_cond, mask)
-        if text_null is not None:
-            h = torch.cat((h, self.input_embed(x, torch.zeros_like(cond), text_null, mask)), dim=0)
-            t = t if t.shape[0] == 1 else torch.cat((t, t), dim=0)
-            mask = None if mask is None else torch.cat((mask, mask), dim=0)
-        h = h.to(self.stream_dtype)
-        t_act = F.silu(self.time_embed(t))  # every layer's modulation starts from it
-        rope = self.rotary_embed(h.shape[1])
-        attn_mask = (
-            None
-            if mask is None
-            else AttentionMask.build(mask, cast(DiTBlock, self.transformer_blocks[0]).attn.dtype)
-        )
-        for block in self.transformer_blocks:
-            h = block(h, t_act, rope, attn_mask)
-        scale, shift = self.norm_out(t_act)
-        return self.proj_out(_modulate(h, scale, shift, self.proj_out.weight.dtype))
+        """Predict the flow in one call, computing what the sampler computes once per chunk (`context`,
+        `modulation`, `attention_mask`) and then `flow`. x, cond: (B, N, mel); t: (B,) flow times, or (1,)
+        shared by the whole batch (the sampler's case, and the faster one: see `_modulate`); mask: (B, N)
+        bool, True on real frames, or None when nothing is padded. Inputs may be float32 whatever the
+        model's precision. With a null text, returns (2B, N, mel): the conditional half, then the
+        unconditional half (no reference audio, no text), in one pass. The output is in the stream's dtype."""
+        context = self.context(cond, text)
+        rows = context.shape[0]
+        modulation = self.modulation(t)  # (1 or B, 6 L + 2, D)
+        if t.shape[0] == 1:
+            modulation = modulation[0]
+        else:  # a time per row: (6 L + 2, R, 1, D)
+            modulation = modulation.repeat(rows // t.shape[0], 1, 1).transpose(0, 1)[:, :, None, :]
+        attn_mask = None if mask is None else self.attention_mask(mask, rows)
+        return self.flow(x, context, modulation, attn_mask)

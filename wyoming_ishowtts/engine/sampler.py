@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from ..errors import SynthesisCancelled
-from .dit import DiT
+from .dit import AttentionMask, DiT
 from .options import MAX_FRAMES, ceil_to
 
 # Empirically pruned step grids (EPSS, Fast F5-TTS), in 1/32 units of flow time.
@@ -61,46 +61,44 @@ def pad_frames(x: torch.Tensor, n: int) -> torch.Tensor:
     return x if x.shape[1] == n else torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1]))
 
 
+@dataclass(frozen=True)
+class ChunkInputs:
+    """What every Euler step of a chunk reads besides the state and its time, prepared once per chunk."""
+
+    context: torch.Tensor
+    """(R, N, mel + T) the input layer's reference mel and text features (`DiT.context`), R = 2B rows with
+    guidance (conditional, then unconditional), else B."""
+    mask: AttentionMask | None
+    """The padding mask of the R rows, None when nothing is padded."""
+    cfg_strength: float
+    guided: bool
+
+
 class StepFn(Protocol):
     """One Euler step; `guided_step`'s signature, so a captured replay of it (a CUDA graph) can stand in."""
 
     def __call__(
-        self,
-        model: DiT,
-        x: torch.Tensor,
-        step_cond: torch.Tensor,
-        text_pair: tuple[torch.Tensor, torch.Tensor | None],
-        t: torch.Tensor,
-        dt: torch.Tensor,
-        mask: torch.Tensor | None,
-        cfg_strength: float,
+        self, model: DiT, x: torch.Tensor, chunk: ChunkInputs, modulation: torch.Tensor, dt: torch.Tensor
     ) -> torch.Tensor: ...
 
 
 def guided_step(
-    model: DiT,
-    x: torch.Tensor,
-    step_cond: torch.Tensor,
-    text_pair: tuple[torch.Tensor, torch.Tensor | None],
-    t: torch.Tensor,
-    dt: torch.Tensor,
-    mask: torch.Tensor | None,
-    cfg_strength: float,
+    model: DiT, x: torch.Tensor, chunk: ChunkInputs, modulation: torch.Tensor, dt: torch.Tensor
 ) -> torch.Tensor:
     """One Euler step of the flow ODE with classifier-free guidance; returns the next state.
 
-    x: (B, N, mel) float32 state; step_cond: (B, N, mel) reference mel, zero past it; text_pair: the
-    (conditional, null) text features from `DiT.embed_text`, the null one None when unguided; t, dt: the
-    flow time and the step to the next one, 0-d or (1,) float32 tensors on the model's device (tensors, not
-    Python numbers, so that a CUDA graph captured with static buffers replays every step of the grid);
-    mask: (B, N) valid frames or None. Everything the step reads is an argument: no Python state changes
-    between steps, which is what lets a graph capture it.
+    x: (B, N, mel) float32 state; chunk: the chunk's constant inputs; modulation: this step's row of
+    `DiT.modulation` (6 L + 2, D); dt: the step to the next time, a 0-d float32 tensor on the model's device
+    (tensors, not Python numbers, so that a CUDA graph captured with static buffers replays every step of
+    the grid). Everything the step reads is an argument: no Python state changes between steps, which is
+    what lets a graph capture it.
     """
-    flow = model(x, step_cond, text_pair, t.reshape(1), mask).float()  # one time for the whole batch
-    if text_pair[1] is not None:
+    flow = model.flow(x, chunk.context, modulation, chunk.mask).float()  # (R, N, mel)
+    if chunk.guided:
         cond_flow, null_flow = flow.chunk(2, dim=0)
-        flow = cond_flow + (cond_flow - null_flow) * cfg_strength
-    return x + dt * flow
+        # lerp(null, cond, 1 + w) = cond + (cond - null) * w, upstream's guidance, in one pass
+        flow = torch.lerp(null_flow, cond_flow, 1.0 + chunk.cfg_strength)
+    return torch.addcmul(x, dt, flow)  # x + dt * flow
 
 
 @dataclass(frozen=True)
@@ -110,11 +108,13 @@ class StepInputs:
 
     x: torch.Tensor
     """(B, N, mel) float32 noise, padded to N: the ODE state before the first step."""
-    step_cond: torch.Tensor
-    text_pair: tuple[torch.Tensor, torch.Tensor | None]
+    chunk: ChunkInputs
     t: torch.Tensor
     """(steps + 1,) float32 flow times on the device."""
-    mask: torch.Tensor | None
+    modulation: torch.Tensor
+    """(steps, 6 L + 2, D) every layer's time modulation at each step's time (`DiT.modulation`)."""
+    dt: torch.Tensor
+    """(steps,) float32: t[i + 1] - t[i]."""
     cond: torch.Tensor
     """(B, N, mel) the reference mel padded to N, in the precision it came in."""
     cond_mask: torch.Tensor
@@ -139,7 +139,8 @@ def prepare_steps(
     pad_to: int = 1,
 ) -> StepInputs:
     """Everything before the first Euler step of `sample` (same arguments): lengths, masks, the text
-    features (once per chunk), the noise on the device and the time grid."""
+    features and the input layer's context (once per chunk), the noise on the device, the time grid and
+    every layer's modulation at each of its times."""
     device = cond.device
     batch = cond.shape[0]
     durations = total_frames(durations, (text_ids != -1).sum(dim=-1), cond_lens)
@@ -147,22 +148,24 @@ def prepare_steps(
     frames = torch.arange(n, device=device)
     cond_mask = (frames[None, :] < cond_lens[:, None])[..., None]  # (B, N, 1)
     cond = pad_frames(cond, n)
-    # What every step reads is cast once per chunk to the precision the model's input layer runs in; the
-    # reference copied back at the end keeps the precision it came in.
-    dtype = model.input_dtype
-    step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond)).to(dtype)
+    step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
     # Nothing padded, no mask: upstream skips it for one item too, and without one SDPA may pick
     # FlashAttention on a GPU. A batch of unequal lengths hides its padding, and so does a padded length
     # (always, then, so that a compiled model sees one input layout per length).
     padded = pad_to > 1 or (batch > 1 and bool((durations < n).any()))
-    mask = (frames[None, :] < durations[:, None]) if padded else None
+    valid = (frames[None, :] < durations[:, None]) if padded else None
 
     # With padding the features end at the longest item; the frames past it are masked anyway.
     text_cond, text_null = model.embed_text(
-        text_ids, durations if mask is not None else torch.full_like(durations, n)
+        text_ids, durations if valid is not None else torch.full_like(durations, n)
     )
     guided = cfg_strength >= 1e-5
-    text_pair = (pad_frames(text_cond, n).to(dtype), pad_frames(text_null, n).to(dtype) if guided else None)
+    # What every step reads is cast once per chunk to the precision the model's input layer runs in; the
+    # reference copied back at the end keeps the precision it came in.
+    context = model.context(
+        step_cond, (pad_frames(text_cond, n), pad_frames(text_null, n) if guided else None)
+    )
+    mask = None if valid is None else model.attention_mask(valid, context.shape[0])
 
     # The ODE state and the time grid stay in float32 whatever the model's precision: in fp16/bf16 only the
     # network runs in half precision, and the Euler sum does not lose bits step after step.
@@ -170,7 +173,15 @@ def prepare_steps(
         torch.nn.utils.rnn.pad_sequence([z.to(device, torch.float32) for z in noise], batch_first=True), n
     )
     t = timesteps(steps, sway, torch.float32, use_epss).to(device)
-    return StepInputs(x, step_cond, text_pair, t, mask, cond, cond_mask)
+    return StepInputs(
+        x,
+        ChunkInputs(context, mask, float(cfg_strength), guided),
+        t,
+        model.modulation(t[:-1]),
+        t.diff(),
+        cond,
+        cond_mask,
+    )
 
 
 @torch.inference_mode()
@@ -201,11 +212,9 @@ def sample(
     inputs = prepare_steps(
         model, cond, cond_lens, text_ids, durations, noise, steps, cfg_strength, sway, use_epss, pad_to
     )
-    x, t = inputs.x, inputs.t
+    x = inputs.x
     for i in range(steps):
         if cancelled is not None and cancelled():
             raise SynthesisCancelled("synthesis cancelled")
-        x = step(
-            model, x, inputs.step_cond, inputs.text_pair, t[i], t[i + 1] - t[i], inputs.mask, cfg_strength
-        )
+        x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])
     return torch.where(inputs.cond_mask, inputs.cond.float(), x)

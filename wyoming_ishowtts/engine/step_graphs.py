@@ -1,11 +1,13 @@
 """CUDA graphs of the sampler step, without torch.compile.
 
-An eager sampler step launches some 700 small kernels (22 DiT blocks of about 30); on an H100 launching them
-takes longer than the GPU's work for a typical chunk. A CUDA graph records the launches once and replays
-them all with one call. `StepGraphs` records `sampler.guided_step` (the DiT forward with classifier-free
-guidance, the guidance combine and the Euler update) once per input layout (batch size, padded length,
-guidance) into static input buffers and one memory pool shared by all graphs, and then stands in for
-`guided_step` in `sampler.sample`: each step copies its inputs into the buffers and replays.
+An eager sampler step of F5TTS_v1_Base launches some 250 kernels (22 DiT blocks of 11;
+`python -m ishowtts_dev.bench.profile` counts them); on an H100 launching them can take longer than the
+GPU's work for a typical chunk. A CUDA graph records the launches once and replays them all with one call.
+`StepGraphs` records `sampler.guided_step` (the DiT forward with classifier-free guidance, the guidance
+combine and the Euler update) once per input layout (batch size, padded length, guidance) into static input
+buffers and one memory pool shared by all graphs, and then stands in for `guided_step` in `sampler.sample`:
+each step copies its inputs into the buffers (the state, the step's row of the modulation and its dt; the
+chunk's context and mask once per chunk) and replays.
 
 Layouts are recorded only inside `recording()` (the engine's start-up warm-up), so no request ever waits for
 a recording; a layout that was not recorded runs eagerly and is logged once. Batches are padded up to the next
@@ -27,8 +29,8 @@ from typing import Any, Protocol
 
 import torch
 
-from .dit import DiT
-from .sampler import StepFn, guided_step
+from .dit import AttentionMask, DiT
+from .sampler import ChunkInputs, StepFn, guided_step
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,21 +90,21 @@ class _Graph:
     text, mask) are copied once per chunk, not once per step."""
 
 
-Inputs = tuple[torch.Tensor, ...]
-_CONSTANT = (False, True, True, True, False, False, True)
-"""Per input of `_inputs` (x, step_cond, text_cond, text_null, t, dt, mask): whether it stays the same tensor
-over the steps of one chunk."""
+_CONSTANT = (False, True, True, True, True, False, False)
+"""Per input of `_inputs` (x, context, the mask's bias, padding and frames_padding, modulation, dt): whether
+it stays the same tensor over the steps of one chunk."""
+_BATCHED = (True, True, True, True, True, False, False)
+"""Per input of `_inputs`: whether its first dimension is the batch's (B, or R rows with guidance)."""
 
 
 def _inputs(
-    x: torch.Tensor,
-    step_cond: torch.Tensor,
-    text_pair: tuple[torch.Tensor, torch.Tensor | None],
-    t: torch.Tensor,
-    dt: torch.Tensor,
-    mask: torch.Tensor | None,
+    x: torch.Tensor, chunk: ChunkInputs, modulation: torch.Tensor, dt: torch.Tensor
 ) -> list[torch.Tensor | None]:
-    return [x, step_cond, text_pair[0], text_pair[1], t, dt, mask]
+    mask = chunk.mask
+    masks: list[torch.Tensor | None] = (
+        [None] * 3 if mask is None else [mask.bias, mask.padding, mask.frames_padding]
+    )
+    return [x, chunk.context, *masks, modulation, dt]
 
 
 class StepGraphs:
@@ -152,39 +154,28 @@ class StepGraphs:
         self._graphs.clear()
         self._missed.clear()
 
-    def _layout(self, batch: int, inputs: list[torch.Tensor | None], cfg_strength: float) -> tuple[Any, ...]:
+    def _layout(self, batch: int, inputs: list[torch.Tensor | None], chunk: ChunkInputs) -> tuple[Any, ...]:
         shapes = tuple(
             None
             if value is None
-            else (
-                tuple(value.shape[1:]) if value.ndim and i not in (4, 5) else tuple(value.shape),
-                value.dtype,
-            )
+            else (tuple(value.shape[1:]) if _BATCHED[i] else tuple(value.shape), value.dtype)
             for i, value in enumerate(inputs)
         )
-        return (batch, float(cfg_strength), shapes)
+        return (batch, chunk.cfg_strength, chunk.guided, shapes)
 
     def __call__(
-        self,
-        model: DiT,
-        x: torch.Tensor,
-        step_cond: torch.Tensor,
-        text_pair: tuple[torch.Tensor, torch.Tensor | None],
-        t: torch.Tensor,
-        dt: torch.Tensor,
-        mask: torch.Tensor | None,
-        cfg_strength: float,
+        self, model: DiT, x: torch.Tensor, chunk: ChunkInputs, modulation: torch.Tensor, dt: torch.Tensor
     ) -> torch.Tensor:
         batch = int(x.shape[0])
         size = next((s for s in self.batch_sizes if s >= batch), None)
-        inputs = _inputs(x, step_cond, text_pair, t, dt, mask)
-        layout = None if size is None else self._layout(size, inputs, cfg_strength)
+        inputs = _inputs(x, chunk, modulation, dt)
+        layout = None if size is None else self._layout(size, inputs, chunk)
         graph = None if layout is None else self._graphs.get(layout)
         if graph is None and layout is not None and self._recording and model is self.model:
-            graph = self._record(layout, size or batch, inputs, cfg_strength)
+            graph = self._record(layout, size or batch, inputs, chunk)
         if graph is None or model is not self.model:
             self._eager(layout, batch, x)
-            return guided_step(model, x, step_cond, text_pair, t, dt, mask, cfg_strength)
+            return guided_step(model, x, chunk, modulation, dt)
         self._load(graph, inputs, batch)
         graph.replay()
         self.replays += 1
@@ -202,13 +193,14 @@ class StepGraphs:
             )
 
     def _record(
-        self, layout: tuple[Any, ...], size: int, inputs: list[torch.Tensor | None], cfg_strength: float
+        self, layout: tuple[Any, ...], size: int, inputs: list[torch.Tensor | None], chunk: ChunkInputs
     ) -> _Graph:
+        rows = size * (int(inputs[1].shape[0]) // int(inputs[0].shape[0]))  # type: ignore[union-attr]
         buffers = [
             None
             if value is None
             else torch.empty(
-                (size, *value.shape[1:]) if value.ndim and i not in (4, 5) else value.shape,
+                ((size if i == 0 else rows), *value.shape[1:]) if _BATCHED[i] else value.shape,
                 dtype=value.dtype,
                 device=value.device,
             )
@@ -217,12 +209,15 @@ class StepGraphs:
         graph = _Graph(replay=lambda: None, buffers=buffers, out=torch.empty(0))
         graph.loaded = [None] * len(buffers)
         self._load(graph, inputs, int(inputs[0].shape[0]))  # type: ignore[union-attr]
-        x, step_cond, text_cond, text_null, t, dt, mask = buffers
-        assert x is not None and step_cond is not None and text_cond is not None
-        assert t is not None and dt is not None
+        x, context, bias, padding, frames_padding, modulation, dt = buffers
+        assert x is not None and context is not None and modulation is not None and dt is not None
+        mask = None
+        if bias is not None and padding is not None and frames_padding is not None:
+            mask = AttentionMask(bias, padding, frames_padding)
+        static = ChunkInputs(context, mask, chunk.cfg_strength, chunk.guided)
 
         def step() -> torch.Tensor:
-            return self.step(self.model, x, step_cond, (text_cond, text_null), t, dt, mask, cfg_strength)
+            return self.step(self.model, x, static, modulation, dt)
 
         graph.replay, graph.out = self.recorder.record(step)
         self._graphs[layout] = graph
@@ -231,15 +226,19 @@ class StepGraphs:
 
     @staticmethod
     def _load(graph: _Graph, inputs: list[torch.Tensor | None], batch: int) -> None:
-        """Copy the inputs into the graph's buffers; the batch's spare rows get copies of its first item."""
+        """Copy the inputs into the graph's buffers. A batch smaller than the graph's fills its spare rows
+        with copies of its first item, in each half of the rows (conditional, unconditional) on its own."""
         for i, (buffer, value) in enumerate(zip(graph.buffers, inputs, strict=True)):
             if buffer is None or value is None:
                 continue
             if _CONSTANT[i] and graph.loaded[i] is value:
                 continue  # the same tensor as last step: already there
-            if i in (4, 5) or buffer.shape[0] == batch:
+            if not _BATCHED[i] or buffer.shape[0] == value.shape[0]:
                 buffer.copy_(value)
             else:
-                buffer[:batch].copy_(value)
-                buffer[batch:].copy_(value[:1].expand(buffer.shape[0] - batch, *value.shape[1:]))
+                halves = value.shape[0] // batch  # 2 for the rows of a guided batch, else 1
+                target = buffer.view(halves, -1, *buffer.shape[1:])
+                source = value.view(halves, batch, *value.shape[1:])
+                target[:, :batch].copy_(source)
+                target[:, batch:].copy_(source[:, :1].expand(-1, target.shape[1] - batch, *value.shape[1:]))
             graph.loaded[i] = value
