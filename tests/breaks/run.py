@@ -41,6 +41,7 @@ SENTENCES = "wyoming_ishowtts/text/sentences.py"
 HANDLER = "wyoming_ishowtts/server/handler.py"
 WORKER = "wyoming_ishowtts/server/worker.py"
 CORE = "wyoming_ishowtts/engine/core.py"
+HARDWARE = "wyoming_ishowtts/engine/hardware.py"
 AUDIO_CACHE = "wyoming_ishowtts/server/audio_cache.py"
 AC = "tests/test_audio_cache.py::"
 SP = "tests/test_server_protocol.py::"
@@ -171,10 +172,10 @@ BREAKS = [
     ),
     Break(
         "auto-cpu-always-fp32",
-        '"auto" on a CPU is fp32 even with native bf16',
-        "wyoming_ishowtts/engine/loading.py",
-        "return torch.bfloat16 if cpu_has_native_bf16() else torch.float32",
-        "return torch.float32",
+        '"auto" on a CPU is not bf16 even with native bf16',
+        HARDWARE,
+        '    if kind == "x86-bf16":\n        return "bf16"\n',
+        "",
         ["tests/test_engine_options.py::test_auto_precision_follows_the_hardware"],
     ),
     Break(

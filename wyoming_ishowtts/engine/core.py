@@ -38,6 +38,7 @@ from .options import (
     SynthesisOptions,
     ceil_to,
 )
+from .quantize import is_quantized
 from .sampler import StepFn, draw_noise, guided_step, sample
 from .step_graphs import CudaRecorder, EagerRecorder, Recorder, StepGraphs
 from .synthesis import CancelCheck, ChunkJob, Synthesis, plan_chunks
@@ -174,7 +175,8 @@ class Engine:
         the precision the model runs in now (a fall-back to fp32 changes it) and the step setting. The
         server's audio cache keys on it."""
         nfe = "auto" if self.settings.nfe is None else str(self.settings.nfe)
-        return f"{self._identity}/{str(self.dtype).removeprefix('torch.')}/nfe={nfe}"
+        precision = "int8" if is_quantized(self.model) else str(self.dtype).removeprefix("torch.")
+        return f"{self._identity}/{precision}/nfe={nfe}"
 
     def prepare_voice(
         self, audio: np.ndarray, sample_rate: int, text: str, name: str = "", trim: bool = True

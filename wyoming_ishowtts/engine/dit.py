@@ -368,8 +368,10 @@ class Attention(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The precision the projections and the attention itself run in."""
-        return cast(nn.Linear, self.to_out[0]).weight.dtype
+        """The precision the projections and the attention itself run in (float32 with int8 projections,
+        which read and write float32: quantize.py)."""
+        out = self.to_out[0]
+        return out.weight.dtype if isinstance(out, nn.Linear) else torch.float32
 
     def _rotate(self, x: torch.Tensor, rope: Rope) -> torch.Tensor:
         if self.rope_heads is None:
