@@ -639,7 +639,7 @@ BREAKS = [
         "--precision int8 loads the float32 model and never quantizes it",
         "wyoming_ishowtts/engine/loading.py",
         '    if precision == "int8":\n        quantize_dit(',
-        '    if False:\n        quantize_dit(',
+        "    if False:\n        quantize_dit(",
         [
             "tests/test_cpu.py::test_int8_runs_int8_layers_and_speaks_the_right_length[tiny]",
             "tests/test_cpu.py::test_int8_stays_within_the_measured_snr[tiny]",
@@ -650,7 +650,7 @@ BREAKS = [
         "--precision int8 is not refused on a GPU",
         "wyoming_ishowtts/engine/quantize.py",
         '    if device.type != "cpu":\n        return (',
-        '    if False:\n        return (',
+        "    if False:\n        return (",
         ["tests/test_cpu.py::test_int8_is_refused_on_a_gpu"],
     ),
     Break(
