@@ -77,8 +77,9 @@ def test_precision_choice() -> None:
 @pytest.mark.parametrize(
     ("device", "hardware", "expected"),
     [
-        ("cpu", True, torch.bfloat16),  # AVX512-BF16 or AMX: bf16 in hardware
-        ("cpu", False, torch.float32),  # emulated bf16 is slower than fp32
+        ("cpu", frozenset({"avx2", "fma", "avx512_bf16"}), torch.bfloat16),  # bf16 in hardware
+        ("cpu", frozenset({"avx2", "fma", "amx_bf16"}), torch.bfloat16),  # AMX
+        ("cpu", frozenset({"avx2", "fma", "f16c"}), torch.float32),  # emulated bf16 is slower than fp32
         ("cuda", (7, 0), torch.float16),  # Volta and newer
         ("cuda", (6, 1), torch.float32),  # Pascal and older: fp16 gives silence or NaN
     ],
@@ -86,8 +87,9 @@ def test_precision_choice() -> None:
 def test_auto_precision_follows_the_hardware(
     monkeypatch: pytest.MonkeyPatch, device: str, hardware: object, expected: torch.dtype
 ) -> None:
-    """ "auto" picks one dtype for each kind of hardware (the hardware probes are stood in for)."""
-    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: hardware)
+    """ "auto" picks one dtype for each kind of hardware (the CPU's flags and the GPU's capability are
+    stood in for; tests/test_cpu.py has the CPU classes and int8)."""
+    monkeypatch.setattr(loading, "cpu_flags", lambda: hardware)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: hardware)
     assert pick_dtype("auto", torch.device(device)) == expected
 

@@ -23,8 +23,9 @@ import soundfile as sf
 
 from .arguments import device, nfe, positive_float
 from .engine.core import Engine
-from .engine.options import DEFAULT_MODEL, SAMPLE_RATE, EngineSettings
+from .engine.options import DEFAULT_MODEL, PRECISIONS, SAMPLE_RATE, EngineSettings
 from .engine.reference import load_audio
+from .engine.voice import prepare_clip
 from .errors import IShowTTSError
 from .server.pcm import float_to_int16_bytes
 from .text import language_of, spoken
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text", help="text to speak (default: read standard input)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
     parser.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument(
         "--nfe",
         type=nfe,
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         audio, rate = load_audio(info.reference_audio)
-        voice = engine.prepare_voice(audio, rate, info.transcript, name=info.name)
+        clip = prepare_clip(audio, rate, info.transcript, info.name, max_seconds=info.max_reference_seconds)
+        voice = engine.voice(clip)
         started = time.monotonic()
         wave = engine.synthesize_all(voice, text, options)
     except (IShowTTSError, OSError) as err:

@@ -44,6 +44,7 @@ WORKER = "wyoming_ishowtts/server/worker.py"
 CORE = "wyoming_ishowtts/engine/core.py"
 ACCELERATION = "wyoming_ishowtts/engine/acceleration.py"
 BATCH = "wyoming_ishowtts/engine/batch.py"
+HARDWARE = "wyoming_ishowtts/engine/hardware.py"
 AUDIO_CACHE = "wyoming_ishowtts/server/audio_cache.py"
 AC = "tests/test_audio_cache.py::"
 SP = "tests/test_server_protocol.py::"
@@ -175,18 +176,18 @@ BREAKS = [
     ),
     Break(
         "auto-cpu-always-fp32",
-        '"auto" on a CPU is fp32 even with native bf16',
-        "wyoming_ishowtts/engine/loading.py",
-        "return torch.bfloat16 if cpu_has_native_bf16() else torch.float32",
-        "return torch.float32",
+        '"auto" on a CPU is not bf16 even with native bf16',
+        HARDWARE,
+        '    if kind == "x86-bf16":\n        return "bf16"\n',
+        "",
         ["tests/test_engine_options.py::test_auto_precision_follows_the_hardware"],
     ),
     Break(
         "auto-cuda-fp16-on-pascal",
         '"auto" gives fp16 on a CUDA capability 6 GPU',
         "wyoming_ishowtts/engine/loading.py",
-        "return torch.float16 if major >= 7 else torch.float32",
-        "return torch.float16 if major >= 6 else torch.float32",
+        'return "fp16" if major >= 7 else "fp32"',
+        'return "fp16" if major >= 6 else "fp32"',
         ["tests/test_engine_options.py::test_auto_precision_follows_the_hardware"],
     ),
     Break(
@@ -750,6 +751,105 @@ BREAKS += [
         "description=program_description(self.state.worker.ready.is_set() or "
         'len(self.state.__dict__.setdefault("_asked", [])) > 2 or bool(self.state._asked.append(1))),',
         ["tests/test_scale.py::test_a_replica_loading_its_model_gets_no_request_until_it_is_ready"],
+    ),
+    Break(
+        "int8-not-applied",
+        "--precision int8 loads the float32 model and never quantizes it",
+        "wyoming_ishowtts/engine/loading.py",
+        '    if precision == "int8":\n        quantize_dit(',
+        "    if False:\n        quantize_dit(",
+        [
+            "tests/test_cpu.py::test_int8_runs_int8_layers_and_speaks_the_right_length[tiny]",
+            "tests/test_cpu.py::test_int8_stays_within_the_measured_snr[tiny]",
+        ],
+    ),
+    Break(
+        "int8-on-gpu",
+        "--precision int8 is not refused on a GPU",
+        "wyoming_ishowtts/engine/quantize.py",
+        '    if device.type != "cpu":\n        return (',
+        "    if False:\n        return (",
+        ["tests/test_cpu.py::test_int8_is_refused_on_a_gpu"],
+    ),
+    Break(
+        "int8-rule-either",
+        "auto takes int8 where it was fast enough OR close enough, not both",
+        HARDWARE,
+        "measured.step_speedup >= INT8_MIN_SPEEDUP and measured.snr_db",
+        "measured.step_speedup >= INT8_MIN_SPEEDUP or measured.snr_db",
+        ["tests/test_cpu.py::test_auto_picks_int8_only_at_the_bar"],
+    ),
+    Break(
+        "threads-logical",
+        "physical cores counted per logical CPU (SMT siblings twice)",
+        HARDWARE,
+        "        cores.add((package, core))",
+        "        cores.add((package, str(cpu)))",
+        ["tests/test_cpu.py::test_physical_cores_count_smt_siblings_once"],
+    ),
+    Break(
+        "threads-quota-ignored",
+        "the default threads ignore the container's CPU quota",
+        HARDWARE,
+        "    return max(1, min(cores, limit) if limit else cores)",
+        "    return max(1, cores)",
+        ["tests/test_cpu.py::test_default_threads_are_physical_cores_within_the_quota"],
+    ),
+    Break(
+        "threads-torch-default",
+        "without --threads the engine leaves torch's own default",
+        "wyoming_ishowtts/engine/loading.py",
+        "    count = threads or default_threads()\n    torch.set_num_threads(count)",
+        "    count = threads or torch.get_num_threads()\n    torch.set_num_threads(count)",
+        ["tests/test_cpu.py::test_engine_sets_the_default_threads"],
+    ),
+    Break(
+        "interop-default",
+        "the inter-op threads are left at torch's default",
+        "wyoming_ishowtts/engine/loading.py",
+        "            torch.set_num_interop_threads(1)",
+        "            pass",
+        ["tests/test_cpu.py::test_one_inter_op_thread_in_a_fresh_process"],
+    ),
+    Break(
+        "max-reference-ignored",
+        "max_reference_seconds is read but the clip is never cut",
+        "wyoming_ishowtts/engine/voice.py",
+        "    if max_seconds is not None and len(clip) > max_seconds * sample_rate:",
+        "    if False:",
+        ["tests/test_reference_length.py::test_prepared_clip_keeps_at_most_max_reference_seconds"],
+    ),
+    Break(
+        "cut-not-at-pause",
+        "the clip is cut at the limit itself, through a syllable, not at a pause",
+        "wyoming_ishowtts/engine/reference.py",
+        "        return audio[: int((start + end) / 2 * rate)]",
+        "        return audio[:limit]",
+        ["tests/test_reference_length.py::test_cut_falls_in_the_last_pause_within_the_limit"],
+    ),
+    Break(
+        "transcript-not-cut",
+        "the clip is cut but its transcript is kept whole",
+        "wyoming_ishowtts/engine/voice.py",
+        "        text = cut_transcript(text, len(clip) / before)",
+        "        pass",
+        ["tests/test_reference_length.py::test_prepared_clip_keeps_at_most_max_reference_seconds"],
+    ),
+    Break(
+        "audio-cache-ignores-limit",
+        "the audio cache's voice digest leaves out max_reference_seconds",
+        AUDIO_CACHE,
+        '        options += f" max_reference_seconds={info.max_reference_seconds!r}"',
+        "        pass",
+        ["tests/test_reference_length.py::test_the_limit_is_part_of_both_cache_keys"],
+    ),
+    Break(
+        "no-trim-advice",
+        "the checker never suggests trimming a long clip",
+        "wyoming_ishowtts/voices/check.py",
+        "    if used > TRIM_ADVICE_SECONDS:",
+        "    if False:",
+        ["tests/test_reference_length.py::test_checker_says_what_each_second_costs"],
     ),
 ]
 

@@ -31,6 +31,7 @@ from .loading import bind_thread, load_dit, load_model, tf32_matmuls
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
 from .options import HOP_LENGTH, SAMPLE_RATE, EngineSettings, SynthesisOptions
+from .quantize import is_quantized
 from .step_graphs import Recorder
 from .synthesis import CancelCheck, ChunkJob, Synthesis, plan_chunks
 from .tokenizer import Vocab
@@ -104,7 +105,8 @@ class Engine:
         the precision the model runs in now (a fall-back to fp32 changes it) and the step setting. The
         server's audio cache keys on it."""
         nfe = "auto" if self.settings.nfe is None else str(self.settings.nfe)
-        return f"{self.identity}/{str(self.dtype).removeprefix('torch.')}/nfe={nfe}"
+        precision = "int8" if is_quantized(self.model) else str(self.dtype).removeprefix("torch.")
+        return f"{self.identity}/{precision}/nfe={nfe}"
 
     @property
     def warm_up_needs_voices(self) -> bool:

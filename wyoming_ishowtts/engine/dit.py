@@ -395,8 +395,10 @@ class Attention(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The precision the projections and the attention itself run in."""
-        return cast(nn.Linear, self.to_out[0]).weight.dtype
+        """The precision the projections and the attention itself run in (float32 with int8 projections,
+        which read and write float32: quantize.py)."""
+        out = self.to_out[0]
+        return out.weight.dtype if isinstance(out, nn.Linear) else torch.float32
 
     def _rotate(self, qk: torch.Tensor, rope: Rope) -> torch.Tensor:
         """qk: (B, N, 2, H, dh), the q and k parts of the projection; returns them rotated, (2, B, N, H, dh)

@@ -1,5 +1,6 @@
-"""What this machine and this torch build can run: GPU kernels, and a compiler for torch.compile; and which
-GPU errors leave the GPU unusable for the rest of the process.
+"""What this machine and this torch build can run: GPU kernels, and a compiler for torch.compile; which
+GPU errors leave the GPU unusable for the rest of the process; and on a CPU, what its flags say runs fastest
+(``--precision auto``) and how many threads to run.
 
 Each check turns a failure that would otherwise come at the first request (or as a restart loop) into a
 clear message at start-up, or an endless run of failed requests into a restart.
@@ -7,9 +8,12 @@ clear message at start-up, or an endless run of failed requests into a restart.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 
 def arch_supported(capability: tuple[int, int], arch_list: Sequence[str]) -> bool:
@@ -88,3 +92,129 @@ def sticky_cuda_error(err: BaseException) -> str | None:
             return text.strip().splitlines()[0][:300]
         current = current.__cause__ or current.__context__
     return None
+
+
+# --------------------------------------------------------------------------- the CPU: flags and cores
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them: x86's ``flags`` line (avx2, avx512_bf16, ...) or ARM's
+    ``Features`` (asimd, asimddp, ...) of the first CPU; empty where the file cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_class(flags: frozenset[str]) -> str:
+    """The class of CPU that decides what runs fastest on it (`CPU_AUTO_PRECISION`), from its flags:
+    native bf16 matrix arithmetic; x86 with VNNI (int8 dot products in one instruction); x86 with AVX2 and
+    FMA only; ARM with dot products (``asimddp``); other ARM; anything else."""
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return "x86-bf16"
+    if {"avx512_vnni", "avx_vnni", "amx_int8"} & flags:
+        return "x86-vnni"
+    if {"avx2", "fma"} <= flags:
+        return "x86-avx2"
+    if "asimddp" in flags:
+        return "arm-dotprod"
+    if "asimd" in flags:
+        return "arm"
+    return "other"
+
+
+INT8_MIN_SPEEDUP = 1.4
+"""int8 joins ``auto`` on a class of CPU only where a guided step measured at least this much faster ..."""
+INT8_MIN_SNR_DB = 25.0
+"""... and its audio at least this close to fp32's (the same seed, text and steps)."""
+
+
+@dataclass(frozen=True)
+class Int8Measurement:
+    """One class of CPU's int8 measurement against fp32 (``python -m ishowtts_dev.bench.cpu precision``)."""
+
+    step_speedup: float
+    """fp32's time per guided step at 891 frames over int8's, median of interleaved rounds."""
+    snr_db: float
+    """The lower of the short and medium texts' waveform SNR against fp32."""
+    where: str
+    """The machine and the date: BENCHMARKS.md, "int8 on a CPU", has the table."""
+
+
+def int8_pays(measured: Int8Measurement | None) -> bool:
+    """The rule: int8 is `auto` only where it was measured both fast enough and close enough to fp32."""
+    if measured is None:
+        return False
+    return measured.step_speedup >= INT8_MIN_SPEEDUP and measured.snr_db >= INT8_MIN_SNR_DB
+
+
+INT8_MEASURED: dict[str, Int8Measurement] = {
+    "x86-avx2": Int8Measurement(  # 1.32x in the precision run, 1.71x in the frames run: the lower counts
+        step_speedup=1.32,
+        snr_db=32.6,  # the step's output; whole texts on the base model not measured yet (tiny: 39 dB)
+        where="2-core AMD EPYC (Zen 3), AVX2/FMA, no AVX-512 or VNNI, heavily loaded, 2026-12-07",
+    ),
+}
+"""Per `cpu_class`, what int8 measured there. A class not here was never measured: fp32 (or bf16) there."""
+
+
+def cpu_auto_precision(flags: frozenset[str]) -> str:
+    """What ``--precision auto`` runs on a CPU with these flags: bf16 where it is native (measured 0.55x
+    fp32's time on AVX512-BF16 machines; emulated bf16 measured 7.6x slower), int8 where `int8_pays` for
+    the class's measurement, else fp32."""
+    kind = cpu_class(flags)
+    if kind == "x86-bf16":
+        return "bf16"
+    return "int8" if int8_pays(INT8_MEASURED.get(kind)) else "fp32"
+
+
+def physical_cores(
+    sysfs: Path = Path("/sys/devices/system/cpu"), allowed: Collection[int] | None = None
+) -> int:
+    """Physical cores among the logical CPUs this process may run on (its affinity): SMT siblings (two
+    logical CPUs of one core) count once, read from each CPU's topology (package and core id). Where the
+    topology cannot be read, the number of logical CPUs allowed."""
+    cpus = sorted(os.sched_getaffinity(0) if allowed is None else allowed)
+    cores: set[tuple[str, str]] = set()
+    for cpu in cpus:
+        topology = sysfs / f"cpu{cpu}" / "topology"
+        try:
+            package = (topology / "physical_package_id").read_text().strip()
+            core = (topology / "core_id").read_text().strip()
+        except OSError:
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores))
+
+
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPUs a container may use on average (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), rounded
+    up; None when unlimited or unknown. Docker's ``--cpus 2`` on a 16-core host is 2 here."""
+    try:
+        quota, _, period = (cgroup / "cpu.max").read_text().partition(" ")
+        if quota.strip() == "max":
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else max(1, math.ceil(quota_us / period_us))
+
+
+def default_threads(physical: int | None = None, quota: int | None = None) -> int:
+    """The engine's intra-op threads when ``--threads`` is not given: one per physical core it may use,
+    and no more than its container's CPU quota. A second logical CPU of a core shares the core's vector
+    units, which a matrix multiply already keeps busy: a thread there only adds contention; a thread past
+    the quota is paused by the scheduler mid-multiply, holding up the others."""
+    cores = physical_cores() if physical is None else physical
+    limit = cpu_quota() if quota is None else quota
+    return max(1, min(cores, limit) if limit else cores)

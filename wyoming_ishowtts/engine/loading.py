@@ -9,7 +9,6 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,8 +16,9 @@ import torch
 from ..errors import ModelLoadError
 from .checkpoints import ModelFiles, dit_config_for, load_strict, read_dit_state, read_vocos_state
 from .dit import DiT, NoInit
-from .hardware import cuda_arch_problem
-from .options import EngineSettings
+from .hardware import cpu_auto_precision, cpu_flags, cuda_arch_problem, default_threads
+from .options import PRECISIONS, EngineSettings
+from .quantize import int8_problem, needs_reduced_range, quantize_dit
 from .tokenizer import Vocab
 from .vocoder import Vocos, VocosConfig
 
@@ -55,29 +55,35 @@ def bind_thread(name: str, cuda: Any = torch.cuda) -> None:
         cuda.set_device(device)
 
 
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "fp32":
-        return torch.float32
-    if precision == "fp16":
-        return torch.float16
-    if precision == "bf16":
-        return torch.bfloat16
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}
+"""The dtype the model's activations run in, per precision: int8 has int8 weights in its per-step matrix
+multiplies and float32 everywhere else (quantize.py)."""
+
+
+def pick_precision(precision: str, device: torch.device, flags: frozenset[str] | None = None) -> str:
+    """`precision` (PRECISIONS) as one that runs: ``auto`` resolved for the device, ``int8`` refused on
+    a GPU. `flags`: the CPU's (hardware.cpu_flags, read when None; the tests inject them)."""
+    if precision not in PRECISIONS:
+        raise ModelLoadError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+    if precision == "int8":
+        problem = int8_problem(device)
+        if problem:
+            raise ModelLoadError(problem)
     if precision != "auto":
-        raise ModelLoadError(f"unknown precision {precision!r} (auto, fp32, fp16, bf16)")
+        return precision
     if device.type == "cuda":
         # fp16 gives silence or NaN on GPUs before Volta (GTX 16xx and older): fp32 there.
         major, _ = torch.cuda.get_device_capability(device)
-        return torch.float16 if major >= 7 else torch.float32
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+        return "fp16" if major >= 7 else "fp32"
+    chosen = cpu_auto_precision(cpu_flags() if flags is None else flags)
+    if chosen == "int8" and int8_problem(device):
+        return "fp32"  # a torch build without int8 kernels: fp32, as on an unmeasured CPU
+    return chosen
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The activations' dtype `precision` runs in on `device` (`pick_precision`, then `DTYPES`)."""
+    return DTYPES[pick_precision(precision, device)]
 
 
 def runs_mixed(dtype: torch.dtype) -> bool:
@@ -206,9 +212,24 @@ class LoadedModel:
     """Where it came from: a fallback to fp32 reads the weights again from here."""
 
 
+def set_threads(threads: int | None) -> int:
+    """Give torch `threads` intra-op threads (None: `default_threads`, one per physical core) and one
+    inter-op thread; returns the intra-op count.
+
+    The engine has no inter-op parallelism (it runs no ``torch.jit.fork``; its one worker thread calls
+    the model), so torch's inter-op pool, one thread per logical CPU by default, would only sit idle: one
+    is set on purpose. torch accepts that setting once per process, before any parallel work: a second
+    engine in the same process keeps what the first set."""
+    count = threads or default_threads()
+    torch.set_num_threads(count)
+    if torch.get_num_interop_threads() != 1:
+        with contextlib.suppress(RuntimeError):  # too late in this process: already set, or work began
+            torch.set_num_interop_threads(1)
+    return count
+
+
 def load_model(files: ModelFiles, settings: EngineSettings) -> LoadedModel:
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    threads = set_threads(settings.threads)
     device = pick_device(settings.device)
     if device.type == "cuda":
         problem = cuda_arch_problem(
@@ -218,9 +239,18 @@ def load_model(files: ModelFiles, settings: EngineSettings) -> LoadedModel:
         )
         if problem:  # else the first kernel fails, inside the warm-up or a request
             raise ModelLoadError(problem)
-    dtype = pick_dtype(settings.precision, device)
+    precision = pick_precision(settings.precision, device)
+    dtype = DTYPES[precision]
     vocab = Vocab.from_file(files.vocab)
     model = load_dit(files, vocab, device, dtype)
+    if precision == "int8":
+        quantize_dit(model, reduce_range=needs_reduced_range(cpu_flags()))
     vocoder = load_vocoder(files, device)
-    _LOGGER.info("Model %s loaded on %s (%s)", files.checkpoint, device, str(dtype).replace("torch.", ""))
+    _LOGGER.info(
+        "Model %s loaded on %s (%s%s)",
+        files.checkpoint,
+        device,
+        precision,
+        f", {threads} threads" if device.type == "cpu" else "",
+    )
     return LoadedModel(model, vocoder, vocab, device, dtype, identity_of(files), files)

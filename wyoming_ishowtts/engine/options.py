@@ -17,6 +17,8 @@ CROSS_FADE_SECONDS = 0.15
 DEFAULT_MODEL = "F5TTS_v1_Base"
 DEFAULT_LENGTH_BUCKET = 256
 """Frames per length bucket when CUDA graphs or torch.compile need fixed lengths and none was given."""
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")
+"""What ``--precision`` accepts (loading.pick_precision says what each runs as)."""
 MODEL_LANGUAGES: tuple[str, ...] = ("en", "zh")
 """F5-TTS was trained on English and Mandarin and clones across the two."""
 
@@ -37,14 +39,16 @@ class EngineSettings:
     device: str = "auto"
     """auto | cpu | cuda | cuda:N"""
     precision: str = "auto"
-    """auto | fp32 | fp16 | bf16"""
+    """One of PRECISIONS: auto | fp32 | fp16 | bf16 | int8 (CPU only: int8 weights in the DiT's per-step
+    matrix multiplies, float32 activations; engine/quantize.py)."""
     nfe: int | None = None
     """Fixed sampler steps for every chunk; None selects the adaptive policy (nfe.py)."""
     cache_dir: Path | None = None
     """Where hub downloads go (None: the Hugging Face default cache)."""
     warmup: bool = True
     threads: int | None = None
-    """torch intra-op threads on CPU (None: torch's default)."""
+    """torch intra-op threads (None: one per physical core the process may use, within its container's
+    CPU quota: hardware.default_threads)."""
     batch_chunks: int = 1
     """Later chunks of one request sampled together, up to this many per forward pass. Same audio as one
     at a time (padding is masked); it pays where one chunk leaves the hardware idle (a GPU), not on a CPU,

@@ -18,8 +18,11 @@ import soundfile as sf
 from wyoming_ishowtts.errors import ReferenceAudioError
 
 __all__ = [
+    "cut_at_pause",
+    "cut_transcript",
     "load_audio",
     "normalize_ref_text",
+    "pauses",
     "resample",
     "rms",
     "to_mono",
@@ -348,3 +351,75 @@ def trim_reference(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     result = np.concatenate([voiced, np.zeros((_pad_frames(sample_rate), channels))])
     result32 = result.astype(np.float32)
     return result32[:, 0] if mono_input else result32
+
+
+# --------------------------------------------------------------------------- max_reference_seconds
+
+PAUSE_FRAME_SECONDS = 0.02
+"""The pause detector's frame: its loudness is measured 20 ms at a time."""
+MIN_PAUSE_SECONDS = 0.15
+"""A pause is at least this long: shorter quiet stretches are stops inside words (p, t, k)."""
+PAUSE_BELOW_DB = 30.0
+"""A frame is quiet when it is this far below the clip's speech level (its 95th-percentile frame)."""
+_CLAUSE_ENDS = ".,;:!?\u3002\uff0c\u3001\uff1b\uff1a\uff01\uff1f"
+
+
+def pauses(mono: np.ndarray, rate: int) -> list[tuple[float, float]]:
+    """The clip's pauses, (start, end) in seconds: runs of at least MIN_PAUSE_SECONDS of 20 ms frames
+    PAUSE_BELOW_DB quieter than its speech. Relative to the clip's own level, so a quiet recording's
+    pauses are found as a loud one's are."""
+    frame = max(1, int(rate * PAUSE_FRAME_SECONDS))
+    count = len(mono) // frame
+    if count == 0:
+        return []
+    frames = np.asarray(mono[: count * frame], dtype=np.float64).reshape(count, frame)
+    level = 10 * np.log10(np.mean(np.square(frames), axis=1) + 1e-12)
+    quiet = level < np.percentile(level, 95) - PAUSE_BELOW_DB
+    found: list[tuple[float, float]] = []
+    start: int | None = None
+    for i, is_quiet in enumerate([*quiet.tolist(), False]):
+        if is_quiet and start is None:
+            start = i
+        elif not is_quiet and start is not None:
+            if (i - start) * frame >= MIN_PAUSE_SECONDS * rate:
+                found.append((start * frame / rate, i * frame / rate))
+            start = None
+    return found
+
+
+def cut_at_pause(audio: np.ndarray, rate: int, max_seconds: float) -> np.ndarray:
+    """The clip (``(n,)`` or ``(n, channels)``) cut to at most `max_seconds`, in the middle of its last
+    pause that starts after MIN_REFERENCE_SECONDS of sound and ends by then. Without one, at the quietest 20 ms
+    in the second half of that span (still no cut through a loud syllable). Unchanged when not longer."""
+    if len(audio) <= max_seconds * rate:
+        return audio
+    mono = to_mono(np.asarray(audio))
+    limit = int(max_seconds * rate)
+    inside = [(s, e) for s, e in pauses(mono, rate) if s >= MIN_REFERENCE_SECONDS and e * rate <= limit]
+    if inside:
+        start, end = inside[-1]
+        return audio[: int((start + end) / 2 * rate)]
+    frame = max(1, int(rate * PAUSE_FRAME_SECONDS))
+    first = limit // 2 // frame
+    count = limit // frame - first
+    frames = np.asarray(mono[first * frame : (first + count) * frame], dtype=np.float64).reshape(count, frame)
+    quietest = first + int(np.argmin(np.mean(np.square(frames), axis=1)))
+    return audio[: (quietest * frame + frame // 2)]
+
+
+def cut_transcript(text: str, fraction: float) -> str:
+    """The start of `text` that a clip cut to `fraction` of its length says, estimated: the clause or
+    sentence end nearest `fraction` of its characters (a pause is most often at one), else the nearest
+    word end. An estimate: the words actually said by the cut come from the recording, which only a
+    listener (or a speech recognizer) knows; `voices check` shows the result."""
+    words = " ".join(text.split())
+    target = fraction * len(words)
+    clause_ends = [i + 1 for i, ch in enumerate(words) if ch in _CLAUSE_ENDS and i + 1 < len(words)]
+    word_ends = [i for i, ch in enumerate(words) if ch == " "]
+    for ends in (clause_ends, word_ends):
+        near = [i for i in ends if abs(i - target) <= 0.15 * len(words)]
+        if near:
+            return words[: min(near, key=lambda i: abs(i - target))].strip()
+    if word_ends:
+        return words[: min(word_ends, key=lambda i: abs(i - target))].strip()
+    return words[: max(1, round(target))]  # text without spaces (Chinese): characters

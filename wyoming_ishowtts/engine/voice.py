@@ -13,7 +13,14 @@ import torch
 
 from ..errors import ReferenceAudioError
 from .options import HOP_LENGTH, SAMPLE_RATE
-from .reference import normalize_ref_text, resample, to_mono, trim_reference
+from .reference import (
+    cut_at_pause,
+    cut_transcript,
+    normalize_ref_text,
+    resample,
+    to_mono,
+    trim_reference,
+)
 
 TARGET_RMS = 0.1
 """Quiet references are brought up to this loudness, and the output scaled back down (upstream's rule)."""
@@ -63,15 +70,29 @@ def tone_clip(
 
 
 def prepare_clip(
-    audio: np.ndarray, sample_rate: int, text: str, name: str = "", trim: bool = True
+    audio: np.ndarray,
+    sample_rate: int,
+    text: str,
+    name: str = "",
+    trim: bool = True,
+    max_seconds: float | None = None,
 ) -> PreparedClip:
     """Upstream's reference preparation: clip to <= 12 s on silences, trim the edges, bring a quiet clip
     up to RMS 0.1 (remembering its loudness), resample to 24 kHz. `trim=False` keeps the clip as given
-    (for a clip that was already prepared, and for comparisons with upstream's inner functions)."""
-    ref_text = normalize_ref_text(text)
+    (for a clip that was already prepared, and for comparisons with upstream's inner functions).
+
+    `max_seconds` (a voice's ``max_reference_seconds``): then cut the clip at its last pause within that
+    many seconds, and the transcript where that cut most likely falls (`cut_transcript`): every step of
+    every answer costs time for each reference frame, so a shorter clip answers sooner."""
+    normalize_ref_text(text)  # a missing transcript is refused before any audio work
     clip = np.asarray(audio, dtype=np.float32)
     if trim:  # on the file's own channels and rate, before mixing down, as upstream does
         clip = trim_reference(clip, sample_rate).astype(np.float32, copy=False)
+    if max_seconds is not None and len(clip) > max_seconds * sample_rate:
+        before = len(clip)
+        clip = cut_at_pause(clip, sample_rate, max_seconds)
+        text = cut_transcript(text, len(clip) / before)
+    ref_text = normalize_ref_text(text)
     mono = to_mono(clip)
     seconds = len(mono) / sample_rate  # upstream sizes text chunks by the clip's length at its own rate
     rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))

@@ -68,9 +68,12 @@ def _digest(*parts: bytes) -> str:
 
 
 def voice_digest(audio_bytes: bytes, info: VoiceInfo) -> str:
-    """What of a voice decides its audio: the clip's bytes, its transcript and its synthesis options. An
-    edited voice (clip, transcript, speed, seed...) gets another digest, so its old entries are never read."""
+    """What of a voice decides its audio: the clip's bytes, its transcript, its synthesis options and how
+    much of the clip it keeps. An edited voice (clip, transcript, speed, seed, max_reference_seconds...)
+    gets another digest, so its old entries are never read."""
     options = repr(sorted(dict(info.options).items()))
+    if info.max_reference_seconds is not None:  # only when set: other voices' entries stay valid
+        options += f" max_reference_seconds={info.max_reference_seconds!r}"
     return _digest(b"voice", audio_bytes, info.transcript.encode(), options.encode())
 
 

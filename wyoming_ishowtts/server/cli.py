@@ -28,7 +28,7 @@ from ..arguments import (
     positive_int,
     server_uri,
 )
-from ..engine.options import EngineSettings
+from ..engine.options import PRECISIONS, EngineSettings
 from ..voices import default_cache_dir
 from .settings import MB, ServerSettings, StudioSettings, default_of
 
@@ -126,11 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="auto|cpu|cuda|cuda:N",
         help="where the model runs; cuda:N is GPU number N, for one server per GPU (default: auto)",
     )
-    engine.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
     engine.add_argument(
-        "--nfe", type=nfe, default=None, metavar="auto|N", help="sampler steps (default: auto)"
+        "--precision",
+        choices=PRECISIONS,
+        default=_engine("precision"),
+        help="auto picks per device (fp16 on a GPU; on a CPU bf16 where native, int8 where measured "
+        "faster, else fp32); int8 is CPU only (default: auto)",
     )
-    engine.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the engine")
+    engine.add_argument(
+        "--nfe", type=nfe, default=_engine("nfe"), metavar="auto|N", help="sampler steps (default: auto)"
+    )
+    engine.add_argument(
+        "--threads",
+        type=positive_int,
+        default=_engine("threads"),
+        help="CPU threads for the engine (default: one per physical core, within a container's CPU quota)",
+    )
     engine.add_argument("--no-warmup", action="store_true", help="skip the warm-up synthesis at start-up")
     engine.add_argument(
         "--batch-chunks",

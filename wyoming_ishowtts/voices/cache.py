@@ -41,11 +41,17 @@ class VoiceEngine(Protocol):
     def voice(self, clip: PreparedClip) -> Voice: ...
 
 
-def prepared_voice_key(audio_bytes: bytes, transcript: str, engine_identity: str) -> str:
-    """What a prepared voice depends on: the clip's bytes, its transcript, the model and this format."""
+def prepared_voice_key(
+    audio_bytes: bytes, transcript: str, engine_identity: str, max_seconds: float | None = None
+) -> str:
+    """What a prepared voice depends on: the clip's bytes, its transcript, the model, this format and the
+    voice's max_reference_seconds (a part only when set, so the keys of voices without it stay as they were)."""
     digest = hashlib.sha256()
     tag = f"wyoming-ishowtts prepared voice v{FORMAT}".encode()
-    for part in (tag, audio_bytes, transcript.encode("utf-8"), engine_identity.encode("utf-8")):
+    parts = [tag, audio_bytes, transcript.encode("utf-8"), engine_identity.encode("utf-8")]
+    if max_seconds is not None:
+        parts.append(f"max_reference_seconds={max_seconds!r}".encode())
+    for part in parts:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     return digest.hexdigest()
@@ -115,7 +121,7 @@ class PreparedVoices:
             raise VoiceUnavailableError(
                 f"voice {info.name!r}: cannot read its reference audio: {err}"
             ) from err
-        key = prepared_voice_key(audio_bytes, info.transcript, engine.identity)
+        key = prepared_voice_key(audio_bytes, info.transcript, engine.identity, info.max_reference_seconds)
         cached = self._memory.get(key)
         if cached is not None:
             self._memory.move_to_end(key)
@@ -131,7 +137,9 @@ class PreparedVoices:
                 path.unlink(missing_ok=True)
         if voice is None:
             audio, sample_rate = load_audio(audio_path)
-            clip = prepare_clip(audio, sample_rate, info.transcript, name=info.name)
+            clip = prepare_clip(
+                audio, sample_rate, info.transcript, name=info.name, max_seconds=info.max_reference_seconds
+            )
             voice = engine.voice(clip)
             if not info.transient:
                 self._save(clip, path)

@@ -12,9 +12,12 @@ Codes, by level:
   ``transcript-empty``, ``settings-invalid``, ``audio-missing``, ``audio-unreadable``, ``rate-too-low``,
   ``too-short``, ``silent``;
 - warning (it works, but sounds worse or is slower): ``rate-low``, ``too-long`` (cut at 12 s),
+  ``long-reference`` (over 8 s: every answer waits longer),
   ``mostly-silent``, ``edge-silence``, ``clipping``, ``quiet``, ``transcript-too-long``,
   ``transcript-too-short`` (implausible for the clip's length);
-- ok (facts worth showing): ``transcript``, ``settings``, ``channels``, ``rate``, ``length``.
+- ok (facts worth showing): ``transcript``, ``settings``, ``channels``, ``rate``, ``length``,
+  ``reference-cost`` (what each second of the clip costs in speed), ``reference-cut`` (what voice.toml's
+  max_reference_seconds keeps of it, and of its transcript).
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ from .folder import REFERENCE_AUDIO, REFERENCE_TEXT, VOICE_TOML, parse_voice_tom
 
 Level = Literal["error", "warning", "ok"]
 
+REFERENCE_SECOND_COST = 5.2
+"""Seconds that each second of reference adds before an answer's first audio on a 2-core CPU: every
+sampler step of every chunk runs over the reference's frames too (93.75 a second), and the first chunk
+takes 7 steps. From the quiet fp32 step times of the base model on this project's 2-core AMD EPYC (Zen 3,
+AVX2; BENCHMARKS.md: 6.07 s at 891 frames, 11.39 s at 1,566): 7.9 ms a frame, 0.74 s per step for each
+second, 5.2 s over 7 steps (BENCHMARKS.md, "Reference length"). A GPU is far faster; on a CPU this is
+most of a short reply's wait."""
+TRIM_ADVICE_SECONDS = 8.0
+"""Past this, the checker suggests a shorter clip (5 to 8 s clones a voice as well, and answers sooner)."""
 MAX_CLIP_SECONDS_WARN = 12.0
 """The engine uses at most about this much of a clip (upstream's rule cuts longer ones on a pause)."""
 MIN_CLIP_SECONDS = 1.0
@@ -48,11 +60,17 @@ class Finding:
 
 
 def check_clip(
-    samples: np.ndarray, rate: int, transcript: str | None = None, *, channels: int | None = None
+    samples: np.ndarray,
+    rate: int,
+    transcript: str | None = None,
+    *,
+    channels: int | None = None,
+    cut_seconds: float | None = None,
 ) -> list[Finding]:
     """Judge a clip (``samples``: frames, or frames x channels, as read from the file) and, when given, its
     transcript. ``transcript`` None: not judged (the caller asks for it in its own words). ``channels``: how
-    many the file had, when ``samples`` are already mixed down (the studio mixes while it decodes)."""
+    many the file had, when ``samples`` are already mixed down (the studio mixes while it decodes).
+    ``cut_seconds``: what the voice's max_reference_seconds keeps of it (`check_voice_dir`)."""
     audio = np.asarray(samples, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[:, None]
@@ -64,6 +82,8 @@ def check_clip(
         findings.append(Finding("ok", "channels", f"{had} channels, mixed down to one."))
     findings.append(_judge_rate(rate))
     findings.append(_judge_length(seconds))
+    if seconds >= MIN_CLIP_SECONDS:
+        findings.append(_judge_cost(seconds, cut=cut_seconds))
     if len(mono) and rate > 0:
         findings.extend(_judge_level(mono, rate))
     if transcript is not None:
@@ -98,9 +118,10 @@ def check_voice_dir(directory: Path) -> list[Finding]:
                 )
             )
 
+    max_seconds: float | None = None
     if (directory / VOICE_TOML).is_file():
         try:
-            parse_voice_toml(directory / VOICE_TOML)
+            max_seconds = parse_voice_toml(directory / VOICE_TOML).max_reference_seconds
             findings.append(Finding("ok", "settings", f"The settings ({VOICE_TOML}) are valid."))
         except (OSError, ValueError) as err:
             findings.append(Finding("error", "settings-invalid", f"The settings file has a mistake: {err}"))
@@ -122,7 +143,10 @@ def check_voice_dir(directory: Path) -> list[Finding]:
         if transcript is not None:
             findings.extend(_judge_transcript(" ".join(transcript.split()), None))
         return findings
-    return findings + check_clip(audio, int(rate), transcript)
+    cut = None if max_seconds is None else _judge_cut(audio, int(rate), transcript, max_seconds)
+    if cut is not None:
+        findings.append(cut[0])
+    return findings + check_clip(audio, int(rate), transcript, cut_seconds=None if cut is None else cut[1])
 
 
 def _judge_rate(rate: int) -> Finding:
@@ -158,6 +182,53 @@ def _judge_length(seconds: float) -> Finding:
             f"{MAX_CLIP_SECONDS_WARN:.0f} s.",
         )
     return Finding("ok", "length", f"Length {seconds:.2f} s.")
+
+
+def _judge_cost(seconds: float, cut: float | None) -> Finding:
+    """What the clip costs in speed, and whether to make it shorter (`REFERENCE_SECOND_COST`)."""
+    used = min(seconds if cut is None else cut, MAX_CLIP_SECONDS_WARN)
+    cost = (
+        f"On a 2-core CPU each second of reference adds about {REFERENCE_SECOND_COST:.1f} s before every "
+        f"answer's first audio (about {used * REFERENCE_SECOND_COST:.0f} s for the {used:.1f} s used here)"
+    )
+    if used > TRIM_ADVICE_SECONDS:
+        return Finding(
+            "warning",
+            "long-reference",
+            f"{cost}. Trim the clip to about {TRIM_ADVICE_SECONDS:.0f} s (5 to 8 s clones a voice well), or "
+            f"set max_reference_seconds = {TRIM_ADVICE_SECONDS:.0f} in {VOICE_TOML} to cut it at a pause.",
+        )
+    return Finding("ok", "reference-cost", f"{cost}.")
+
+
+def _judge_cut(
+    audio: np.ndarray, rate: int, transcript: str | None, max_seconds: float
+) -> tuple[Finding, float] | None:
+    """What max_reference_seconds keeps of the clip (as the engine cuts it: after upstream's clipping,
+    at a pause), and its estimate of the transcript's words said in that part; None when the clip is not
+    longer. The estimate is shown so a person can check it against the recording."""
+    from ..engine.reference import cut_at_pause, cut_transcript, trim_reference
+    from ..errors import ReferenceAudioError
+
+    try:
+        clip = trim_reference(audio, rate)
+    except ReferenceAudioError:
+        return None  # too short or silent: check_clip says so
+    if len(clip) <= max_seconds * rate:
+        return None
+    kept = cut_at_pause(clip, rate, max_seconds)
+    seconds = len(kept) / rate
+    words = "" if transcript is None else cut_transcript(transcript, len(kept) / len(clip))
+    return (
+        Finding(
+            "ok",
+            "reference-cut",
+            f"max_reference_seconds = {max_seconds:g}: the clip is cut at a pause at {seconds:.1f} s, and the "
+            f'transcript to "{words}" (an estimate from its length: check that these are the words said '
+            f"in the first {seconds:.1f} s, or trim the clip and its transcript yourself).",
+        ),
+        seconds,
+    )
 
 
 def _judge_level(mono: np.ndarray, rate: int) -> list[Finding]:

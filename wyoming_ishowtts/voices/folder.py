@@ -1,7 +1,8 @@
 """What a voice is on disk: a folder ``NAME/`` with ``reference.wav`` (a short clean clip of the speaker),
-``reference.txt`` (exactly what is said in it) and optionally ``voice.toml`` (languages, a description, and
-per-voice synthesis options such as speed, nfe and seed). The server and ``synthesize.py`` both read a
-voice through `load_voice_dir` and `synthesis_options`, so a voice sounds the same from either. Torch-free.
+``reference.txt`` (exactly what is said in it) and optionally ``voice.toml`` (languages, a description,
+per-voice synthesis options such as speed, nfe and seed, and max_reference_seconds). The server and
+``synthesize.py`` both read a voice through `load_voice_dir` and `synthesis_options`, so a voice sounds the
+same from either. Torch-free.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ REFERENCE_AUDIO = "reference.wav"
 REFERENCE_TEXT = "reference.txt"
 VOICE_TOML = "voice.toml"
 
+MIN_MAX_REFERENCE_SECONDS, MAX_MAX_REFERENCE_SECONDS = 3.0, 12.0
+"""What voice.toml's max_reference_seconds may be: a shorter clip clones too little of a voice, and the
+engine keeps at most about 12 s anyway (upstream's rule)."""
+
 DEFAULT_LANGUAGES = MODEL_LANGUAGES
 """A voice's languages when its voice.toml names none: the model's."""
 
@@ -48,6 +53,9 @@ class VoiceInfo:
     languages_declared: bool = False
     # Whether the server puts this voice's text into words first (voice.toml: normalize = false turns it off).
     normalize: bool = True
+    # voice.toml's max_reference_seconds: the clip is cut at a pause within this many seconds (and its
+    # transcript where that cut most likely falls) when it is prepared; None: upstream's rule alone (<= 12 s).
+    max_reference_seconds: float | None = None
     # A clip being tried before it is saved (the voice studio's preview): prepared in memory only, never
     # written to the prepared-voice cache, so trying clips leaves no files behind.
     transient: bool = False
@@ -57,8 +65,19 @@ def normalize_language(language: str) -> str:
     return language.strip().replace("_", "-").lower()
 
 
-def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, dict[str, Any], bool]:
-    """Return (languages, description, synthesis options, normalize); raise ValueError on a bad file."""
+@dataclass(frozen=True)
+class VoiceToml:
+    """What a voice.toml says (`parse_voice_toml`)."""
+
+    languages: tuple[str, ...] | None
+    description: str | None
+    options: dict[str, Any]
+    normalize: bool = True
+    max_reference_seconds: float | None = None
+
+
+def parse_voice_toml(path: Path) -> VoiceToml:
+    """Read a voice.toml; raise ValueError on a bad file."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
@@ -79,6 +98,16 @@ def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, di
     normalize = data.pop("normalize", True)
     if not isinstance(normalize, bool):
         raise ValueError(f"{path}: 'normalize' must be true or false")
+    max_reference = data.pop("max_reference_seconds", None)
+    if max_reference is not None and not (
+        isinstance(max_reference, (int, float))
+        and not isinstance(max_reference, bool)
+        and MIN_MAX_REFERENCE_SECONDS <= max_reference <= MAX_MAX_REFERENCE_SECONDS
+    ):
+        raise ValueError(
+            f"{path}: 'max_reference_seconds' must be a number of seconds from "
+            f"{MIN_MAX_REFERENCE_SECONDS:g} to {MAX_MAX_REFERENCE_SECONDS:g}"
+        )
     options = data.pop("options", {})
     if not isinstance(options, dict):
         raise ValueError(f"{path}: [options] must be a table")
@@ -95,7 +124,8 @@ def parse_voice_toml(path: Path) -> tuple[tuple[str, ...] | None, str | None, di
     for key in ("nfe", "seed"):
         if key in options and not isinstance(options[key], int):
             raise ValueError(f"{path}: '{key}' must be an integer")
-    return languages, description, options, normalize
+    limit = None if max_reference is None else float(max_reference)
+    return VoiceToml(languages, description, options, normalize, limit)
 
 
 def load_voice_dir(directory: Path) -> VoiceInfo:
@@ -113,22 +143,18 @@ def load_voice_dir(directory: Path) -> VoiceInfo:
     transcript = " ".join(text_path.read_text(encoding="utf-8").split())
     if not transcript:
         raise ValueError(f"{directory}: {REFERENCE_TEXT} is empty")
-    languages: tuple[str, ...] | None = None
-    description: str | None = None
-    options: dict[str, Any] = {}
-    normalize = True
     toml_path = directory / VOICE_TOML
-    if toml_path.is_file():
-        languages, description, options, normalize = parse_voice_toml(toml_path)
+    settings = parse_voice_toml(toml_path) if toml_path.is_file() else VoiceToml(None, None, {})
     return VoiceInfo(
         name=directory.name,
         reference_audio=audio,
         transcript=transcript,
-        languages=languages or DEFAULT_LANGUAGES,
-        description=description,
-        options=MappingProxyType(options),
-        languages_declared=languages is not None,
-        normalize=normalize,
+        languages=settings.languages or DEFAULT_LANGUAGES,
+        description=settings.description,
+        options=MappingProxyType(settings.options),
+        languages_declared=settings.languages is not None,
+        normalize=settings.normalize,
+        max_reference_seconds=settings.max_reference_seconds,
     )
 
 
