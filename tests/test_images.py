@@ -41,14 +41,15 @@ import urllib.request
 import uuid
 import zipfile
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
 from conftest import ROOT, check_audio, connect, free_port, make_voice, read_until
+from packaging.requirements import Requirement
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
@@ -81,12 +82,16 @@ class Runtime:
     name: str
     env: dict[str, str]
 
-    def __call__(self, *args: str, timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = 120.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [self.name, *args], capture_output=True, text=True, timeout=timeout, check=False, env=self.env
         )
         if check and result.returncode != 0:
-            pytest.fail(f"{self.name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            pytest.fail(
+                f"{self.name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     @property
@@ -96,9 +101,12 @@ class Runtime:
 
 def find_runtime() -> Runtime | None:
     env = dict(os.environ)
-    if shutil.which("docker"):
-        if subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=60).returncode == 0:
-            return Runtime("docker", env)
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "info"], capture_output=True, check=False, timeout=60).returncode == 0
+    ):
+        return Runtime("docker", env)
     if shutil.which("podman"):
         return Runtime("podman", {**env, "CONTAINERS_CONF": str(CONTAINERS_CONF)})
     return None
@@ -107,7 +115,7 @@ def find_runtime() -> Runtime | None:
 def say(config: pytest.Config, line: str) -> None:
     """A line in the test output itself (build times, sizes, bases), not only in a failure's report."""
     capture = config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else suppress():
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
         print(f"\n[images] {line}", flush=True)
 
 
@@ -141,7 +149,10 @@ def host_ca_bundle() -> Path:
         if os.environ.get(name) and Path(os.environ[name]).is_file():
             return Path(os.environ[name])
     configured = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "get", "global.cert"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "pip", "config", "get", "global.cert"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     if configured and Path(configured).is_file():
         return Path(configured)
@@ -157,7 +168,9 @@ def pip_env() -> dict[str, str]:
 def platform_args(machine: str, newest_glibc: int) -> list[str]:
     """pip's --platform for every manylinux tag a glibc up to 2.``newest_glibc`` loads."""
     tags = [f"manylinux_2_{minor}_{machine}" for minor in range(5, newest_glibc + 1)]
-    tags += [f"manylinux2014_{machine}"] + ([f"manylinux1_{machine}", f"manylinux2010_{machine}"] if machine == "x86_64" else [])
+    tags += [f"manylinux2014_{machine}"] + (
+        [f"manylinux1_{machine}", f"manylinux2010_{machine}"] if machine == "x86_64" else []
+    )
     return [arg for tag in tags for arg in ("--platform", tag)]
 
 
@@ -169,15 +182,16 @@ def target_args(python: str, machine: str, newest_glibc: int) -> list[str]:
     ]  # fmt: skip
 
 
-def fill_wheel_folder(python: str, wheel: Path) -> Path:
-    """torch, the app's dependencies and the build backend for ``python`` on x86-64, from PyPI; files already
-    there are kept (pip still resolves against the index, so the folder follows pyproject.toml)."""
+def fill_wheel_folder(python: str, glibc: int, wheel: Path, extras: str) -> Path:
+    """torch, the app's dependencies and the build backend for ``python`` on x86-64 with glibc 2.``glibc``, from
+    PyPI; files already there are kept (pip still resolves against the index, so the folder follows
+    pyproject.toml)."""
     folder = WHEELS / f"cp{python.replace('.', '')}"
     folder.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [
-            sys.executable, "-m", "pip", "download", "--dest", str(folder), *target_args(python, "x86_64", 36),
-            TORCH_REQUIREMENT, "setuptools>=68", "wheel", f"{wheel}[{EXTRAS}]",
+            sys.executable, "-m", "pip", "download", "--dest", str(folder), *target_args(python, "x86_64", glibc),
+            TORCH_REQUIREMENT, "setuptools>=68", "wheel", f"{wheel}[{extras}]",
         ],
         capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, env=pip_env(),
     )  # fmt: skip
@@ -190,7 +204,9 @@ def fill_wheel_folder(python: str, wheel: Path) -> Path:
 def build_mounts(work: Path, wheels: Path) -> list[str]:
     """podman build's volumes: pip installs from the wheel folder alone, trusting this machine's CA."""
     conf = work / "pip.conf"
-    conf.write_text("[global]\ncert = /run/host-ca.pem\nno-index = true\nfind-links = /run/wheels\n", encoding="utf-8")
+    conf.write_text(
+        "[global]\ncert = /run/host-ca.pem\nno-index = true\nfind-links = /run/wheels\n", encoding="utf-8"
+    )
     return [
         "--volume", f"{host_ca_bundle()}:/run/host-ca.pem:ro", "--volume", f"{conf}:/etc/pip.conf:ro",
         "--volume", f"{wheels}:/run/wheels:ro",
@@ -287,8 +303,8 @@ class Served:
     def run_log(self) -> str:
         return self.logs()[self.log_offset :]
 
-    def inspect(self) -> dict:  # type: ignore[type-arg]
-        found: list[dict] = json.loads(self.runtime("container", "inspect", self.name).stdout)  # type: ignore[type-arg]
+    def inspect(self) -> dict[str, Any]:
+        found: list[dict[str, Any]] = json.loads(self.runtime("container", "inspect", self.name).stdout)
         return found[0]
 
     def exec(self, *args: str) -> str:
@@ -333,8 +349,10 @@ def compose_command() -> list[str]:
     return [str(word) for word in service["ishowtts"]["command"]]
 
 
-def app_config() -> dict:  # type: ignore[type-arg]
-    loaded: dict = yaml.safe_load((ROOT / "addon" / "ishowtts" / "config.yaml").read_text(encoding="utf-8"))  # type: ignore[type-arg]
+def app_config() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(
+        (ROOT / "addon" / "ishowtts" / "config.yaml").read_text(encoding="utf-8")
+    )
     return loaded
 
 
@@ -360,7 +378,9 @@ def x86_image(runtime: Runtime, config: pytest.Config, work: Path) -> Image:
     base = "python:3.12-slim-bookworm"
     mounts: list[str] = []
     if runtime.podman:
-        mounts = build_mounts(work, fill_wheel_folder(image_python(runtime, base), project_wheel_at(work)))
+        mounts = build_mounts(
+            work, fill_wheel_folder(image_python(runtime, base), 36, project_wheel_at(work), EXTRAS)
+        )
     return build(runtime, config, "localhost/wyoming-ishowtts:image-test", ROOT / "docker" / "Dockerfile",
                  ROOT, base, {}, mounts)  # fmt: skip
 
@@ -383,7 +403,8 @@ def addon_image(runtime: Runtime, config: pytest.Config, work: Path) -> Image:
     mounts: list[str] = []
     if runtime.podman:
         wheel = project_wheel_at(work)
-        wheels = fill_wheel_folder(image_python(runtime, base), wheel)
+        # Debian trixie: glibc 2.41; the app installs the zh extra only (its Dockerfile).
+        wheels = fill_wheel_folder(image_python(runtime, base), 41, wheel, "zh")
         mounts = [*build_mounts(work, wheels), "--volume", f"{wheel.parent}:/run/dist:ro"]
         args["PIP_FIND_LINKS"] = "/run/dist /run/wheels"  # the app's own wheel, not yet on PyPI
     return build(runtime, config, "localhost/ishowtts-app:image-test", ROOT / "addon" / "ishowtts" / "Dockerfile",
@@ -421,7 +442,8 @@ def served(
         shutil.copytree(model, share / "ishowtts" / "model")
         data.mkdir()
         options = {**app_config()["options"], "voice": VOICE, "model_dir": "/share/ishowtts/model"}
-        (data / "options.json").write_text(json.dumps(options), encoding="utf-8")  # as the Supervisor writes it
+        # As the Supervisor writes it: the options with their defaults filled in.
+        (data / "options.json").write_text(json.dumps(options), encoding="utf-8")
         ingress = free_port()
         served = Served(
             runtime=runtime, image=image, name=name, uri=f"tcp://127.0.0.1:{port}", grace=int(app_config()["timeout"]),
@@ -447,7 +469,9 @@ def served(
 def test_the_images_install_the_torch_the_tests_downloaded() -> None:
     """The wheel folder holds the torch the Dockerfiles install (else the builds would not find it)."""
     for dockerfile in (ROOT / "docker" / "Dockerfile", ROOT / "addon" / "ishowtts" / "Dockerfile"):
-        assert f"ARG TORCH_VERSION={TORCH_REQUIREMENT.split('==')[1]}\n" in dockerfile.read_text(encoding="utf-8")
+        assert f"ARG TORCH_VERSION={TORCH_REQUIREMENT.split('==')[1]}\n" in dockerfile.read_text(
+            encoding="utf-8"
+        )
 
 
 def test_nothing_of_the_build_mounts_stays_in_the_image(served: Served) -> None:
@@ -524,7 +548,9 @@ def test_a_stop_finishes_the_running_answer_and_exits_zero_within_the_grace(serv
             assert first is not None and first.type == "audio-start", first
             began = time.monotonic()
             stop = asyncio.create_task(
-                asyncio.to_thread(served.runtime, "stop", "--time", str(served.grace), served.name, timeout=120)
+                asyncio.to_thread(
+                    served.runtime, "stop", "--time", str(served.grace), served.name, timeout=120
+                )
             )
             events = [first, *await read_until(client, "audio-stop")]
             await stop
@@ -539,7 +565,9 @@ def test_a_stop_finishes_the_running_answer_and_exits_zero_within_the_grace(serv
     assert seconds < served.grace, f"the stop took {seconds:.1f} s, the grace period is {served.grace} s"
 
 
-def test_a_restart_finds_the_prepared_voice_in_the_data_volume(served: Served, pytestconfig: pytest.Config) -> None:
+def test_a_restart_finds_the_prepared_voice_in_the_data_volume(
+    served: Served, pytestconfig: pytest.Config
+) -> None:
     """The voice was prepared (and cached in /data) by the requests above; the restarted container reuses it."""
     if served.inspect()["State"]["Running"]:
         served.runtime("stop", "--time", str(served.grace), served.name, timeout=120)
@@ -603,8 +631,21 @@ def test_the_jetson_images_installs_resolve_for_aarch64_and_python_3_10(tmp_path
     )  # fmt: skip
     assert result.returncode == 0, f"pip could not resolve the Jetson image's installs:\n{result.stderr}"
     installs = json.loads(report.read_text(encoding="utf-8"))["install"]
-    files = {item["metadata"]["name"].lower(): item["download_info"]["url"].rsplit("/", 1)[-1] for item in installs}
-    for needed in ("numpy", "soundfile", "soxr", "safetensors", "wyoming", "aiohttp", "rjieba", "pypinyin", "zeroconf"):
+    files = {
+        item["metadata"]["name"].lower(): item["download_info"]["url"].rsplit("/", 1)[-1] for item in installs
+    }
+    needs = (
+        "numpy",
+        "soundfile",
+        "soxr",
+        "safetensors",
+        "wyoming",
+        "aiohttp",
+        "rjieba",
+        "pypinyin",
+        "zeroconf",
+    )
+    for needed in needs:
         assert needed in files, sorted(files)
     foreign = {n: f for n, f in files.items() if not re.search(r"(aarch64|-any)\.whl$", f)}
     assert foreign == {}, foreign
