@@ -68,7 +68,7 @@ BUILD_TIMEOUT = 2400.0
 START_TIMEOUT = 300.0
 TEXT = "The kitchen light is on."
 STREAM_TEXT = "The front door is locked. The garage door is closed."
-LONG_TEXT = "An answer that is still being spoken when the container is asked to stop."  # 1-5 s here
+LONG_TEXT = "An answer that is still being spoken when the container is asked to stop. " * 2  # 2-4 s here
 
 
 # --------------------------------------------------------------------------------------------------
