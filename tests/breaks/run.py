@@ -851,6 +851,26 @@ BREAKS += [
         "    if False:",
         ["tests/test_reference_length.py::test_checker_says_what_each_second_costs"],
     ),
+    # The image tests build the image (its cached layers make a rebuild with a changed last line quick) and
+    # run it: minutes each, and the break's image is left under the test's tag until the next run rebuilds it.
+    Break(
+        "image-entrypoint-path",
+        "the x86 image's ENTRYPOINT names a file that is not there",
+        "docker/Dockerfile",
+        'ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]',
+        'ENTRYPOINT ["/usr/local/bin/entrypoint"]',
+        ["tests/test_images.py::test_describe_lists_the_voice_and_says_the_model_is_ready[x86]"],
+        timeout=2400,
+    ),
+    Break(
+        "image-healthcheck-port",
+        "the x86 image's HEALTHCHECK asks a port nothing listens on",
+        "docker/Dockerfile",
+        '"--uri", "tcp://127.0.0.1:10200", "--timeout", "10", "--quiet"]',
+        '"--uri", "tcp://127.0.0.1:10201", "--timeout", "10", "--quiet"]',
+        ["tests/test_images.py::test_the_images_healthcheck_turns_healthy[x86]"],
+        timeout=2400,
+    ),
 ]
 
 
