@@ -194,11 +194,12 @@ class RunsCode:
 
 
 def nan_forward_once(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The model's first forward afterwards returns NaNs (a half-precision overflow); the calls are counted.
+    """The model's first sampler step afterwards (`DiT.flow`, what every step calls) returns NaNs (a
+    half-precision overflow); the calls are counted.
 
     Patched on the model's class, so that the calls of a model loaded again (the fp32 fallback reads the
     weights again) are counted too."""
-    original = type(model).forward
+    original = type(model).flow
     calls: list[int] = []
 
     def nan_once(self: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -206,7 +207,7 @@ def nan_forward_once(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return torch.full_like(out, float("nan")) if len(calls) == 1 else out
 
-    monkeypatch.setattr(type(model), "forward", nan_once)
+    monkeypatch.setattr(type(model), "flow", nan_once)
     return calls
 
 

@@ -68,7 +68,7 @@ BUILD_TIMEOUT = 2400.0
 START_TIMEOUT = 300.0
 TEXT = "The kitchen light is on."
 STREAM_TEXT = "The front door is locked. The garage door is closed."
-LONG_TEXT = "An answer that is still being spoken when the container is asked to stop. " * 2  # 2-4 s here
+STOP_SENTENCES = ("An answer that is still being spoken.", "The container was asked to stop.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -538,26 +538,37 @@ def test_the_server_runs_as_the_images_user(served: Served) -> None:
 
 
 def test_a_stop_finishes_the_running_answer_and_exits_zero_within_the_grace(served: Served) -> None:
-    """SIGTERM while an answer is being synthesized: the answer arrives whole, the container exits 0 before its
-    grace period (after which the runtime would SIGKILL it)."""
+    """SIGTERM while an answer is being spoken: the answer arrives whole, the container exits 0 before its
+    grace period (after which the runtime would SIGKILL it). The answer is a stream that stays open across
+    the signal (its last sentence is sent once the server says it is stopping), so it is running at the
+    signal however fast or slow the machine is, and what remains after it is one short sentence."""
+    first, last = STOP_SENTENCES
 
     async def go() -> tuple[list[Event], float]:
         async with connect(served.uri) as client:
-            await client.write_event(Synthesize(text=LONG_TEXT, voice=SynthesizeVoice(name=VOICE)).event())
-            first = await client.read_event()
-            assert first is not None and first.type == "audio-start", first
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name=VOICE)).event())
+            await client.write_event(SynthesizeChunk(text=first + " ").event())
             began = time.monotonic()
             stop = asyncio.create_task(
                 asyncio.to_thread(
                     served.runtime, "stop", "--time", str(served.grace), served.name, timeout=120
                 )
             )
-            events = [first, *await read_until(client, "audio-stop")]
+            while "Stopping: finishing" not in served.run_log():
+                assert not stop.done(), (
+                    f"the container stopped without finishing the open stream: {served.run_log()}"
+                )
+                assert time.monotonic() - began < served.grace, served.run_log()
+                await asyncio.sleep(0.2)
+            await client.write_event(SynthesizeChunk(text=last).event())
+            await client.write_event(SynthesizeStop().event())
+            events = await read_until(client, "synthesize-stopped")
             await stop
             return events, time.monotonic() - began
 
     events, seconds = asyncio.run(go())
-    check_audio(events, LONG_TEXT)
+    assert events[-1].type == "synthesize-stopped", [e.type for e in events]
+    check_audio(events[:-1], first, last)
     state = served.inspect()["State"]
     log = served.run_log()
     assert "Stopping: finishing 1 connection(s)' answers" in log, log  # the answer was running at the signal
