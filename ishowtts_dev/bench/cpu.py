@@ -19,7 +19,6 @@ processes used meanwhile is printed beside it (on a shared machine, read the rat
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from collections.abc import Callable
@@ -120,14 +119,11 @@ def step_table(
         row: dict[str, Any] = {"frames": n, "other_cpu": others}
         for p, step in steps.items():
             assert step.output is not None
-            noise = (step.output.float() - reference).pow(2).sum().item()
             row[p] = {
                 "seconds": median(times[p]),
                 "runs": times[p],
                 "speedup": ratio(times["fp32"], times[p]),
-                "output_snr_db": math.inf
-                if noise == 0
-                else 10 * math.log10(reference.pow(2).sum().item() / noise),
+                "output_snr_db": snr_db(reference.flatten().numpy(), step.output.float().flatten().numpy()),
             }
             print(
                 f"  {p}: {row[p]['seconds']:.3f} s per step, {row[p]['speedup']:.2f}x fp32's speed, "
