@@ -28,7 +28,11 @@ if [ "$#" -ne 1 ] || [ ! -f "$1" ]; then
 fi
 wheel=$1
 
-"$python" -m pip install --no-cache-dir --disable-pip-version-check "${wheel}[${extras}]"
+# SKIP_CYTHON=1: wyoming's zeroconf extra pins zeroconf 0.88.0, which PyPI has no wheel of for some targets
+# (aarch64 with Python 3.10, the Jetson's); pip builds it from its sdist there, and this makes that build
+# pure Python, the same on every machine and without a compiler (only mDNS runs through it).  It changes
+# nothing where a wheel exists.  tests/test_images.py builds it this way.
+SKIP_CYTHON=1 "$python" -m pip install --no-cache-dir --disable-pip-version-check "${wheel}[${extras}]"
 
 # Fail the build here, not at container start, if the install is unusable.
 "$python" -c "import torch, wyoming_ishowtts.healthcheck"

@@ -605,46 +605,98 @@ def test_the_apps_ingress_port_answers(served: Served) -> None:
 def jetson_requirements(wheel: Path) -> list[str]:
     """The wheel's requirements with its default extras, as the Jetson image's pip sees them (Python 3.10 on
     Linux aarch64), less torch, which the L4T base has."""
-    with zipfile.ZipFile(wheel) as archive:
-        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        metadata = archive.read(name).decode()
+    wanted = requirements_for_jetson(wheel_metadata(wheel), EXTRAS.split(","))
+    return [str(r) for r in wanted if r.name != "torch"]
+
+
+BUILT_FROM_SOURCE_ON_JETSON = "zeroconf"
+"""The one dependency PyPI has no aarch64 wheel of for Python 3.10 at the version pinned: every wyoming from 1.7
+on pins ``zeroconf==0.88.0`` for its ``zeroconf`` extra, and zeroconf's aarch64 wheels start at 0.144. pip
+builds it from its sdist in the Jetson image; docker/install-wheel.sh sets ``SKIP_CYTHON=1``, so the build is
+pure Python (zeroconf's build script then compiles nothing) and needs no compiler on the target."""
+
+
+def aarch64_resolve(tmp_path: Path, name: str, wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """pip's resolution of `wanted` for the Jetson (aarch64, glibc 2.35, CPython 3.10), wheels only: each
+    package's name -> its metadata as pip's report gives it, with ``file``, the wheel pip would install."""
+    report = tmp_path / f"{name}.json"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+            "--target", str(tmp_path / f"target-{name}"), "--report", str(report),
+            *target_args("3.10", "aarch64", 35), *wanted,
+        ],
+        capture_output=True, text=True, timeout=900, check=False, env=pip_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, f"pip could not resolve the Jetson image's installs:\n{result.stderr}"
+    installs = json.loads(report.read_text(encoding="utf-8"))["install"]
+    return {
+        item["metadata"]["name"].lower(): {
+            **item["metadata"],
+            "file": item["download_info"]["url"].rsplit("/", 1)[-1],
+        }
+        for item in installs
+    }
+
+
+def requirements_for_jetson(metadata: str, extras: list[str]) -> list[Requirement]:
+    """The ``Requires-Dist`` lines of a wheel's METADATA that apply on the Jetson with `extras`."""
     where = {"python_version": "3.10", "python_full_version": "3.10.12", "platform_machine": "aarch64",
              "sys_platform": "linux", "platform_system": "Linux"}  # fmt: skip
     wanted = []
     for line in re.findall(r"^Requires-Dist: (.+)$", metadata, re.MULTILINE):
         requirement = Requirement(line)
         if requirement.marker is None or any(
-            requirement.marker.evaluate({**where, "extra": extra}) for extra in ["", *EXTRAS.split(",")]
+            requirement.marker.evaluate({**where, "extra": extra}) for extra in ["", *extras]
         ):
             requirement.marker = None
-            wanted.append(str(requirement))
-    return [r for r in wanted if Requirement(r).name != "torch"]
+            wanted.append(requirement)
+    return wanted
+
+
+def wheel_metadata(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return archive.read(name).decode()
 
 
 def test_the_jetson_images_installs_resolve_for_aarch64_and_python_3_10(tmp_path: Path) -> None:
     """What ``docker/Dockerfile.jetson`` installs besides the base's torch, resolved by pip for its platform
     (JetPack 6: Ubuntu 22.04, glibc 2.35, aarch64, Python 3.10) without emulation: every dependency of the
-    app's wheel with its extras has a wheel there. torch is left out: it comes from the L4T base (2.5.0a0+nv,
-    which satisfies the wheel's torch>=2.5.0a0 and which pip leaves alone); pip would evaluate torch's own
-    requirements' markers for this machine (x86_64), not the target. Not covered: the base itself, CUDA on the
-    Orin, and anything run on arm64 (docs/install.md, "Which images were built where")."""
-    wheel = project_wheel_at(tmp_path)
-    wanted = jetson_requirements(wheel)
+    app's wheel with its extras has a wheel there, but zeroconf (`BUILT_FROM_SOURCE_ON_JETSON`), which is
+    built here from its sdist as install-wheel.sh builds it (``SKIP_CYTHON=1``): the build must hold Python
+    files only (so it builds the same on the target with no compiler), and its own requirements must have
+    aarch64 wheels. torch is left out: it comes from the L4T base (2.5.0a0+nv, which satisfies the wheel's
+    torch>=2.5.0a0 and which pip leaves alone); pip would evaluate torch's own requirements' markers for this
+    machine (x86_64), not the target. Not covered: the base itself, CUDA on the Orin, and anything run on
+    arm64 (docs/install.md, "Which images were built where")."""
+    assert "SKIP_CYTHON=1" in (ROOT / "docker" / "install-wheel.sh").read_text(encoding="utf-8")
+    wanted = jetson_requirements(project_wheel_at(tmp_path))
     assert any(r.startswith("rjieba") for r in wanted) and any("[zeroconf]" in r for r in wanted), wanted
-    report = tmp_path / "report.json"
+    # 1. Everything with wheels, wyoming without its zeroconf extra: gives the zeroconf pin wyoming makes.
+    plain = [r.replace("[zeroconf]", "") for r in wanted]
+    first = aarch64_resolve(tmp_path, "without-zeroconf", plain)
+    wyoming_metadata = "".join(f"Requires-Dist: {line}\n" for line in first["wyoming"]["requires_dist"])
+    (pin,) = [
+        r for r in requirements_for_jetson(wyoming_metadata, ["zeroconf"]) if r.name == BUILT_FROM_SOURCE_ON_JETSON
+    ]  # fmt: skip
+    # 2. zeroconf from its sdist, as the image's pip builds it.
+    built = tmp_path / "built"
     result = subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-            "--target", str(tmp_path / "target"), "--report", str(report), *target_args("3.10", "aarch64", 35),
-            *wanted,
-        ],
-        capture_output=True, text=True, timeout=900, check=False, env=pip_env(),
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", pin.name, "--wheel-dir", str(built),
+         str(pin)],
+        capture_output=True, text=True, timeout=900, check=False, env={**pip_env(), "SKIP_CYTHON": "1"},
     )  # fmt: skip
-    assert result.returncode == 0, f"pip could not resolve the Jetson image's installs:\n{result.stderr}"
-    installs = json.loads(report.read_text(encoding="utf-8"))["install"]
-    files = {
-        item["metadata"]["name"].lower(): item["download_info"]["url"].rsplit("/", 1)[-1] for item in installs
-    }
+    assert result.returncode == 0, f"{pin} did not build from its sdist:\n{result.stderr[-3000:]}"
+    (zeroconf_wheel,) = built.glob("zeroconf-*.whl")
+    with zipfile.ZipFile(zeroconf_wheel) as archive:
+        compiled = [n for n in archive.namelist() if n.endswith((".so", ".pyd", ".dylib"))]
+    assert compiled == [], (
+        f"the sdist build compiled code, which the Jetson would need a compiler for: {compiled}"
+    )
+    # 3. The whole set: the rest as in step 1 plus zeroconf's own requirements, wheels only.
+    zeroconf_needs = [str(r) for r in requirements_for_jetson(wheel_metadata(zeroconf_wheel), [])]
+    files = {n: m["file"] for n, m in aarch64_resolve(tmp_path, "all", [*plain, *zeroconf_needs]).items()}
     needs = (
         "numpy",
         "soundfile",
@@ -654,7 +706,7 @@ def test_the_jetson_images_installs_resolve_for_aarch64_and_python_3_10(tmp_path
         "aiohttp",
         "rjieba",
         "pypinyin",
-        "zeroconf",
+        "ifaddr",
     )
     for needed in needs:
         assert needed in files, sorted(files)
