@@ -32,13 +32,15 @@ from .folder import REFERENCE_AUDIO, REFERENCE_TEXT, VOICE_TOML, parse_voice_tom
 
 Level = Literal["error", "warning", "ok"]
 
-REFERENCE_SECOND_COST = 5.2
-"""Seconds that each second of reference adds before an answer's first audio on a 2-core CPU: every
-sampler step of every chunk runs over the reference's frames too (93.75 a second), and the first chunk
-takes 7 steps. From the quiet fp32 step times of the base model on this project's 2-core AMD EPYC (Zen 3,
-AVX2; BENCHMARKS.md: 6.07 s at 891 frames, 11.39 s at 1,566): 7.9 ms a frame, 0.74 s per step for each
-second, 5.2 s over 7 steps (BENCHMARKS.md, "Reference length"). A GPU is far faster; on a CPU this is
-most of a short reply's wait."""
+REFERENCE_SECOND_COST = (1.2, 5.2)
+"""Seconds that each second of reference adds before an answer's first audio on a 2-core CPU, from one with
+native bf16 to one with AVX2 only (what ``--precision auto`` runs on each): every sampler step of every chunk
+runs over the reference's frames too (93.75 a second), and the first chunk takes 7 steps. Measured on the base
+model (BENCHMARKS.md, "Reference length"): a 2-core Intel Xeon with AMX-BF16 in bf16, 0.168 s per step for
+each second (`python -m ishowtts_dev.bench.cpu frames`, 400-1,200 frames, quiet), 1.2 s over 7 steps; a
+2-core AMD EPYC (Zen 3, AVX2) in fp32, 7.9 ms a frame from its quiet step times (6.07 s at 891 frames,
+11.39 s at 1,566), 0.74 s per step, 5.2 s over 7 steps. A GPU is far faster; on a CPU this is most of a
+short reply's wait."""
 TRIM_ADVICE_SECONDS = 8.0
 """Past this, the checker suggests a shorter clip (5 to 8 s clones a voice as well, and answers sooner)."""
 MAX_CLIP_SECONDS_WARN = 12.0
@@ -187,9 +189,11 @@ def _judge_length(seconds: float) -> Finding:
 def _judge_cost(seconds: float, cut: float | None) -> Finding:
     """What the clip costs in speed, and whether to make it shorter (`REFERENCE_SECOND_COST`)."""
     used = min(seconds if cut is None else cut, MAX_CLIP_SECONDS_WARN)
+    low, high = REFERENCE_SECOND_COST
     cost = (
-        f"On a 2-core CPU each second of reference adds about {REFERENCE_SECOND_COST:.1f} s before every "
-        f"answer's first audio (about {used * REFERENCE_SECOND_COST:.0f} s for the {used:.1f} s used here)"
+        f"On a 2-core CPU each second of reference adds about {low:.1f} s (with native bf16) to {high:.1f} s "
+        f"(AVX2 only) before every answer's first audio (about {used * low:.0f} to {used * high:.0f} s for the "
+        f"{used:.1f} s used here)"
     )
     if used > TRIM_ADVICE_SECONDS:
         return Finding(
