@@ -119,7 +119,9 @@ def test_checker_says_what_each_second_costs() -> None:
     short = check_clip(spoken(5.0, gaps=[(3.0, 3.4)]), RATE, "Words.")
     message = _finding(short, "reference-cost")
     low, high = REFERENCE_SECOND_COST
-    assert f"{low:.1f} s (with native bf16) to {high:.1f} s" in message and "for the 5.0 s used here" in message
+    assert (
+        f"{low:.1f} s (with native bf16) to {high:.1f} s" in message and "for the 5.0 s used here" in message
+    )
     assert f"about {5 * low:.0f} to {5 * high:.0f} s" in message
     assert not [f for f in short if f.code == "long-reference"]
     long = check_clip(spoken(10.0), RATE, TRANSCRIPT)
