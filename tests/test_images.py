@@ -680,11 +680,11 @@ def test_the_jetson_images_installs_resolve_for_aarch64_and_python_3_10(tmp_path
     (pin,) = [
         r for r in requirements_for_jetson(wyoming_metadata, ["zeroconf"]) if r.name == BUILT_FROM_SOURCE_ON_JETSON
     ]  # fmt: skip
-    # 2. zeroconf from its sdist, as the image's pip builds it.
+    # 2. zeroconf from its sdist, as the image's pip builds it (no cache: a wheel built otherwise is not reused).
     built = tmp_path / "built"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", pin.name, "--wheel-dir", str(built),
-         str(pin)],
+        [sys.executable, "-m", "pip", "wheel", "--no-cache-dir", "--no-deps", "--no-binary", pin.name,
+         "--wheel-dir", str(built), str(pin)],
         capture_output=True, text=True, timeout=900, check=False, env={**pip_env(), "SKIP_CYTHON": "1"},
     )  # fmt: skip
     assert result.returncode == 0, f"{pin} did not build from its sdist:\n{result.stderr[-3000:]}"
