@@ -337,7 +337,11 @@ def format_table(result: dict[str, Any]) -> str:
             elif key != "env":
                 lines.append(f"  {name}/{key}: {_short(value, 300)}")
     if profiles:
-        lines += ["", "profiles (torch.profiler, one sampler step each, top kernels by time):", *profiles]
+        lines += [
+            "",
+            "profiles (torch.profiler, one chunk's step loop each, top kernels by time):",
+            *profiles,
+        ]
     return "\n".join(lines) + "\n"
 
 
