@@ -673,9 +673,67 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
     torch.compiler.reset()
 
 
+BUCKETS = (64, 128, 256)
+"""The length buckets `bucket_speed` compares (DEFAULT_LENGTH_BUCKET is one of them)."""
+BUCKET_FRAMES = (891, 947)
+"""The chunk lengths it times them at: 891 frames, a typical chunk of the base model (issue 24), where 64
+and 128 both pad to 896 and 256 to 1024; and 947, where 64 pads to 960 and 128 and 256 to 1024."""
+
+
+def bucket_speed(plan: Plan, rec: Record, key: str = "ms_per_step_by_bucket") -> None:
+    """ms per step of the main model in its serving precision, batch 1, at each length bucket of BUCKETS:
+    the CUDA-graph loop and the eager loop, both padded to the bucket (masked, as the server runs them),
+    beside the eager loop unpadded (no mask: the fastest attention kernel). A finer bucket pads less but
+    records more layouts; which is fastest is what this shows. One engine: the bucket decides only the
+    padded length a layout has, so each is recorded here for just its one length (no warm-up over every
+    length). Timed as `step_speed` times (CUDA events, median of STEP_RUNS after one untimed run). The
+    table is written after each bucket, and a bucket that fails is an error in its row, not a lost stage."""
+    import torch
+
+    from wyoming_ishowtts.engine.sampler import euler_loop
+
+    steps = 4 if plan.quick else 16
+    lengths = BUCKET_FRAMES[:1] if plan.quick else BUCKET_FRAMES
+    free_cuda()
+    engine, voice = accelerated_engine(plan, plan.main_size, plan.serving_precision, "cuda-graphs")
+    graphs = engine.acceleration.chunk_graphs
+    generator = torch.Generator().manual_seed(0)
+    table: dict[str, dict[str, Any]] = {}
+    for bucket in (1, *BUCKETS):
+        name = "eager unpadded" if bucket == 1 else f"bucket {bucket}"
+        row: dict[str, Any] = {}
+        table[name] = row
+        try:
+            for frames in lengths:
+                inputs = step_inputs(engine, voice, 1, frames, steps, bucket, generator)
+                cell: dict[str, Any] = {"padded_frames": int(inputs.x.shape[1])}
+                row[f"{frames} frames"] = cell
+                loops: dict[str, Any] = {"eager": euler_loop}
+                if bucket > 1:
+                    loops = {"eager padded": euler_loop, "cuda-graphs": graphs or euler_loop}
+                for label, chunk_loop in loops.items():
+                    loop = partial(run_steps, engine.model, chunk_loop, inputs, steps)
+                    if chunk_loop is graphs:
+                        with engine.acceleration.recording():
+                            loop()  # records this layout
+                    loop()  # untimed: allocations, kernel choice
+                    times = [time_steps(loop, plan.cuda) for _ in range(STEP_RUNS)]
+                    cell[label] = 1000 * median(times) / steps
+        except Exception as exc:  # this bucket's row says so; the others still run
+            row["error"] = f"{type(exc).__name__}: {exc}"[:400]
+        if graphs is not None:
+            row["eager steps (not warmed)"] = graphs.eager_steps
+        rec.value(key, table)
+    del engine, voice, graphs
+
+
 def stage_graph_speed(plan: Plan, rec: Record) -> None:
-    """Per-step time, eager against CUDA graphs (on a CPU: the stand-in, which is no faster)."""
-    step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
+    """Per-step time, eager against CUDA graphs (on a CPU: the stand-in, which is no faster), then the
+    length buckets against each other (`bucket_speed`; it runs even when the first part fails)."""
+    try:
+        step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
+    finally:
+        bucket_speed(plan, rec)
 
 
 def stage_compile(plan: Plan, rec: Record) -> None:

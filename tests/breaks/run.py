@@ -703,6 +703,22 @@ BREAKS = [
         ],
     ),
     Break(
+        "bucket-table-lost-with-the-step-table",
+        "graph-speed's bucket timings run only when its step table did not fail",
+        "ishowtts_dev/gpu/stages.py",
+        "    finally:\n        bucket_speed(plan, rec)\n",
+        "    except Exception:\n        raise\n    bucket_speed(plan, rec)\n",
+        ["tests/test_gpu_check.py::test_bucket_timings_survive_a_failing_bucket_and_a_failing_step_table"],
+    ),
+    Break(
+        "bucket-failure-ends-the-table",
+        "a length bucket whose timing fails ends the bucket table (no row of its own, none after it)",
+        "ishowtts_dev/gpu/stages.py",
+        "        except Exception as exc:  # this bucket's row says so; the others still run\n",
+        "        except ZeroDivisionError as exc:\n",
+        ["tests/test_gpu_check.py::test_bucket_timings_survive_a_failing_bucket_and_a_failing_step_table"],
+    ),
+    Break(
         "input-layer-per-half",
         "the input layer runs once per half (conditional, unconditional), then joins them",
         DIT,
