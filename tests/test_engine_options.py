@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, loading
+from wyoming_ishowtts.engine.chunk_graphs import EagerRecorder
 from wyoming_ishowtts.engine.loading import pick_dtype
 from wyoming_ishowtts.engine.nfe import NfePolicy
-from wyoming_ishowtts.engine.step_graphs import EagerRecorder
 from wyoming_ishowtts.engine.voice import tone_clip
 from wyoming_ishowtts.errors import ModelLoadError
 from wyoming_ishowtts.tools.random_model import write_random_model
@@ -142,12 +142,13 @@ def synthesize_with(model_dir: Path, stand_in: bool = False, **settings: Any) ->
         recorder=EagerRecorder() if stand_in else None,
     )
     voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
-    step_graphs = engine.acceleration.step_graphs
-    if step_graphs is not None:
-        engine.warm_up(voice)
+    chunk_graphs = engine.acceleration.chunk_graphs
+    options = SynthesisOptions(nfe=3, seed=1)
+    if chunk_graphs is not None:
+        engine.warm_up(voice, options=options)
     with model_lengths(engine) as lengths:
-        audio = engine.synthesize_all(voice, TEXT, SynthesisOptions(nfe=3, seed=1))
-    eager = 0 if step_graphs is None else step_graphs.eager_steps
+        audio = engine.synthesize_all(voice, TEXT, options)
+    eager = 0 if chunk_graphs is None else chunk_graphs.eager_steps
     assert eager == 0, f"{eager} steps ran on a layout the warm-up did not record"
     return audio, lengths
 
@@ -231,26 +232,28 @@ def test_warm_up_compiles_every_length_bucket(model_dir: Path) -> None:
         voice = engine.prepare_voice(clip(), 24000, "Hello world.", trim=False)
         buckets = engine.acceleration.bucket_lengths(voice)
         assert len(buckets) >= 2 and all(n % 1024 == 0 for n in buckets)
-        engine.warm_up(voice)
-        step_graphs = engine.acceleration.step_graphs
-        assert step_graphs is not None
-        # One layout per (batch size, bucket) at the one guidance strength, all recorded by the warm-up.
-        assert len(step_graphs) == len(step_graphs.batch_sizes) * len(buckets), (
-            len(step_graphs),
-            step_graphs.batch_sizes,
+        options = SynthesisOptions(nfe=2, seed=1)
+        engine.warm_up(voice, options=options)
+        chunk_graphs = engine.acceleration.chunk_graphs
+        assert chunk_graphs is not None
+        # One layout per (batch size, bucket) at the one guidance strength and step count, all recorded by
+        # the warm-up.
+        assert len(chunk_graphs) == len(chunk_graphs.batch_sizes) * len(buckets), (
+            len(chunk_graphs),
+            chunk_graphs.batch_sizes,
             buckets,
         )
         compiled = graphs()
         assert compiled >= 1, "--compile compiled nothing in the warm-up"
-        replays = step_graphs.replays
+        replays = chunk_graphs.replays
         with torch._dynamo.config.patch(error_on_recompile=True):
             long_text = "A longer sentence that needs many more frames than the warm-up did, " * 3
             for text in ("Short.", long_text):
-                assert len(engine.synthesize_all(voice, text, SynthesisOptions(nfe=2, seed=1))) > 0
-        assert step_graphs.eager_steps == 0, (
-            f"{step_graphs.eager_steps} steps ran on a layout the warm-up did not record"
+                assert len(engine.synthesize_all(voice, text, options)) > 0
+        assert chunk_graphs.eager_steps == 0, (
+            f"{chunk_graphs.eager_steps} steps ran on a layout the warm-up did not record"
         )
-        assert step_graphs.replays > replays, "the requests did not run the recorded steps"
+        assert chunk_graphs.replays > replays, "the requests did not run the recorded steps"
         assert graphs() == compiled, "a request after the warm-up compiled a graph"
 
 

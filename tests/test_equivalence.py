@@ -213,7 +213,7 @@ def test_full_sample_same_seed(tiny_dir: Path, engine: Engine, steps: int) -> No
             ids,
             torch.tensor([total]),
             draw_noise([total], 100, torch.Generator().manual_seed(seed)),
-            steps=steps,
+            nfe=steps,
             cfg_strength=2.0,
             sway=-1.0,
         )

@@ -390,3 +390,58 @@ def test_the_wheel_check_wants_an_intact_wheel_for_every_package_not_installed(
     assert problem is not None and "2 of the" in problem and "soxr" in problem and "rjieba" in problem
     monkeypatch.setattr(gpu_wheels, "_installed", lambda name: name in ("soxr", "rjieba"))
     assert gpu_wheels.missing(tmp_path) is None  # installed already (a checkout with script/setup run)
+
+
+def test_bucket_timings_survive_a_failing_bucket_and_a_failing_step_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """graph-speed's bucket table (stages.bucket_speed): a bucket that fails is an error in its own row, the
+    other buckets are still timed, the file has every row, and the table prints a line per bucket; it runs
+    even when the stage's first part (step_speed) raises, and that failure still fails the stage."""
+    import contextlib as _contextlib
+    from types import SimpleNamespace
+
+    from ishowtts_dev.gpu import stages
+
+    class Inputs:
+        def __init__(self, n: int) -> None:
+            self.x = SimpleNamespace(shape=(1, n, 100))
+
+    def step_inputs(engine: Any, voice: Any, batch: int, frames: int, steps: int, pad_to: int, g: Any) -> Any:
+        if pad_to == 128:
+            raise RuntimeError("injected")
+        return Inputs(-(-frames // pad_to) * pad_to)
+
+    graphs = SimpleNamespace(eager_steps=0)
+    engine = SimpleNamespace(
+        acceleration=SimpleNamespace(chunk_graphs=graphs, recording=_contextlib.nullcontext), model=None
+    )
+    monkeypatch.setattr(stages, "free_cuda", lambda: None)
+    monkeypatch.setattr(stages, "accelerated_engine", lambda *a, **k: (engine, None))
+    monkeypatch.setattr(stages, "step_inputs", step_inputs)
+    monkeypatch.setattr(stages, "run_steps", lambda *a: None)
+    monkeypatch.setattr(stages, "time_steps", lambda run, cuda: 0.004)
+
+    def broken_step_speed(*args: Any) -> None:
+        raise RuntimeError("step table failed (injected)")
+
+    monkeypatch.setattr(stages, "step_speed", broken_step_speed)
+    plan = SimpleNamespace(quick=False, cuda=False, main_size="base", serving_precision="fp32")
+    rec = stages.Record(tmp_path / "stage.json")
+    with pytest.raises(RuntimeError, match="step table failed"):
+        stages.stage_graph_speed(plan, rec)  # type: ignore[arg-type]
+    table = json.loads((tmp_path / "stage.json").read_text())["values"]["ms_per_step_by_bucket"]
+    assert list(table) == ["eager unpadded", "bucket 64", "bucket 128", "bucket 256"]
+    assert "injected" in table["bucket 128"]["error"]
+    assert table["bucket 64"]["891 frames"] == {
+        "padded_frames": 896,
+        "eager padded": 0.25,
+        "cuda-graphs": 0.25,
+    }
+    assert table["bucket 256"]["947 frames"]["padded_frames"] == 1024
+    assert table["eager unpadded"]["891 frames"] == {"padded_frames": 891, "eager": 0.25}
+    lines = gpu_check.bucket_lines(table)
+    assert (
+        len(lines) == 4 and "891 frames (padded 896): eager padded 0.250 ms, cuda-graphs 0.250 ms" in lines[1]
+    )
+    assert "injected" in lines[2]

@@ -1,7 +1,7 @@
 """The engine's accelerated paths (CUDA graphs, torch.compile) and its GPU failure modes, shown on a CPU.
 
 What a CPU cannot run (a CUDA graph capture, a real out-of-memory error) is replaced at exactly one point:
-the stand-in recorder of step_graphs.py replays by recomputing, and an injected `torch.cuda.OutOfMemoryError`
+the stand-in recorder of chunk_graphs.py replays by recomputing, and an injected `torch.cuda.OutOfMemoryError`
 is raised from inside a sampler step. Everything around those points is the real engine and worker.
 
 What shows each GPU fix. Each defect the GPU reviews found (issues 12 and 23), and what shows it fixed: a CPU test
@@ -12,10 +12,10 @@ where a CPU can show it (CI runs it), else a check or figure of `script/gpu-chec
 |---|---|---|
 | `--compile` without a C compiler (docker image): warm-up failure only a warning, server "ready" and broken | test_gpu_paths: `test_compile_without_a_compiler_runs_eagerly_and_says_so`, `test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine`, `test_an_eager_warm_up_failure_stops_the_server_instead_of_serving_errors` | compile (optional): `compiled-*-equals-eager-nothing-new-after-warm-up`; server: `defaults-log-clean` |
 | `recompile_limit` missing before torch 2.7 (Jetson) | test_gpu_paths: `test_recompile_limit_has_its_name_of_the_torch_at_hand` | - (the device's torch is 2.11) |
-| warm-up covers batch 1, the default voice and speed 1.0 only; graphs recorded on a second call | test_gpu_paths: `test_warm_up_records_every_layout_the_voices_and_batches_reach`; test_engine_options: `test_warm_up_compiles_every_length_bucket`; test_step_graphs: `test_replay_equals_eager_and_every_step_replays`, `test_a_layout_not_warmed_runs_eagerly_and_says_so_once` | paths: `cuda-graphs-*-nothing-new-after-warm-up` (no eager step; compile: dynamo `error_on_recompile`); server-graphs: `graphs_eager_fallbacks_after_ready` |
+| warm-up covers batch 1, the default voice and speed 1.0 only; graphs recorded on a second call | test_gpu_paths: `test_warm_up_records_every_layout_the_voices_and_batches_reach`; test_engine_options: `test_warm_up_compiles_every_length_bucket`; test_chunk_graphs: `test_replay_equals_eager_and_one_replay_runs_the_whole_loop`, `test_a_layout_not_warmed_runs_eagerly_and_says_so_once` | paths: `cuda-graphs-*-nothing-new-after-warm-up` (no eager step; compile: dynamo `error_on_recompile`); server-graphs: `graphs_eager_fallbacks_after_ready` |
 | out-of-memory traceback keeps the failed batch alive during the retries | test_gpu_paths: `test_out_of_memory_leaves_nothing_of_the_batch_alive`, `test_a_failed_batch_is_retried_one_by_one_after_its_tensors_are_freed` | - (no real OOM is provoked on the device) |
 | fp16 -> fp32 fallback keeps compiled graphs and the fp16-rounded reference mel | test_gpu_paths: `test_the_fp32_fallback_is_a_true_fp32_rerun` (same audio as fp32 from the start, graphs dropped, the voice's mel fp32) | precision: `*-no-silent-fallback` |
-| ~700 kernel launches per step; CUDA graphs only behind `--compile --length-bucket` | test_step_graphs (all: replay = eager, stale buffers, batch padding, layouts, model change); test_gpu_paths: `test_cuda_graphs_on_a_cpu_are_refused_with_a_warning` | paths: `cuda-graphs-*-equals-eager-nothing-new-after-warm-up` (real `torch.cuda.CUDAGraph`); graph-speed: ms per step, eager vs graphs (figure) |
+| ~700 kernel launches per step; CUDA graphs only behind `--compile --length-bucket` | test_chunk_graphs (all: replay = eager, stale buffers, batch padding, layouts, model change); test_gpu_paths: `test_cuda_graphs_on_a_cpu_are_refused_with_a_warning` | paths: `cuda-graphs-*-equals-eager-nothing-new-after-warm-up` (real `torch.cuda.CUDAGraph`); graph-speed: ms per step, eager vs graphs (figure) |
 | padding mask rules out FlashAttention, mask rebuilt per layer; complex RoPE | test_numerics: `test_nothing_padded_means_no_mask`, `test_padded_batch_builds_one_float_mask_per_pass`, `test_real_rope_dit_forward_equals_complex`, `test_rope_table_is_computed_once_and_sliced` | setup: `sdpa-unmasked-fp16`, `sdpa-masked-fp16`, figure `sdpa_flash_unmasked` |
 | half precision casts RoPE's `inv_freq` and the flow time `t` | test_numerics: `test_half_precision_keeps_position_tables_in_float32`, `test_time_enters_the_embedding_in_float32`, `test_sampler_hands_the_model_float32_time`, `test_mixed_precision_keeps_the_stream_norms_and_time_in_float32` | precision: fp16/bf16 SNR against fp32 (figure) |
 | vocoder and device-to-host copy once per batch item | test_numerics: `test_batched_vocoding_runs_the_network_once`, `test_engine_vocodes_a_batch_in_one_pass`, `test_batched_vocoding_equals_each_alone` | - |
@@ -33,6 +33,7 @@ where a CPU can show it (CI runs it), else a check or figure of `script/gpu-chec
 | (issue 23) graph-speed timed noise, the text encoder and syncs, compared graphs with padded eager only, kept the best of two | - (the step loop is `sampler.prepare_steps` + the steps; tests/test_equivalence.py holds `sample` to upstream) | graph-speed: `ms_per_step` (eager padded, eager unpadded, cuda-graphs; CUDA events, median of 5), `profile_*` |
 | (issue 23) a sticky CUDA error (illegal address, device-side assert) logged per request behind "(model ready)" | test_server_faults: `test_a_sticky_cuda_error_is_fatal_readiness_drops_and_the_server_exits_non_zero`, `test_only_errors_that_break_the_cuda_context_count_as_sticky` | - (no real fault is provoked on the device) |
 | (issue 24) ~600 operations per eager step (bf16, GPU form): RoPE 5 per q and per k, every layer's modulation and the time embedding in each step, the input layer once per half, the mask built per step | test_step_ops: `test_a_guided_step_launches_few_operations_per_layer` (11 per layer, base <= 300 in fp32), `test_guidance_runs_the_input_layer_once_for_both_halves`; test_numerics: `test_sampler_hands_the_model_float32_time_once_per_chunk`, `test_padded_batch_builds_one_float_mask_per_chunk` | graph-speed: `ms_per_step` beside `upstream eager (the old path)`, `ms_per_step_operations` |
+| (issue 24) only one step captured: every step paid its copies, `dt` and a replay of its own | test_gpu_paths: `test_a_multi_chunk_synthesis_is_one_replay_per_chunk_with_eager_audio`; test_chunk_graphs: `test_a_chunk_is_one_replay_of_all_its_steps`, `test_the_step_count_is_part_of_the_layout`, `test_cancellation_is_asked_once_per_replayed_chunk_and_before_each_eager_step` | paths: `cuda-graphs-*-equals-eager-nothing-new-after-warm-up` (a real whole-chunk capture); graph-speed: `ms_per_step` (cuda-graphs: one replay of the timed loop), `ms_per_step_by_bucket` |
 | (issue 23) the fp32 fallback ran without TF32 | test_gpu_paths: `test_the_fp32_fallback_runs_its_matmuls_in_tf32_and_nothing_else_does` | - |
 | (issue 23) every model load first filled the DiT with random numbers | test_checkpoints: `test_the_dit_is_built_without_random_weights_and_holds_the_files_own`, `test_loading_the_model_imports_no_compiler`; BENCHMARKS.md "Model load" | server: `defaults_ready_s` (figure) |
 """
@@ -54,8 +55,8 @@ import torch
 
 from wyoming_ishowtts.engine import Engine, EngineSettings, SynthesisOptions, Voice, hardware
 from wyoming_ishowtts.engine import batch as batch_module
+from wyoming_ishowtts.engine.chunk_graphs import EagerRecorder, Recorder
 from wyoming_ishowtts.engine.sampler import guided_step
-from wyoming_ishowtts.engine.step_graphs import EagerRecorder, Recorder
 from wyoming_ishowtts.engine.voice import tone_clip
 from wyoming_ishowtts.errors import EngineFailure
 from wyoming_ishowtts.server.worker import EngineWorker, SegmentDone
@@ -120,7 +121,7 @@ def test_length_bucket_alone_is_ignored_with_a_warning(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.acceleration"):
         engine = load(model_dir, length_bucket=64)
-    assert engine.acceleration.bucket == 1 and engine.acceleration.step_graphs is None
+    assert engine.acceleration.bucket == 1 and engine.acceleration.chunk_graphs is None
     assert any("--length-bucket is ignored" in r.getMessage() for r in caplog.records)
 
 
@@ -129,7 +130,7 @@ def test_cuda_graphs_on_a_cpu_are_refused_with_a_warning(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.acceleration"):
         engine = load(model_dir, cuda_graphs=True)
-    assert engine.acceleration.step_graphs is None and engine.acceleration.bucket == 1
+    assert engine.acceleration.chunk_graphs is None and engine.acceleration.bucket == 1
     assert any("--cuda-graphs needs a CUDA GPU" in r.getMessage() for r in caplog.records)
 
 
@@ -147,12 +148,12 @@ def test_a_failed_warm_up_of_the_graphs_leaves_a_working_eager_engine(
     expected = eager.synthesize_all(voice_of(eager), TEXT, options)
     engine = load(model_dir, recorder=BrokenRecorder())
     voice = voice_of(engine)
-    assert engine.acceleration.step_graphs is not None and engine.acceleration.bucket == 256
+    assert engine.acceleration.chunk_graphs is not None and engine.acceleration.bucket == 256
     with caplog.at_level(logging.ERROR, logger="wyoming_ishowtts.engine.acceleration"):
         engine.warm_up(voice)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors and "every step now runs eagerly" in errors[0].getMessage() and errors[0].exc_info
-    assert engine.acceleration.step_graphs is None and engine.acceleration.bucket == 1
+    assert engine.acceleration.chunk_graphs is None and engine.acceleration.bucket == 1
     np.testing.assert_array_equal(engine.synthesize_all(voice, TEXT, options), expected)
 
 
@@ -166,9 +167,9 @@ def test_warm_up_records_every_layout_the_voices_and_batches_reach(
     short_options = SynthesisOptions(seed=1, nfe=2)
     long_options = SynthesisOptions(seed=2, nfe=2, speed=0.8, max_chars=200)
     engine.warm_up(short, options=short_options, others=[(long, long_options)], max_requests=2)
-    step_graphs = engine.acceleration.step_graphs
-    assert step_graphs is not None and step_graphs.batch_sizes == [1, 2, 4]
-    recorded = len(step_graphs)
+    chunk_graphs = engine.acceleration.chunk_graphs
+    assert chunk_graphs is not None and chunk_graphs.batch_sizes == [1, 2, 4]
+    recorded = len(chunk_graphs)
     text = " ".join(["The fox jumps over the lazy dog, and it runs back home at night."] * 5)
     a, b = engine.begin(short, text, short_options), engine.begin(long, text, long_options)
     longest = 0
@@ -182,11 +183,58 @@ def test_warm_up_records_every_layout_the_voices_and_batches_reach(
     assert (
         longest > engine.acceleration.length_range(short, short_options)[1]
     )  # beyond the default voice's lengths
-    assert step_graphs.eager_steps == 0 and len(step_graphs) == recorded  # nothing recorded, nothing eager
+    assert chunk_graphs.eager_steps == 0 and len(chunk_graphs) == recorded  # nothing recorded, nothing eager
     # A sentence longer than any chunk budget is one chunk longer than any warmed length: eager, logged.
-    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.step_graphs"):
+    with caplog.at_level(logging.WARNING, logger="wyoming_ishowtts.engine.chunk_graphs"):
         engine.synthesize_all(short, "word " * 200 + ".", short_options)
-    assert step_graphs.eager_steps > 0 and any("not warmed" in r.getMessage() for r in caplog.records)
+    assert chunk_graphs.eager_steps > 0 and any("not warmed" in r.getMessage() for r in caplog.records)
+
+
+class CountingRecorder(EagerRecorder):
+    """The stand-in recorder, counting the replays of the graphs it made (whatever `ChunkGraphs` counts)."""
+
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def record(self, loop: Any) -> Any:
+        replay, out = super().record(loop)
+
+        def counted() -> None:
+            self.replays += 1
+            replay()
+
+        return counted, out
+
+
+def test_a_multi_chunk_synthesis_is_one_replay_per_chunk_with_eager_audio(model_dir: Path) -> None:
+    """--cuda-graphs, played by its CPU stand-in: after the warm-up a request of several chunks replays one
+    recorded loop per chunk (all its steps in one replay), runs no step eagerly, and gives the eager
+    engine's audio (padded to the bucket, masked: equal to float rounding)."""
+    options = SynthesisOptions(nfe=4, seed=3, max_chars=20)
+    text = "One short line here. A second line here. A third line now. And the last one."  # 4 chunks
+    eager = load(model_dir)
+    expected = eager.synthesize_all(voice_of(eager), text, options)
+    recorder = CountingRecorder()
+    engine = load(model_dir, recorder)
+    voice = voice_of(engine)
+    engine.warm_up(voice, options=options)
+    graphs = engine.acceleration.chunk_graphs
+    assert graphs is not None and len(graphs) > 0
+    chunks = len(engine.plan(voice, text, options))
+    assert chunks >= 3
+    replays, counted, recorded = recorder.replays, graphs.replays, len(graphs)
+    steps: list[int] = []
+    hook = engine.model.input_embed.register_forward_pre_hook(lambda *_: steps.append(1))
+    try:
+        wave = engine.synthesize_all(voice, text, options)
+    finally:
+        hook.remove()
+    assert recorder.replays - replays == chunks, (recorder.replays - replays, chunks)
+    assert graphs.replays - counted == chunks and len(graphs) == recorded
+    assert graphs.eager_steps == 0, f"{graphs.eager_steps} steps ran eagerly"
+    assert len(steps) == chunks * 4  # each replay ran the chunk's every step
+    assert wave.shape == expected.shape
+    assert np.abs(wave - expected).max() < 1e-4 * np.abs(expected).max()
 
 
 # ---------------------------------------------------------------------------------------------- out of memory
@@ -337,13 +385,13 @@ def test_the_fp32_fallback_is_a_true_fp32_rerun(model_dir: Path, monkeypatch: py
 
     half = load(model_dir, EagerRecorder(), precision="bf16")
     voice = voice_of(half)
-    half.warm_up(voice)
-    assert half.acceleration.step_graphs is not None and half.model.input_dtype == torch.bfloat16
+    half.warm_up(voice, options=options)
+    assert half.acceleration.chunk_graphs is not None and half.model.input_dtype == torch.bfloat16
     assert voice.mel.dtype == torch.float32  # the sampler casts what the model reads; the voice keeps fp32
     monkeypatch.setattr(batch_module, "guided_step", nan_in_half_precision)
-    monkeypatch.setattr(half.acceleration.step_graphs, "step", nan_in_half_precision)
+    monkeypatch.setattr(half.acceleration.chunk_graphs, "step", nan_in_half_precision)
     wave = half.synthesize_all(voice, TEXT, options)
-    assert half.dtype == torch.float32 and half.acceleration.step_graphs is None
+    assert half.dtype == torch.float32 and half.acceleration.chunk_graphs is None
     assert half.model.input_dtype == torch.float32
     gc.collect()
     np.testing.assert_array_equal(wave, expected)

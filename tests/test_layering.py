@@ -287,13 +287,13 @@ def test_the_request_life_check_sees_writes_aliases_and_slot_frees(tmp_path: Pat
 # `Engine._accelerate`). Checked in every Python file of the package, the developer tools and both test
 # suites. What counts as an engine object, read from the source (no types are inferred):
 #   - a name that says so (`engine`, `fake_engine`, `engine_core`, ...), and any attribute chain through one
-#     (`self.engine._x`, `engine.acceleration.step_graphs._x`);
+#     (`self.engine._x`, `engine.acceleration.chunk_graphs._x`);
 #   - a name the file binds to an engine: annotated `Engine`, or assigned from `Engine(...)`, `Engine.load(...)`
 #     or a function of the file annotated `-> Engine` (a test's `half = load(...)`);
 #   - any receiver but `self`/`cls` of a private name of the engine's own classes (`Engine`, `Acceleration`);
 #   - the same by string: ``getattr``/``setattr``/``delattr``/``hasattr`` and ``monkeypatch.setattr(x, "_name")``.
 # Not covered: an engine reached under another name through a container or a helper of another module, and
-# the inner classes of engine modules (DiT's rotary table, `StepGraphs`), which their own unit tests probe.
+# the inner classes of engine modules (DiT's rotary table, `ChunkGraphs`), which their own unit tests probe.
 ENGINE_CLASSES = {"engine/core.py": "Engine", "engine/acceleration.py": "Acceleration"}
 CHECKED_FOR_ENGINE_PRIVATES = ("wyoming_ishowtts", "ishowtts_dev", "tests", "tests_ha")
 _SAYS_ENGINE = re.compile(r"(^|_)engine($|_)", re.IGNORECASE)
@@ -402,7 +402,7 @@ def test_the_private_member_check_sees_engines_under_any_name(tmp_path: Path) ->
         "    half = load()\n"
         "    half._accelerate()\n"  # bound by a maker of the file
         "    server.engine._cache\n"  # a chain through a name that says engine
-        "    engine.acceleration.step_graphs._graphs\n"
+        "    engine.acceleration.chunk_graphs._graphs\n"
         "    other._files\n"  # an engine class's private name, whatever the receiver
         "    worker._cond\n"  # not an engine
         "    self._files\n"  # a class's own
@@ -418,7 +418,7 @@ def test_the_private_member_check_sees_engines_under_any_name(tmp_path: Path) ->
     assert found == [
         "tests/test_x.py:4 half._accelerate",
         "tests/test_x.py:5 server.engine._cache",
-        "tests/test_x.py:6 engine.acceleration.step_graphs._graphs",
+        "tests/test_x.py:6 engine.acceleration.chunk_graphs._graphs",
         "tests/test_x.py:7 other._files",
         "tests/test_x.py:11 fp32._whatever",
         "tests/test_x.py:13 made._other",

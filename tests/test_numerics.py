@@ -153,7 +153,7 @@ def test_sampler_hands_the_model_float32_time_once_per_chunk(tiny_model_dir: Pat
         text,
         torch.tensor([40]),
         draw_noise([40], 100, torch.Generator().manual_seed(0)),
-        steps=3,
+        nfe=3,
     )
     hook.remove()
     linear_hook.remove()
@@ -288,7 +288,7 @@ def _sample_batch(model: DiT, vocab_size: int, durations: list[int], steps: int 
         text[:, :8],
         torch.tensor(durations),
         draw_noise(durations, 100, torch.Generator().manual_seed(5)),
-        steps=steps,
+        nfe=steps,
     )
 
 
@@ -331,7 +331,7 @@ def test_nothing_padded_means_no_mask(
 def test_equal_lengths_unmasked_equal_each_alone(fp32_model: DiT, vocab_size: int) -> None:
     _, cond, text = inputs(40, vocab_size, batch=2)
     noise = draw_noise([40, 40], 100, torch.Generator().manual_seed(5))
-    both = sample(fp32_model, cond, torch.tensor([10, 14]), text, torch.tensor([40, 40]), noise, steps=2)
+    both = sample(fp32_model, cond, torch.tensor([10, 14]), text, torch.tensor([40, 40]), noise, nfe=2)
     for i in range(2):
         alone = sample(
             fp32_model,
@@ -340,7 +340,7 @@ def test_equal_lengths_unmasked_equal_each_alone(fp32_model: DiT, vocab_size: in
             text[i : i + 1],
             torch.tensor([40]),
             noise[i : i + 1],
-            steps=2,
+            nfe=2,
         )
         assert float((both[i] - alone[0]).abs().max()) <= 1e-5 * float(alone.abs().max())
 

@@ -136,9 +136,9 @@ def step_of(model: DiT, frames: int, vocab_size: int, seed: int = 0) -> Callable
             text,
             torch.tensor([frames], device=device),
             draw_noise([frames], model.cfg.mel_dim, g),
-            steps=16,
+            nfe=16,
         )
-    i = inputs.steps // 2
+    i = inputs.nfe // 2
 
     def run() -> torch.Tensor:
         with torch.inference_mode():

@@ -59,7 +59,7 @@ class Stage:
 STAGES = (
     Stage("setup", 40, 120, "environment, torch build vs GPU, SDPA kernels, random model, voices"),
     Stage("paths", 45, 120, "the main model with CUDA graphs equals eager, nothing new after warm-up"),
-    Stage("graph-speed", 40, 150, "ms per sampler step: eager unpadded and padded, CUDA graphs; profiles"),
+    Stage("graph-speed", 40, 150, "ms per sampler step: eager unpadded and padded, CUDA graphs, buckets"),
     Stage("server", 70, 300, "the server over Wyoming at defaults: TTFA, RTF, memory, 1/2/4/8 clients"),
     Stage("server-graphs", 60, 30, "the same with --cuda-graphs"),
     Stage("upstream", 60, 300, "throughput against upstream f5-tts at equal steps and precision"),
@@ -337,7 +337,11 @@ def format_table(result: dict[str, Any]) -> str:
             elif key != "env":
                 lines.append(f"  {name}/{key}: {_short(value, 300)}")
     if profiles:
-        lines += ["", "profiles (torch.profiler, one sampler step each, top kernels by time):", *profiles]
+        lines += [
+            "",
+            "profiles (torch.profiler, one chunk's step loop each, top kernels by time):",
+            *profiles,
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -368,6 +372,7 @@ def speed_lines(stages: dict[str, Any]) -> list[str]:
                 ]
                 cells.append(f"{layout}: {ms:.3f} ms" + (f" ({', '.join(ratios)})" if ratios else ""))
             lines.append(f"  step {path:<22} " + "; ".join(cells))
+    lines += bucket_lines(stages.get("graph-speed", {}).get("values", {}).get("ms_per_step_by_bucket"))
     for stage in ("server", "server-graphs", "server-batch"):
         values = stages.get(stage, {}).get("values", {})
         for label in sorted({k.rsplit("_", 1)[0] for k in values if k.endswith("_load")}):
@@ -383,6 +388,26 @@ def speed_lines(stages: dict[str, Any]) -> list[str]:
                 f"{'all ahead' if top.get('all_ahead') else 'some late'}"
             )
     return lines or ["  (not measured)"]
+
+
+def bucket_lines(table: Any) -> list[str]:
+    """graph-speed's `ms_per_step_by_bucket` (stages.bucket_speed), a line per bucket: each length, the
+    length it pads to, and ms per step of each loop; an error as it came."""
+    if not isinstance(table, dict):
+        return []
+    lines = []
+    for name, row in table.items():
+        if not isinstance(row, dict):
+            continue
+        cells = []
+        for length, cell in row.items():
+            if not isinstance(cell, dict):
+                cells.append(f"{length}: {_short(cell)}")
+                continue
+            times = ", ".join(f"{k} {v:.3f} ms" for k, v in cell.items() if isinstance(v, float))
+            cells.append(f"{length} (padded {cell.get('padded_frames', '-')}): {times or '-'}")
+        lines.append(f"  length {name:<20} " + "; ".join(cells))
+    return lines
 
 
 def _short(value: Any, limit: int = 160) -> str:

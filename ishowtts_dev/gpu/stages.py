@@ -429,8 +429,8 @@ PATHS: dict[str, dict[str, Any]] = {
 
 def accelerated_engine(plan: Plan, size: str, precision: str, path: str, **settings: Any) -> tuple[Any, Any]:
     """An engine on `path` (see PATHS). On a CPU the CUDA graphs are played by the eager stand-in recorder
-    (step_graphs.EagerRecorder): the same buffers, layouts and warm-up, without the GPU's speed-up."""
-    from wyoming_ishowtts.engine.step_graphs import EagerRecorder
+    (chunk_graphs.EagerRecorder): the same buffers, layouts and warm-up, without the GPU's speed-up."""
+    from wyoming_ishowtts.engine.chunk_graphs import EagerRecorder
 
     wanted = dict(PATHS[path])
     stand_in = not plan.cuda and wanted.pop("cuda_graphs", False)
@@ -465,12 +465,12 @@ def path_checks(plan: Plan, rec: Record, paths: Sequence[str]) -> None:
         try:
             engine, voice = accelerated_engine(plan, size, precision, path, batch_chunks=2)
             engine.warm_up(voice, options=options)
-            step_graphs = engine.acceleration.step_graphs
-            layouts = len(step_graphs) if step_graphs is not None else 0
+            chunk_graphs = engine.acceleration.chunk_graphs
+            layouts = len(chunk_graphs) if chunk_graphs is not None else 0
             with torch._dynamo.config.patch(error_on_recompile=True):
                 waves = [engine.synthesize_all(voice, FOUR, options) for _ in range(2)]
-            step_graphs = engine.acceleration.step_graphs  # None if the warm-up or a request dropped them
-            eager_steps = None if step_graphs is None else step_graphs.eager_steps
+            chunk_graphs = engine.acceleration.chunk_graphs  # None if the warm-up or a request dropped them
+            eager_steps = None if chunk_graphs is None else chunk_graphs.eager_steps
             acceleration = engine.acceleration.name
             del engine
         except Exception as exc:  # reported as a failed check
@@ -531,14 +531,13 @@ def profile_step(run: Callable[[], Any], cuda: bool, rows: int = 12) -> str:
     return str(prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=60))
 
 
-def run_steps(model: Any, step: Any, inputs: Any, n: int) -> None:
-    """The first `n` Euler steps of `sample`'s loop on prepared `inputs` (sampler.StepInputs)."""
+def run_steps(model: Any, loop: Any, inputs: Any, n: int) -> None:
+    """`sample`'s loop (`loop`: `sampler.euler_loop`, or a `ChunkGraphs` that replays it) over the first `n`
+    Euler steps of prepared `inputs` (sampler.StepInputs): one replay for a recorded layout of `n` steps."""
     import torch
 
-    x = inputs.x
     with torch.inference_mode():
-        for i in range(n):
-            x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])
+        loop(model, inputs.x, inputs.chunk, inputs.modulation[:n], inputs.dt[:n])
 
 
 UPSTREAM_PATH = "upstream eager (the old path)"
@@ -583,17 +582,42 @@ def upstream_step_ms(
     return row, operations
 
 
+def step_inputs(
+    engine: Any, voice: Any, batch: int, frames: int, steps: int, pad_to: int, generator: Any
+) -> Any:
+    """`sampler.prepare_steps` for `batch` items of `frames` frames of `voice`, padded to a multiple of
+    `pad_to` (masked when > 1): what the timed step loops run on."""
+    import torch
+
+    from wyoming_ishowtts.engine.sampler import draw_noise, prepare_steps
+
+    ids = torch.tensor([engine.vocab.encode(list("Warm up the step."))], device=engine.device)
+    noise = draw_noise([frames] * batch, engine.model.cfg.mel_dim, generator)
+    with torch.inference_mode():
+        return prepare_steps(
+            engine.model,
+            voice.mel.expand(batch, -1, -1),
+            torch.full((batch,), int(voice.mel.shape[1]), device=engine.device),
+            ids.expand(batch, -1),
+            torch.full((batch,), frames, device=engine.device),
+            noise,
+            nfe=steps,
+            pad_to=pad_to,
+        )
+
+
 def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
     """Milliseconds per sampler step at a few batch layouts of the main model in its serving precision:
     only the step loop is timed (noise, the text encoder and the inputs prepared before it), with CUDA
     events on a GPU, the median of STEP_RUNS runs after one untimed. Eager runs twice: padded to the
     length bucket (masked, as a graph replays it) and unpadded (the server's eager path, where nothing is
     masked and SDPA may pick FlashAttention); beside them the old path (`UPSTREAM_PATH`, eager graph-speed
-    only). The first layout's eager and replayed step are profiled, and each path's operations per step
-    counted (`key` + "_operations")."""
+    only). A recorded path records just the timed layouts (in the untimed run), each one graph of the whole
+    loop, not the warm-up's every length. The first layout's eager and replayed loop are profiled, and each
+    path's operations per step counted (`key` + "_operations")."""
     import torch
 
-    from wyoming_ishowtts.engine.sampler import draw_noise, guided_step, prepare_steps
+    from wyoming_ishowtts.engine.sampler import euler_loop
 
     from ..bench.profile import count_operations
 
@@ -621,41 +645,27 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
             engine, voice = accelerated_engine(
                 plan, plan.main_size, plan.serving_precision, path, length_bucket=bucket
             )
-            engine.warm_up(voice, max_requests=max(b for b, _ in layouts))
-        step = engine.acceleration.step_graphs or guided_step
-        ids = torch.tensor([engine.vocab.encode(list("Warm up the step."))], device=engine.device)
+        chunk_loop = engine.acceleration.chunk_graphs or euler_loop
         generator = torch.Generator().manual_seed(0)
         row: dict[str, Any] = {}
         for batch, frames in layouts:
-            noise = draw_noise([frames] * batch, engine.model.cfg.mel_dim, generator)
-            with torch.inference_mode():
-                inputs = prepare_steps(
-                    engine.model,
-                    voice.mel.expand(batch, -1, -1),
-                    torch.full((batch,), int(voice.mel.shape[1]), device=engine.device),
-                    ids.expand(batch, -1),
-                    torch.full((batch,), frames, device=engine.device),
-                    noise,
-                    steps=steps,
-                    pad_to=1 if path == "eager unpadded" else bucket,
-                )
-
-            loop = partial(run_steps, engine.model, step, inputs, steps)
-            loop()  # untimed: allocations, kernel choice
-            if path not in operations:  # a replay dispatches none of the step's operations itself
-                operations[path] = count_operations(partial(run_steps, engine.model, step, inputs, 1)).total
+            inputs = step_inputs(
+                engine, voice, batch, frames, steps, 1 if path == "eager unpadded" else bucket, generator
+            )
+            loop = partial(run_steps, engine.model, chunk_loop, inputs, steps)
+            with engine.acceleration.recording():  # untimed: records (or compiles) this layout, or for
+                loop()  # eager the allocations and kernel choice; a recorded loop is one graph of all steps
+            if path not in operations:  # a replay dispatches none of the steps' operations itself
+                operations[path] = round(count_operations(loop).total / steps)
             times = [time_steps(loop, plan.cuda) for _ in range(STEP_RUNS)]
             layout = f"batch {batch} x {frames} frames"
             row[layout] = 1000 * median(times) / steps
             row.setdefault("runs_ms", {})[layout] = [1000 * t / steps for t in times]
             if (batch, frames) == layouts[0] and path != "eager padded":
-                rec.value(
-                    f"profile_{path.replace(' ', '_')}",
-                    profile_step(partial(run_steps, engine.model, step, inputs, 1), plan.cuda),
-                )
+                rec.value(f"profile_{path.replace(' ', '_')}", profile_step(loop, plan.cuda))
         row["masked"] = path != "eager unpadded"
-        if engine.acceleration.step_graphs is not None:
-            row["eager steps (not warmed)"] = engine.acceleration.step_graphs.eager_steps
+        if engine.acceleration.chunk_graphs is not None:
+            row["eager steps (not warmed)"] = engine.acceleration.chunk_graphs.eager_steps
         table[path] = row
         rec.value(key, table)
         rec.value(f"{key}_operations", operations)
@@ -663,9 +673,67 @@ def step_speed(plan: Plan, rec: Record, paths: Sequence[str], key: str) -> None:
     torch.compiler.reset()
 
 
+BUCKETS = (64, 128, 256)
+"""The length buckets `bucket_speed` compares (DEFAULT_LENGTH_BUCKET is one of them)."""
+BUCKET_FRAMES = (891, 947)
+"""The chunk lengths it times them at: 891 frames, a typical chunk of the base model (issue 24), where 64
+and 128 both pad to 896 and 256 to 1024; and 947, where 64 pads to 960 and 128 and 256 to 1024."""
+
+
+def bucket_speed(plan: Plan, rec: Record, key: str = "ms_per_step_by_bucket") -> None:
+    """ms per step of the main model in its serving precision, batch 1, at each length bucket of BUCKETS:
+    the CUDA-graph loop and the eager loop, both padded to the bucket (masked, as the server runs them),
+    beside the eager loop unpadded (no mask: the fastest attention kernel). A finer bucket pads less but
+    records more layouts; which is fastest is what this shows. One engine: the bucket decides only the
+    padded length a layout has, so each is recorded here for just its one length (no warm-up over every
+    length). Timed as `step_speed` times (CUDA events, median of STEP_RUNS after one untimed run). The
+    table is written after each bucket, and a bucket that fails is an error in its row, not a lost stage."""
+    import torch
+
+    from wyoming_ishowtts.engine.sampler import euler_loop
+
+    steps = 4 if plan.quick else 16
+    lengths = BUCKET_FRAMES[:1] if plan.quick else BUCKET_FRAMES
+    free_cuda()
+    engine, voice = accelerated_engine(plan, plan.main_size, plan.serving_precision, "cuda-graphs")
+    graphs = engine.acceleration.chunk_graphs
+    generator = torch.Generator().manual_seed(0)
+    table: dict[str, dict[str, Any]] = {}
+    for bucket in (1, *BUCKETS):
+        name = "eager unpadded" if bucket == 1 else f"bucket {bucket}"
+        row: dict[str, Any] = {}
+        table[name] = row
+        try:
+            for frames in lengths:
+                inputs = step_inputs(engine, voice, 1, frames, steps, bucket, generator)
+                cell: dict[str, Any] = {"padded_frames": int(inputs.x.shape[1])}
+                row[f"{frames} frames"] = cell
+                loops: dict[str, Any] = {"eager": euler_loop}
+                if bucket > 1:
+                    loops = {"eager padded": euler_loop, "cuda-graphs": graphs or euler_loop}
+                for label, chunk_loop in loops.items():
+                    loop = partial(run_steps, engine.model, chunk_loop, inputs, steps)
+                    if chunk_loop is graphs:
+                        with engine.acceleration.recording():
+                            loop()  # records this layout
+                    loop()  # untimed: allocations, kernel choice
+                    times = [time_steps(loop, plan.cuda) for _ in range(STEP_RUNS)]
+                    cell[label] = 1000 * median(times) / steps
+        except Exception as exc:  # this bucket's row says so; the others still run
+            row["error"] = f"{type(exc).__name__}: {exc}"[:400]
+        if graphs is not None:
+            row["eager steps (not warmed)"] = graphs.eager_steps
+        rec.value(key, table)
+    del engine, voice, graphs
+
+
 def stage_graph_speed(plan: Plan, rec: Record) -> None:
-    """Per-step time, eager against CUDA graphs (on a CPU: the stand-in, which is no faster)."""
-    step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
+    """Per-step time, eager against CUDA graphs (on a CPU: the stand-in, which is no faster), then the
+    length buckets against each other (`bucket_speed`; it runs even when the first part fails)."""
+    try:
+        step_speed(plan, rec, ["cuda-graphs"], "ms_per_step")
+    finally:
+        bucket_speed(plan, rec)
 
 
 def stage_compile(plan: Plan, rec: Record) -> None:

@@ -389,8 +389,8 @@ BREAKS = [
         "engine-private-through-a-chain",
         "gpu-check reads a private member of what an engine holds (`engine.acceleration._x`)",
         "ishowtts_dev/gpu/stages.py",
-        "        step = engine.acceleration.step_graphs or guided_step\n",
-        "        step = engine.acceleration._step_graphs or guided_step\n",
+        "        chunk_loop = engine.acceleration.chunk_graphs or euler_loop\n",
+        "        chunk_loop = engine.acceleration._chunk_graphs or euler_loop\n",
         ["tests/test_layering.py::test_nothing_outside_the_engine_touches_a_private_member_of_an_engine"],
     ),
     Break(
@@ -667,9 +667,56 @@ BREAKS = [
         "modulation-per-step",
         "every step computes its own modulation (time embedding and 23 linear maps) from its time",
         "wyoming_ishowtts/engine/sampler.py",
-        "x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])",
-        "x = step(model, x, inputs.chunk, model.modulation(inputs.t[i : i + 1])[0], inputs.dt[i])",
+        "        model.modulation(t[:-1]),\n",
+        "        torch.cat([model.modulation(t[i : i + 1]) for i in range(nfe)]),\n",
         ["tests/test_numerics.py::test_sampler_hands_the_model_float32_time_once_per_chunk"],
+    ),
+    Break(
+        "loop-replay-per-step",
+        "the sampler hands the chunk's loop one step at a time (a recorded graph per step, replayed nfe times)",
+        "wyoming_ishowtts/engine/sampler.py",
+        "    x = loop(model, inputs.x, inputs.chunk, inputs.modulation, inputs.dt, step, cancelled)  # (B, N, mel)\n",
+        "    x = inputs.x\n"
+        "    for i in range(inputs.nfe):\n"
+        "        x = loop(model, x, inputs.chunk, inputs.modulation[i : i + 1], inputs.dt[i : i + 1], step, cancelled)\n",
+        [
+            "tests/test_gpu_paths.py::test_a_multi_chunk_synthesis_is_one_replay_per_chunk_with_eager_audio",
+            "tests/test_chunk_graphs.py::test_a_chunk_is_one_replay_of_all_its_steps",
+        ],
+    ),
+    Break(
+        "graph-ignores-step-count",
+        "a chunk graph's layout leaves out the number of steps (a 4-step graph stands in for a 3-step chunk)",
+        "wyoming_ishowtts/engine/chunk_graphs.py",
+        "        return (batch, nfe, chunk.cfg_strength, chunk.guided, shapes)\n",
+        "        return (batch, chunk.cfg_strength, chunk.guided, shapes)\n",
+        ["tests/test_chunk_graphs.py::test_the_step_count_is_part_of_the_layout"],
+    ),
+    Break(
+        "graph-ignores-cancel",
+        "a replayed chunk never asks whether its synthesis was cancelled",
+        "wyoming_ishowtts/engine/chunk_graphs.py",
+        "        if cancelled is not None and cancelled():\n            raise",
+        "        if False:\n            raise",
+        [
+            "tests/test_chunk_graphs.py::test_cancellation_is_asked_once_per_replayed_chunk_and_before_each_eager_step"
+        ],
+    ),
+    Break(
+        "bucket-table-lost-with-the-step-table",
+        "graph-speed's bucket timings run only when its step table did not fail",
+        "ishowtts_dev/gpu/stages.py",
+        "    finally:\n        bucket_speed(plan, rec)\n",
+        "    except Exception:\n        raise\n    bucket_speed(plan, rec)\n",
+        ["tests/test_gpu_check.py::test_bucket_timings_survive_a_failing_bucket_and_a_failing_step_table"],
+    ),
+    Break(
+        "bucket-failure-ends-the-table",
+        "a length bucket whose timing fails ends the bucket table (no row of its own, none after it)",
+        "ishowtts_dev/gpu/stages.py",
+        "        except Exception as exc:  # this bucket's row says so; the others still run\n",
+        "        except ZeroDivisionError as exc:\n",
+        ["tests/test_gpu_check.py::test_bucket_timings_survive_a_failing_bucket_and_a_failing_step_table"],
     ),
     Break(
         "input-layer-per-half",

@@ -14,7 +14,7 @@ import torch
 
 from .acceleration import Acceleration
 from .dit import DiT
-from .sampler import guided_step, sample
+from .sampler import euler_loop, guided_step, sample
 from .synthesis import CancelCheck, ChunkJob
 from .vocoder import Vocos
 from .voice import TARGET_RMS, Voice
@@ -79,12 +79,13 @@ def sample_and_vocode(
         batch.text_ids,
         batch.durations,
         batch.noise,
-        steps=nfe,
+        nfe=nfe,
         cfg_strength=cfg_strength,
         sway=sway,
         cancelled=cancelled,
         pad_to=acceleration.bucket,
-        step=acceleration.step_graphs or guided_step,
+        step=guided_step,
+        loop=acceleration.chunk_graphs or euler_loop,
     )
     # Upstream keeps the last reference frame ([ref_frames:], with cond_frames = ref_frames + 1).
     waves = vocoder.decode_batch(

@@ -15,6 +15,7 @@ are all thin clients of this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -26,13 +27,13 @@ from ..errors import EngineFailure, ReferenceAudioError
 from .acceleration import Acceleration
 from .batch import BatchInputs, sample_and_vocode
 from .checkpoints import ModelFiles, resolve_model_files
+from .chunk_graphs import Recorder
 from .dit import DiT
 from .loading import bind_thread, load_dit, load_model, tf32_matmuls
 from .mel import MelConfig, MelSpectrogram
 from .nfe import NfePolicy
 from .options import HOP_LENGTH, SAMPLE_RATE, EngineSettings, SynthesisOptions
 from .quantize import is_quantized
-from .step_graphs import Recorder
 from .synthesis import CancelCheck, ChunkJob, Synthesis, plan_chunks
 from .tokenizer import Vocab
 from .vocoder import Vocos
@@ -241,10 +242,12 @@ class Engine:
     ) -> None:
         """Run the whole path once (at `nfe` steps) so the first real request pays no one-time costs.
 
-        With CUDA graphs or torch.compile it first records (or compiles) the sampler step for every layout a
-        request can bring (`Acceleration.warm_up`): each batch size up to `max_requests` clients'
-        `batch_chunks` chunks, and each length bucket `voice` (with `options`) and the `others` (each with its
-        own options: speed, chunk budget, guidance) can reach. If that fails the error is logged and the
+        With CUDA graphs or torch.compile it first records (or compiles) a chunk's sampler loop for every
+        layout a request can bring (`Acceleration.warm_up`): each batch size up to `max_requests` clients'
+        `batch_chunks` chunks, each length bucket `voice` (with `options`) and the `others` (each with its
+        own options: speed, chunk budget, guidance) can reach, and each step count (the options' own `nfe`,
+        else every count the engine's policy picks); the whole path then runs at one of those counts, with
+        `options`' guidance, so that it records nothing new. If that fails the error is logged and the
         engine runs eagerly from then on: slower, never broken. An eager failure is raised: the engine cannot
         synthesize at all.
         """
@@ -252,9 +255,14 @@ class Engine:
             voice = self.prepare_voice(tone_clip(2.0, pitch=220.0), SAMPLE_RATE, "Warm up.")
         started = time.monotonic()
         max_batch = max(1, max_requests) * max(1, self.settings.batch_chunks)
-        self.acceleration.warm_up(self.vocab, [(voice, options or SynthesisOptions()), *others], max_batch)
+        voices = [(voice, options or SynthesisOptions()), *others]
+        self.acceleration.warm_up(self.vocab, voices, max_batch, self.policy.counts())
+        warm = SynthesisOptions(nfe=nfe, seed=0)
+        if self.acceleration.chunk_graphs is not None:  # a step count and guidance the warm-up recorded
+            first = voices[0][1]
+            warm = dataclasses.replace(first, nfe=first.nfe or self.policy.counts()[0], seed=0)
         with self.acceleration.recording():  # its layouts are recorded already: nothing new, nothing logged
-            self.synthesize_all(voice, "Warming up the engine.", SynthesisOptions(nfe=nfe, seed=0))
+            self.synthesize_all(voice, "Warming up the engine.", warm)
         _LOGGER.info("Warm-up took %.2fs", time.monotonic() - started)
 
 

@@ -27,6 +27,13 @@ class NfePolicy:
     safety: float = 0.7
     """Use at most this share of the slack, leaving room for the vocoder, the network and timing noise."""
 
+    def counts(self) -> list[int]:
+        """Every step count `choose` can return, smallest first: what a warm-up of whole-chunk CUDA graphs
+        must record (one graph per count)."""
+        if self.fixed is not None:
+            return [self.fixed]
+        return sorted({self.first, *self.ladder})
+
     def choose(self, chunk_index: int, slack_seconds: float, seconds_per_step: float | None) -> int:
         """Steps for chunk `chunk_index`.
 

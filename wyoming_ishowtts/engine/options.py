@@ -58,8 +58,8 @@ class EngineSettings:
     reach, at warm-up; a layout not compiled then runs uncompiled. Needs a C (GPU) or C++ (CPU) compiler.
     Off by default: on this project's 2-core CPU it cost ~90 s at start-up for a gain within noise."""
     cuda_graphs: bool = False
-    """Replay each sampler step as a CUDA graph recorded at warm-up (step_graphs.py): one launch instead
-    of some 700 per step, and no compiler needed. GPU only. Off by default until a GPU run of
+    """Replay each chunk's whole sampler loop as a CUDA graph recorded at warm-up (chunk_graphs.py): one
+    launch per chunk instead of some 250 per step, and no compiler needed. GPU only. Off by default until a GPU run of
     script/gpu-check shows it faster."""
     length_bucket: int = 0
     """With `cuda_graphs` or `compile`: pad every batch to a multiple of this many frames (masked: the same

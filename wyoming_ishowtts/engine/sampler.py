@@ -1,7 +1,12 @@
 """Conditional flow matching sampler: Euler steps from noise to mel, with classifier-free guidance.
 
 Same grid, guidance and noise as upstream `CFM.sample`, with two differences that change no number:
-the text features are computed once per request, and the caller may stop it between steps.
+the text features are computed once per request, and the caller may stop it between steps (between
+chunks where a CUDA graph replays a chunk's loop whole).
+
+`sample` = `prepare_steps` (everything constant over a chunk's steps, once) + `euler_loop` (the steps).
+`euler_loop` is also exactly what a CUDA graph records (chunk_graphs.py): one graph per chunk layout
+replays the whole loop, so the graph and the eager path run the same code.
 """
 
 from __future__ import annotations
@@ -89,9 +94,9 @@ def guided_step(
 
     x: (B, N, mel) float32 state; chunk: the chunk's constant inputs; modulation: this step's row of
     `DiT.modulation` (6 L + 2, D); dt: the step to the next time, a 0-d float32 tensor on the model's device
-    (tensors, not Python numbers, so that a CUDA graph captured with static buffers replays every step of
-    the grid). Everything the step reads is an argument: no Python state changes between steps, which is
-    what lets a graph capture it.
+    (tensors, not Python numbers: `euler_loop` hands it views of the chunk's (nfe, ...) buffers, which a
+    CUDA graph of the whole loop reads from static memory). Everything the step reads is an argument: no
+    Python state changes between steps, which is what lets a graph capture it.
     """
     flow = model.flow(x, chunk.context, modulation, chunk.mask).float()  # (R, N, mel)
     if chunk.guided:
@@ -101,26 +106,63 @@ def guided_step(
     return torch.addcmul(x, dt, flow)  # x + dt * flow
 
 
+def euler_loop(
+    model: DiT,
+    x: torch.Tensor,
+    chunk: ChunkInputs,
+    modulation: torch.Tensor,
+    dt: torch.Tensor,
+    step: StepFn = guided_step,
+    cancelled: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """Every Euler step of one chunk, from the noise `x` (B, N, mel) to the final state (B, N, mel).
+
+    modulation: (nfe, 6 L + 2, D), one row per step; dt: (nfe,). The number of steps is modulation's first
+    dimension, so a recording of this function on static buffers (chunk_graphs.py) replays the whole chunk.
+    `cancelled` is asked before each step (the eager path only: a replayed graph cannot stop midway).
+    """
+    for i in range(modulation.shape[0]):
+        if cancelled is not None and cancelled():
+            raise SynthesisCancelled("synthesis cancelled")
+        x = step(model, x, chunk, modulation[i], dt[i])  # (B, N, mel)
+    return x
+
+
+class LoopFn(Protocol):
+    """`euler_loop`'s signature, so that a replay of a recorded loop (`ChunkGraphs`) can stand in."""
+
+    def __call__(
+        self,
+        model: DiT,
+        x: torch.Tensor,
+        chunk: ChunkInputs,
+        modulation: torch.Tensor,
+        dt: torch.Tensor,
+        step: StepFn = ...,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class StepInputs:
     """What the Euler steps of one `sample` call read, prepared once per chunk (`prepare_steps`): the step
-    loop alone is then what runs `steps` times (and what a benchmark of a step times)."""
+    loop (`euler_loop`) alone is then what runs `nfe` times (and what a benchmark of a step times)."""
 
     x: torch.Tensor
     """(B, N, mel) float32 noise, padded to N: the ODE state before the first step."""
     chunk: ChunkInputs
     t: torch.Tensor
-    """(steps + 1,) float32 flow times on the device."""
+    """(nfe + 1,) float32 flow times on the device."""
     modulation: torch.Tensor
-    """(steps, 6 L + 2, D) every layer's time modulation at each step's time (`DiT.modulation`)."""
+    """(nfe, 6 L + 2, D) every layer's time modulation at each step's time (`DiT.modulation`)."""
     dt: torch.Tensor
-    """(steps,) float32: t[i + 1] - t[i]."""
+    """(nfe,) float32: t[i + 1] - t[i]."""
     cond: torch.Tensor
     """(B, N, mel) the reference mel padded to N, in the precision it came in."""
     cond_mask: torch.Tensor
 
     @property
-    def steps(self) -> int:
+    def nfe(self) -> int:
         return int(self.t.shape[0]) - 1
 
 
@@ -132,7 +174,7 @@ def prepare_steps(
     text_ids: torch.Tensor,
     durations: torch.Tensor,
     noise: Sequence[torch.Tensor],
-    steps: int,
+    nfe: int,
     cfg_strength: float = 2.0,
     sway: float | None = -1.0,
     use_epss: bool = True,
@@ -151,7 +193,10 @@ def prepare_steps(
     step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
     # Nothing padded, no mask: upstream skips it for one item too, and without one SDPA may pick
     # FlashAttention on a GPU. A batch of unequal lengths hides its padding, and so does a padded length
-    # (always, then, so that a compiled model sees one input layout per length).
+    # (always, then, so that a compiled model or a CUDA graph sees one input layout per length: a chunk
+    # whose every item happens to end on the bucket is 1 in `pad_to` of them, and recording a second,
+    # unmasked layout of every (batch, length, guidance, steps) for it would double the warm-up and the
+    # graphs for that one chunk in `pad_to`; issue 24, item 4).
     padded = pad_to > 1 or (batch > 1 and bool((durations < n).any()))
     valid = (frames[None, :] < durations[:, None]) if padded else None
 
@@ -172,7 +217,7 @@ def prepare_steps(
     x = pad_frames(
         torch.nn.utils.rnn.pad_sequence([z.to(device, torch.float32) for z in noise], batch_first=True), n
     )
-    t = timesteps(steps, sway, torch.float32, use_epss).to(device)
+    t = timesteps(nfe, sway, torch.float32, use_epss).to(device)
     return StepInputs(
         x,
         ChunkInputs(context, mask, float(cfg_strength), guided),
@@ -192,13 +237,14 @@ def sample(
     text_ids: torch.Tensor,
     durations: torch.Tensor,
     noise: Sequence[torch.Tensor],
-    steps: int,
+    nfe: int,
     cfg_strength: float = 2.0,
     sway: float | None = -1.0,
     use_epss: bool = True,
     cancelled: Callable[[], bool] | None = None,
     pad_to: int = 1,
     step: StepFn = guided_step,
+    loop: LoopFn = euler_loop,
 ) -> torch.Tensor:
     """Generate mel frames after a reference.
 
@@ -206,15 +252,12 @@ def sample(
     padding; durations: (B,) total frames (reference + new); noise: per item (duration, mel).
     pad_to > 1 rounds the sequence length up to a multiple of it (masked padding: the same numbers), so
     that a compiled model or a CUDA graph sees a few fixed lengths instead of a new one per chunk.
-    step: runs each Euler step (default `guided_step`; a CUDA-graph replay of it has the same signature).
+    step: runs each Euler step (default `guided_step`); loop: runs all `nfe` of them (default `euler_loop`;
+    a `ChunkGraphs` replays a recorded loop instead, with `step` only for a layout it did not record).
     Returns (B, N, mel) with N >= max(durations), the reference region copied back from `cond`.
     """
     inputs = prepare_steps(
-        model, cond, cond_lens, text_ids, durations, noise, steps, cfg_strength, sway, use_epss, pad_to
+        model, cond, cond_lens, text_ids, durations, noise, nfe, cfg_strength, sway, use_epss, pad_to
     )
-    x = inputs.x
-    for i in range(steps):
-        if cancelled is not None and cancelled():
-            raise SynthesisCancelled("synthesis cancelled")
-        x = step(model, x, inputs.chunk, inputs.modulation[i], inputs.dt[i])
+    x = loop(model, inputs.x, inputs.chunk, inputs.modulation, inputs.dt, step, cancelled)  # (B, N, mel)
     return torch.where(inputs.cond_mask, inputs.cond.float(), x)
