@@ -129,7 +129,9 @@ def slow_save(clip, path):  # a slow disk: half the file is written, then the wr
     real_save(clip, path)
     data = pathlib.Path(path).read_bytes()
     pathlib.Path(path).write_bytes(data[: len(data) // 2])
-    pathlib.Path(sys.argv[1]).write_text(str(path))
+    marker = pathlib.Path(sys.argv[1])  # written whole, then renamed: the test never reads it half-written
+    marker.with_suffix(".part").write_text(str(path))
+    marker.with_suffix(".part").replace(marker)
     time.sleep(120)
 cache.write_clip = slow_save
 from wyoming_ishowtts.server.cli import main
