@@ -35,6 +35,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
+from wyoming_ishowtts.engine.options import PRECISIONS, EngineSettings
 from wyoming_ishowtts.server.app import MIN_ENGINE_STOP
 from wyoming_ishowtts.server.cli import build_parser
 
@@ -422,6 +423,15 @@ def test_app_config_contents(app_config: dict[str, Any]) -> None:
     assert "8099/tcp" not in app_config["ports"] and not app_config.get("host_network", False)
     share = next(m for m in app_config["map"] if isinstance(m, dict) and m.get("type") == "share")
     assert share["read_only"] is False
+
+
+def test_the_apps_precision_choices_are_the_servers(app_config: dict[str, Any]) -> None:
+    """The app's precision list offers exactly what ``--precision`` accepts (a choice added to the server,
+    such as int8, reaches Home Assistant's options form), and its default is the server's."""
+    listed = re.fullmatch(r"list\((.+)\)", app_config["schema"]["precision"])
+    assert listed is not None, app_config["schema"]["precision"]
+    assert tuple(listed.group(1).split("|")) == PRECISIONS
+    assert app_config["options"]["precision"] == EngineSettings().precision
 
 
 def test_app_uses_the_prebuilt_images(app_config: dict[str, Any]) -> None:
